@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import numpy as np
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
     name: str
     op_type: str

@@ -1,1 +1,92 @@
-"""norm kernels."""
+"""BatchNormalization (inference as one fused multiply-add, training as the ONNX reference) and LRN."""
+from __future__ import annotations
+
+import numpy as np
+
+from omrt.kernels.base import OpSpec, register
+from omrt.kernels.conv import compute_itemsize
+from omrt.kernels.epilogue import float16_via_float32
+
+
+def bn_affine(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray,
+              eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with BatchNormalization(x) == a * x + b per channel; the compiler can fold these too."""
+    a = scale / np.sqrt(var + eps)
+    return a, bias - mean * a
+
+
+@register("BatchNormalization")
+@float16_via_float32
+def batch_norm(spec: OpSpec):
+    """Inference: y = a*x + b, with (a, b) precomputed when the statistics are constants.
+
+    training_mode=1 uses batch statistics and also returns the updated running mean and variance;
+    it allocates its temporaries (training is not a runtime path).
+    """
+    eps = float(spec.attr("epsilon", 1e-5))
+    momentum = float(spec.attr("momentum", 0.9))
+    training = bool(spec.attr("training_mode", 0))
+    x_spec = spec.inputs[0]
+    dtype = np.dtype(spec.outputs[0].dtype)
+    bshape = (x_spec.shape[1],) + (1,) * (len(x_spec.shape) - 2)
+    axes = (0,) + tuple(range(2, len(x_spec.shape)))
+    const = None
+    if not training and all(i in spec.consts for i in (1, 2, 3, 4)):
+        a, b = bn_affine(*(spec.consts[i].astype(np.float64) for i in (1, 2, 3, 4)), eps)
+        const = (a.astype(dtype).reshape(bshape), b.astype(dtype).reshape(bshape))
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        scale, bias, mean, var = inputs[1:5]
+        if training:
+            bmean, bvar = x.mean(axis=axes), x.var(axis=axes)
+            if len(outputs) > 1:
+                np.copyto(outputs[1], mean * momentum + bmean * (1 - momentum), casting="unsafe")
+            if len(outputs) > 2:
+                np.copyto(outputs[2], var * momentum + bvar * (1 - momentum), casting="unsafe")
+            mean, var = bmean, bvar
+        if const is not None:
+            a, b = const
+        else:
+            a, b = bn_affine(scale, bias, mean, var, eps)  # per-channel temporaries (C values)
+            a, b = a.astype(dtype, copy=False).reshape(bshape), b.astype(dtype, copy=False).reshape(bshape)
+        np.multiply(x, a, out=y)
+        np.add(y, b, out=y)
+    return run
+
+
+def _lrn_workspace(spec: OpSpec) -> int:
+    shape = spec.inputs[0].shape
+    size = int(spec.attr("size"))
+    rest = int(np.prod(shape[2:], dtype=np.int64))
+    return shape[0] * (shape[1] + size - 1) * rest * compute_itemsize(spec.outputs[0].dtype)
+
+
+@register("LRN", workspace=_lrn_workspace)
+@float16_via_float32
+def lrn(spec: OpSpec):
+    """y = x / (bias + alpha/size * sum of x^2 over `size` neighbouring channels)^beta."""
+    alpha = float(spec.attr("alpha", 1e-4))
+    beta = float(spec.attr("beta", 0.75))
+    bias = float(spec.attr("bias", 1.0))
+    size = int(spec.attr("size"))
+    n, c = spec.inputs[0].shape[:2]
+    rest = tuple(spec.inputs[0].shape[2:])
+    lo = (size - 1) // 2
+    dtype = np.dtype(spec.outputs[0].dtype)
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        sq = scratch[:n * (c + size - 1) * int(np.prod(rest, dtype=np.int64)) * dtype.itemsize]
+        sq = sq.view(dtype).reshape((n, c + size - 1) + rest)
+        sq[:, :lo] = 0
+        sq[:, lo + c:] = 0
+        np.square(x, out=sq[:, lo:lo + c])
+        np.copyto(y, sq[:, 0:c])
+        for k in range(1, size):
+            np.add(y, sq[:, k:k + c], out=y)
+        y *= alpha / size
+        y += bias
+        np.power(y, -beta, out=y)
+        np.multiply(y, x, out=y)
+    return run

@@ -1,1 +1,177 @@
-"""pool kernels."""
+"""Pooling: one strided view per kernel tap, reduced into the output with out= ufuncs.
+
+Padding (explicit, auto_pad, and the ceil_mode overhang) is materialised once per call in planned
+scratch filled with the reduction's identity; averaging multiplies by a reciprocal count map
+computed at build time, so count_include_pad costs nothing at run time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from omrt.kernels.base import OpSpec, check, register
+from omrt.kernels.conv import compute_itemsize, pad_into, same_pads
+from omrt.kernels.epilogue import float16_via_float32
+
+
+@dataclass
+class PoolGeom:
+    n: int
+    c: int
+    in_sp: tuple[int, ...]
+    out_sp: tuple[int, ...]
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    pb: tuple[int, ...]
+    pe: tuple[int, ...]
+    itemsize: int
+
+    @property
+    def ext(self) -> tuple[int, ...]:
+        return tuple(max(i + b + e, (o - 1) * s + (k - 1) * d + 1)
+                     for i, b, e, o, s, k, d in zip(self.in_sp, self.pb, self.pe, self.out_sp,
+                                                    self.strides, self.kernel, self.dilations))
+
+    @property
+    def needs_pad(self) -> bool:
+        return self.ext != self.in_sp
+
+    @property
+    def taps(self) -> list[tuple[int, ...]]:
+        return list(np.ndindex(*self.kernel))
+
+    def tap_slices(self) -> list[tuple[slice, ...]]:
+        """Per tap, the strided slice of the padded input that tap reads for every output."""
+        return [(slice(None), slice(None)) + tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                                                   for t, d, o, s in zip(tap, self.dilations, self.out_sp,
+                                                                         self.strides))
+                for tap in self.taps]
+
+    def axis_counts(self, with_pads: bool) -> list[np.ndarray]:
+        """Per axis and tap, whether output o's tap k falls in the counted region."""
+        res = []
+        for ax, (i, b, e, o, s, k, d) in enumerate(zip(self.in_sp, self.pb, self.pe, self.out_sp,
+                                                        self.strides, self.kernel, self.dilations)):
+            pos = (np.arange(o)[:, None] * s + np.arange(k)[None, :] * d)  # index into padded axis
+            lo, hi = (0, i + b + e) if with_pads else (b, b + i)
+            res.append((pos >= lo) & (pos < hi))
+        return res
+
+
+def pool_geom(spec: OpSpec) -> PoolGeom:
+    x, y = spec.inputs[0], spec.outputs[0]
+    nd = len(x.shape) - 2
+    kernel = tuple(spec.attr("kernel_shape"))
+    strides = tuple(spec.attr("strides") or [1] * nd)
+    dil = tuple(spec.attr("dilations") or [1] * nd)
+    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    pb, pe = same_pads(x.shape[2:], k_eff, strides, spec.attr("auto_pad", "NOTSET"), spec.attr("pads"))
+    return PoolGeom(x.shape[0], x.shape[1], tuple(x.shape[2:]), tuple(y.shape[2:]), kernel, strides, dil,
+                    tuple(pb), tuple(pe), compute_itemsize(y.dtype))
+
+
+def _pool_workspace(spec: OpSpec) -> int:
+    g = pool_geom(spec)
+    return g.n * g.c * int(np.prod(g.ext)) * g.itemsize if g.needs_pad else 0
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def _padded(g: PoolGeom, x: np.ndarray, scratch: np.ndarray | None, fill: Any) -> np.ndarray:
+    if not g.needs_pad:
+        return x
+    buf = scratch[:g.n * g.c * int(np.prod(g.ext)) * x.dtype.itemsize].view(x.dtype)
+    buf = buf.reshape((g.n, g.c) + g.ext)
+    pad_into(x, buf, g.pb, fill)
+    return buf
+
+
+@register("MaxPool", workspace=_pool_workspace)
+@float16_via_float32
+def max_pool(spec: OpSpec):
+    """Max over taps; with the Indices output, flat input indices (row- or column-major)."""
+    g = pool_geom(spec)
+    dtype = np.dtype(spec.outputs[0].dtype)
+    fill = _lowest(dtype)
+    slices = g.tap_slices()
+    want_idx = len(spec.outputs) > 1
+    if want_idx:
+        order = "F" if int(spec.attr("storage_order", 0)) else "C"
+        # spatial flat index each tap reads, per output position (padding positions are never picked)
+        grids = [np.arange(o)[:, None] * s + np.arange(k)[None, :] * d - b
+                 for o, s, k, d, b in zip(g.out_sp, g.strides, g.kernel, g.dilations, g.pb)]
+        tap_idx = []
+        for tap in g.taps:
+            coords = np.meshgrid(*[np.clip(gr[:, t], 0, n - 1) for gr, t, n in zip(grids, tap, g.in_sp)],
+                                 indexing="ij")
+            tap_idx.append(np.ravel_multi_index(coords, g.in_sp, order=order).astype(np.int64))
+        plane = int(np.prod(g.in_sp))
+        chan_off = (np.arange(g.n * g.c, dtype=np.int64) * plane).reshape((g.n, g.c) + (1,) * len(g.in_sp))
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        xp = _padded(g, x, scratch, fill)
+        np.copyto(y, xp[slices[0]])
+        if not want_idx:
+            for sl in slices[1:]:
+                np.maximum(y, xp[sl], out=y)
+            return
+        idx = outputs[1]
+        np.copyto(idx, tap_idx[0])
+        for sl, ti in zip(slices[1:], tap_idx[1:]):
+            better = xp[sl] > y  # boolean temporary, only on the Indices path
+            np.copyto(y, xp[sl], where=better)
+            np.copyto(idx, ti, where=better)
+        np.add(idx, chan_off, out=idx)
+    return run
+
+
+@register("AveragePool", workspace=_pool_workspace)
+@float16_via_float32
+def average_pool(spec: OpSpec):
+    g = pool_geom(spec)
+    dtype = np.dtype(spec.outputs[0].dtype)
+    slices = g.tap_slices()
+    include = bool(spec.attr("count_include_pad", 0))
+    counts = g.axis_counts(with_pads=include)
+    total = np.ones(g.out_sp)
+    for ax, cnt in enumerate(counts):
+        shape = [1] * len(g.out_sp)
+        shape[ax] = -1
+        total = total * cnt.sum(axis=1).reshape(shape)
+    inv = (1.0 / np.maximum(total, 1)).astype(dtype)
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        xp = _padded(g, x, scratch, 0)
+        np.copyto(y, xp[slices[0]])
+        for sl in slices[1:]:
+            np.add(y, xp[sl], out=y)
+        np.multiply(y, inv, out=y)
+    return run
+
+
+@register("GlobalAveragePool")
+@float16_via_float32
+def global_average_pool(spec: OpSpec):
+    axes = tuple(range(2, len(spec.inputs[0].shape)))
+
+    def run(inputs, outputs, scratch):
+        np.mean(inputs[0], axis=axes, keepdims=True, out=outputs[0])
+    return run
+
+
+@register("GlobalMaxPool")
+@float16_via_float32
+def global_max_pool(spec: OpSpec):
+    axes = tuple(range(2, len(spec.inputs[0].shape)))
+    check(len(axes) > 0, f"GlobalMaxPool {spec.name}: needs spatial axes")
+
+    def run(inputs, outputs, scratch):
+        np.max(inputs[0], axis=axes, keepdims=True, out=outputs[0])
+    return run

@@ -1,0 +1,84 @@
+"""Time omrt's Conv kernel against onnxruntime (2 threads) on single-Conv models; prints omrt/ort.
+
+Usage: python benchmarks/bench_conv_kernel.py [--winograd]   (batch 1, median of 20 after warm-up)
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from omrt.kernels import OpSpec, TensorSpec, build_kernel, prepack, workspace_bytes
+
+CASES = {
+    "a 64->64 3x3 56": (64, 64, 3, 1, 1, 56),
+    "b 256->256 3x3 56": (256, 256, 3, 1, 1, 56),
+    "c 256->64 1x1 56": (256, 64, 1, 1, 0, 56),
+    "d 3->64 7x7 s2 224": (3, 64, 7, 2, 3, 224),
+}
+
+
+def median_ms(fn, reps: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, winograd: bool) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, cin, hw, hw), dtype=np.float32)
+    w = rng.standard_normal((cout, cin, k, k), dtype=np.float32) * 0.05
+    b = rng.standard_normal(cout, dtype=np.float32)
+    attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [p] * 4}
+    ho = (hw + 2 * p - k) // s + 1
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, cout, ho, ho))],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    t_ort = median_ms(lambda: sess.run(None, {"x": x}))
+
+    spec = OpSpec("Conv", attrs, [TensorSpec(x.shape, np.dtype(np.float32)), TensorSpec(w.shape, w.dtype),
+                                  TensorSpec(b.shape, b.dtype)],
+                  [TensorSpec((1, cout, ho, ho), np.dtype(np.float32))], {1: w, 2: b})
+    if winograd:
+        packed = prepack(spec)
+        if packed is not None:
+            spec.attrs.update(packed[0])
+            spec.consts.update(packed[1])
+            spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    kernel = build_kernel(spec)
+    y = np.empty((1, cout, ho, ho), np.float32)
+    scratch = np.empty(workspace_bytes(spec), np.uint8)
+    inputs = [x, spec.consts[1], b]
+    t_omrt = median_ms(lambda: kernel(inputs, [y], scratch))
+    ref = sess.run(None, {"x": x})[0]
+    err = float(np.abs(y - ref).max() / (np.abs(ref).max() + 1e-12))
+    tag = " winograd" if spec.attrs.get("_winograd") else ""
+    print(f"{tag:9s} rel.err {err:.1e}", end="  ")
+    return t_omrt, t_ort
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--winograd", action="store_true", help="let prepack choose Winograd where eligible")
+    args = ap.parse_args()
+    for name, cfg in CASES.items():
+        t_omrt, t_ort = bench(*cfg, winograd=args.winograd)
+        print(f"{name:20s} omrt {t_omrt:7.2f} ms  ort {t_ort:7.2f} ms  omrt/ort {t_omrt / t_ort:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Conv and ConvTranspose: ONNX node cases, onnxruntime on random configs, fused epilogues, views."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from omrt.kernels import OpSpec, TensorSpec, build_kernel, prepack, run_op, workspace_bytes
+from omrt.kernels.epilogue import apply_activation
+from tests.kernels.node_cases import cases_for, run_case
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def ort_run(op: str, inputs: list[np.ndarray], attrs: dict[str, Any], n_out: int = 1) -> list[np.ndarray]:
+    """Run one ONNX node in onnxruntime (the oracle); output shapes come from its shape inference."""
+    names = [f"i{k}" for k in range(len(inputs))]
+    outs = [f"o{k}" for k in range(n_out)]
+    elem = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
+            np.dtype(np.float64): TensorProto.DOUBLE}
+    node = helper.make_node(op, names, outs, **attrs)
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(n, elem[a.dtype], a.shape) for n, a in zip(names, inputs)],
+        [helper.make_tensor_value_info(o, elem[inputs[0].dtype] if k == 0 else TensorProto.INT64, None)
+         for k, o in enumerate(outs)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, dict(zip(names, inputs)))
+
+
+def make_spec(op: str, inputs: list[np.ndarray], outputs: list[np.ndarray], attrs: dict[str, Any],
+              consts: dict[int, np.ndarray] | None = None) -> OpSpec:
+    return OpSpec(op, dict(attrs), [TensorSpec(a.shape, a.dtype) for a in inputs],
+                  [TensorSpec(o.shape, o.dtype) for o in outputs], dict(consts or {}))
+
+
+def run_in_view(spec: OpSpec, inputs: list[np.ndarray]) -> np.ndarray:
+    """Run a kernel into a view in the middle of a bigger buffer; check the rest is untouched."""
+    o = spec.outputs[0]
+    size = int(np.prod(o.shape))
+    buf = np.full(size + 64, 7, dtype=o.dtype)
+    out = buf[32:32 + size].reshape(o.shape)
+    nbytes = workspace_bytes(spec)
+    scratch = np.full(nbytes + 64, 0xAB, dtype=np.uint8)
+    kernel = build_kernel(spec)
+    kernel(inputs, [out], scratch[:nbytes] if nbytes else None)
+    first = out.copy()
+    kernel(inputs, [out], scratch[:nbytes] if nbytes else None)
+    np.testing.assert_array_equal(out, first)
+    assert (buf[:32] == 7).all() and (buf[32 + size:] == 7).all()
+    assert (scratch[nbytes:] == 0xAB).all()
+    return first
+
+
+@pytest.mark.parametrize("name,case", list(cases_for("Conv", "ConvTranspose")))
+def test_node_cases(name: str, case: Any) -> None:
+    run_case(case)
+
+
+def _rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+CONV_CONFIGS = [
+    # (N, C, M, spatial, kernel, attrs)
+    (1, 8, 16, (12, 12), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (2, 6, 9, (11, 10), (3, 3), {"strides": [2, 2], "pads": [0, 1, 2, 1]}),
+    (1, 8, 8, (13, 13), (3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),
+    (2, 8, 16, (9, 9), (3, 3), {"group": 8, "strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    (1, 8, 12, (10, 11), (3, 3), {"group": 4, "dilations": [2, 1], "pads": [2, 1, 2, 1]}),
+    (1, 5, 7, (9, 9), (2, 3), {"auto_pad": "SAME_LOWER", "strides": [2, 1]}),
+    (1, 5, 7, (9, 9), (3, 3), {"auto_pad": "VALID", "dilations": [2, 2]}),
+    (3, 16, 8, (7, 7), (1, 1), {}),
+    (1, 16, 8, (7, 7), (1, 1), {"strides": [2, 2]}),
+    (1, 3, 8, (20,), (5,), {"pads": [2, 1], "strides": [3]}),
+    (1, 4, 6, (5, 6, 7), (3, 2, 3), {"pads": [1, 0, 1, 1, 1, 0]}),
+    (2, 6, 6, (8, 8), (5, 5), {"group": 6, "pads": [2, 2, 2, 2], "dilations": [1, 2]}),
+]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("cfg", CONV_CONFIGS)
+def test_conv_matches_onnxruntime(cfg, bias: bool) -> None:
+    n, c, m, sp, k, attrs = cfg
+    rng = np.random.default_rng(len(sp) * 7 + c)
+    g = attrs.get("group", 1)
+    ins = [_rand(rng, n, c, *sp), _rand(rng, m, c // g, *k)] + ([_rand(rng, m)] if bias else [])
+    attrs = {"kernel_shape": list(k), **attrs}
+    want = ort_run("Conv", ins, attrs)[0]
+    got = run_in_view(make_spec("Conv", ins, [want], attrs), ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    consts = {1: ins[1]} | ({2: ins[2]} if bias else {})
+    got = run_op(make_spec("Conv", ins, [want], attrs, consts), ins)[0]
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+EPILOGUES = [("Relu", []), ("Clip", [0.0, 6.0]), ("LeakyRelu", [0.1]), ("Sigmoid", []), ("HardSwish", []),
+             ("HardSigmoid", [0.3, 0.4]), ("Tanh", []), ("Elu", [0.7]), ("Selu", [1.5, 1.1]),
+             ("Softplus", []), ("Gelu", []), (None, [])]
+
+
+@pytest.mark.parametrize("act,params", EPILOGUES)
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("cfg", [CONV_CONFIGS[0], CONV_CONFIGS[2], CONV_CONFIGS[7]])
+def test_conv_fused_epilogue(cfg, act, params, residual: bool) -> None:
+    n, c, m, sp, k, attrs = cfg
+    rng = np.random.default_rng(3)
+    g = attrs.get("group", 1)
+    ins = [_rand(rng, n, c, *sp), _rand(rng, m, c // g, *k), _rand(rng, m)]
+    attrs = {"kernel_shape": list(k), **attrs}
+    plain = run_op(make_spec("Conv", ins, [np.empty(0)], attrs) if False else
+                   make_spec("Conv", ins, [ort_run("Conv", ins, attrs)[0]], attrs), ins)[0]
+    res = _rand(rng, *plain.shape)
+    want = plain + res if residual else plain.copy()
+    apply_activation(want, act, params)
+    fused = dict(attrs, _activation=act, _activation_params=params, _residual=int(residual))
+    fins = ins + ([res] if residual else [])
+    got = run_in_view(make_spec("Conv", fins, [want], fused, {1: ins[1], 2: ins[2]}), fins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_conv_residual_without_bias() -> None:
+    rng = np.random.default_rng(5)
+    ins = [_rand(rng, 1, 4, 6, 6), _rand(rng, 5, 4, 3, 3)]
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    want = ort_run("Conv", ins, attrs)[0]
+    res = _rand(rng, *want.shape)
+    got = run_in_view(make_spec("Conv", ins + [res], [want], dict(attrs, _residual=1)), ins + [res])
+    np.testing.assert_allclose(got, want + res, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("hw,pads", [((12, 12), [1, 1, 1, 1]), ((9, 11), [1, 1, 1, 1]), ((10, 10), [0, 2, 1, 0])])
+def test_conv_winograd_prepack(hw, pads) -> None:
+    rng = np.random.default_rng(11)
+    ins = [_rand(rng, 2, 16, *hw), _rand(rng, 24, 16, 3, 3), _rand(rng, 24)]
+    attrs = {"kernel_shape": [3, 3], "pads": pads}
+    want = ort_run("Conv", ins, attrs)[0]
+    spec = make_spec("Conv", ins, [want], attrs, {1: ins[1], 2: ins[2]})
+    packed = prepack(spec)
+    assert packed is not None and packed[0] == {"_winograd": 1}
+    spec.attrs.update(packed[0])
+    spec.consts.update(packed[1])
+    spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    got = run_in_view(spec, [ins[0], packed[1][1], ins[2]])
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    runtime_w = make_spec("Conv", [ins[0], packed[1][1], ins[2]], [want], spec.attrs)
+    got = run_op(runtime_w, [ins[0], packed[1][1], ins[2]])[0]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_conv_float16_and_double() -> None:
+    rng = np.random.default_rng(2)
+    x, w = _rand(rng, 1, 4, 8, 8), _rand(rng, 6, 4, 3, 3)
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    want = ort_run("Conv", [x, w], attrs)[0]
+    for dt, tol in ((np.float16, 2e-2), (np.float64, 1e-5)):
+        ins = [x.astype(dt), w.astype(dt)]
+        got = run_in_view(make_spec("Conv", ins, [want.astype(dt)], attrs), ins)
+        assert got.dtype == dt
+        np.testing.assert_allclose(got.astype(np.float32), want, rtol=tol, atol=tol)
+
+
+CONVT_CONFIGS = [
+    (1, 4, 6, (5, 5), (3, 3), {}),
+    (2, 4, 6, (5, 4), (3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 1], "output_padding": [1, 1]}),
+    (1, 4, 6, (5, 5), (3, 3), {"strides": [2, 2], "dilations": [2, 1], "group": 2}),
+    (1, 4, 4, (6, 6), (4, 4), {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    (1, 4, 4, (6, 6), (3, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+    (1, 3, 5, (7,), (4,), {"strides": [3], "pads": [1, 2]}),
+    (1, 3, 3, (4, 4), (3, 3), {"strides": [2, 2], "output_shape": [10, 9]}),
+]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("cfg", CONVT_CONFIGS)
+def test_conv_transpose_matches_onnxruntime(cfg, bias: bool) -> None:
+    n, c, m, sp, k, attrs = cfg
+    rng = np.random.default_rng(c + len(attrs))
+    g = attrs.get("group", 1)
+    ins = [_rand(rng, n, c, *sp), _rand(rng, c, m // g, *k)] + ([_rand(rng, m)] if bias else [])
+    attrs = {"kernel_shape": list(k), **attrs}
+    want = ort_run("ConvTranspose", ins, attrs)[0]
+    got = run_in_view(make_spec("ConvTranspose", ins, [want], attrs), ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    res = _rand(rng, *want.shape)
+    fused = dict(attrs, _activation="Relu", _residual=1)
+    got = run_in_view(make_spec("ConvTranspose", ins + [res], [want], fused, {1: ins[1]}), ins + [res])
+    np.testing.assert_allclose(got, np.maximum(want + res, 0), rtol=RTOL, atol=ATOL)
