@@ -121,14 +121,13 @@ def current() -> Context:
 # --- default contexts, driven by device.set_device / reset_device ----------------------------
 
 def open_default(device: int) -> Context:
-    """The default context of `device` (made if missing), and make it the thread's device."""
+    """The default context of `device` (made if missing), made current for the calling thread."""
     with _lock:
         ctx = _defaults.get(device)
         if ctx is None:
             ctx = _defaults[device] = Context(device, is_default=True)
     _tls.device = device
-    if getattr(_tls, "context", None) is not None and _tls.context.device != device:
-        _tls.context = None
+    _tls.context = None
     return ctx
 
 

@@ -1,0 +1,87 @@
+"""omrt vs onnxruntime on the light models with random weights, same process, alternating runs.
+
+    python benchmarks/bench_models.py [--models resnet50,squeezenet] [--batches 1,8] [--repeats 20]
+
+Prints the median latency of each runtime and the ratio omrt/onnxruntime (< 1 means omrt is
+faster), plus ResNet-50's effective GFLOP/s against numpy's own large-GEMM GFLOP/s.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from common import THREADS, alternate, ort_session
+
+from omrt.compiler import compile_onnx
+from omrt.om import write_om
+from omrt.session import InferenceSession
+from tests.support.light_models import LIGHT_MODELS, random_input, randomized
+
+SPEED_MODELS = ["resnet50", "densenet121", "inception_v1", "vgg19", "squeezenet", "shufflenet"]
+
+
+def model_flops(model) -> float:
+    """Multiply-adds x 2 of the Conv/Gemm/MatMul ops in the compiled plan."""
+    total = 0.0
+    for op in model.graphs[0].ops:
+        if op.op_type in ("Conv", "ConvTranspose"):
+            out = op.outputs[0].desc.shape
+            w = op.inputs[1].desc.shape
+            if op.attrs.get("_winograd"):
+                cin = op.inputs[0].desc.shape[1]
+                total += 2.0 * np.prod(out) * cin * 9 / op.attrs.get("group", 1)
+                continue
+            total += 2.0 * np.prod(out) * np.prod(w[1:])
+        elif op.op_type in ("Gemm", "MatMul"):
+            a = op.inputs[0].desc.shape
+            total += 2.0 * np.prod(op.outputs[0].desc.shape) * a[-1]
+    return total
+
+
+def numpy_gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = a.copy()
+    c = np.empty_like(a)
+    np.matmul(a, b, out=c)
+    best = min(_timed(lambda: np.matmul(a, b, out=c)) for _ in range(repeats))
+    return 2.0 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default=",".join(SPEED_MODELS))
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    names = [m for m in args.models.split(",") if m in LIGHT_MODELS]
+    print(f"threads: {THREADS} (omrt via BLAS, onnxruntime intra_op_num_threads)")
+    print(f"{'model':<14}{'batch':>6}{'omrt ms':>10}{'ort ms':>10}{'ratio':>8}{'max|diff|':>11}")
+    for name in names:
+        for batch in (int(b) for b in args.batches.split(",")):
+            onnx_model = randomized(name, batch=batch, expose_logits=False)
+            compiled = compile_onnx(onnx_model)
+            session = InferenceSession(write_om(compiled))
+            ort = ort_session(onnx_model.SerializeToString())
+            feeds = random_input(onnx_model)
+            diff = float(np.max(np.abs(session.run(None, feeds)[0] - ort.run(None, feeds)[0])))
+            times = alternate({"omrt": lambda: session.run(None, feeds), "ort": lambda: ort.run(None, feeds)},
+                              repeats=args.repeats)
+            o, r = np.median(times["omrt"]), np.median(times["ort"])
+            print(f"{name:<14}{batch:>6}{o:>10.2f}{r:>10.2f}{o / r:>8.3f}{diff:>11.2e}", flush=True)
+            if name == "resnet50" and batch == 1:
+                flops = model_flops(compiled)
+                print(f"  resnet50 effective: omrt {flops / o / 1e6:.1f} GFLOP/s, onnxruntime {flops / r / 1e6:.1f} GFLOP/s"
+                      f" ({flops / 1e9:.2f} GFLOP per image)")
+    print(f"numpy large GEMM (2048^3, float32): {numpy_gemm_gflops():.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Shared benchmark plumbing: a pinned-thread onnxruntime session and alternating timed runs."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+THREADS = int(os.environ.get("OMRT_BENCH_THREADS", "2"))
+
+
+def ort_session(model_bytes: bytes):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = THREADS
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def alternate(runs: dict[str, Callable[[], object]], repeats: int = 20, warmup: int = 3) -> dict[str, np.ndarray]:
+    """Time each callable `repeats` times, interleaved so drift hits all of them alike (ms)."""
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for key, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            samples[key].append((time.perf_counter() - start) * 1e3)
+    return {k: np.asarray(v) for k, v in samples.items()}

@@ -1,0 +1,44 @@
+"""BatchNormalization and LRN: ONNX node cases, constant-folded statistics, views."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.kernels.node_cases import cases_for, run_case
+from tests.kernels.test_conv import ATOL, RTOL, make_spec, ort_run, run_in_view
+
+
+@pytest.mark.parametrize("name,case", list(cases_for("BatchNormalization", "LRN")))
+def test_node_cases(name: str, case: Any) -> None:
+    run_case(case)
+
+
+@pytest.mark.parametrize("const", [False, True])
+@pytest.mark.parametrize("shape", [(2, 4, 5, 6), (3, 4), (1, 4, 7)])
+def test_batchnorm_inference(shape, const: bool) -> None:
+    rng = np.random.default_rng(0)
+    c = shape[1]
+    ins = [rng.standard_normal(shape).astype(np.float32)] + [rng.standard_normal(c).astype(np.float32)
+                                                             for _ in range(3)]
+    ins.append(rng.random(c).astype(np.float32) + 0.5)
+    attrs = {"epsilon": 1e-3}
+    want = ort_run("BatchNormalization", ins, attrs)[0]
+    consts = {i: ins[i] for i in range(1, 5)} if const else {}
+    got = run_in_view(make_spec("BatchNormalization", ins, [want], attrs, consts), ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_lrn(size: int) -> None:
+    x = np.random.default_rng(1).standard_normal((2, 7, 4, 3)).astype(np.float32)
+    attrs = {"size": size, "alpha": 0.01, "beta": 0.6, "bias": 1.5}
+    if size % 2:
+        want = ort_run("LRN", [x], attrs)[0]
+    else:  # onnxruntime only takes odd sizes (and onnx.reference loops over the batch axis): the spec
+        lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+        sq = np.stack([(x[:, max(0, c - lo):c + hi + 1] ** 2).sum(axis=1) for c in range(x.shape[1])], axis=1)
+        want = x / (1.5 + 0.01 / size * sq) ** 0.6
+    got = run_in_view(make_spec("LRN", [x], [want], attrs), [x])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)

@@ -1,0 +1,71 @@
+"""Pooling: ONNX node cases and onnxruntime on padding/ceil/dilation/Indices combinations."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from omrt.kernels import run_op
+from tests.kernels.node_cases import cases_for, run_case
+from tests.kernels.test_conv import ATOL, RTOL, make_spec, ort_run, run_in_view
+
+OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+
+
+@pytest.mark.parametrize("name,case", list(cases_for(*OPS)))
+def test_node_cases(name: str, case: Any) -> None:
+    run_case(case)
+
+
+POOL_ATTRS = [
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1},
+    {"kernel_shape": [2, 3], "strides": [2, 1], "pads": [1, 0, 0, 2], "ceil_mode": 1},
+    {"kernel_shape": [3, 3], "dilations": [2, 2], "pads": [2, 1, 2, 1]},
+    {"kernel_shape": [3, 2], "strides": [2, 2], "auto_pad": "SAME_UPPER"},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"},
+    {"kernel_shape": [2, 2], "auto_pad": "VALID", "strides": [2, 2]},
+]
+
+
+@pytest.mark.parametrize("attrs", POOL_ATTRS)
+def test_maxpool_with_indices(attrs) -> None:
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 10)).astype(np.float32)
+    for order in (0, 1):
+        a = dict(attrs, storage_order=order)
+        want, want_idx = ort_run("MaxPool", [x], a, n_out=2)
+        spec = make_spec("MaxPool", [x], [want, want_idx], a)
+        got, idx = run_op(spec, [x])
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(idx, want_idx)
+    got = run_in_view(make_spec("MaxPool", [x], [want], attrs), [x])
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("include", [0, 1])
+@pytest.mark.parametrize("attrs", POOL_ATTRS)
+def test_average_pool(attrs, include: int) -> None:
+    if "dilations" in attrs and include:
+        pytest.skip("onnxruntime rejects count_include_pad with dilations")
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 10)).astype(np.float32)
+    a = dict(attrs, count_include_pad=include)
+    want = ort_run("AveragePool", [x], a)[0]
+    got = run_in_view(make_spec("AveragePool", [x], [want], a), [x])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pools_into_views(op: str) -> None:
+    x = np.random.default_rng(2).standard_normal((2, 5, 7, 6)).astype(np.float32)
+    want = ort_run(op, [x], {})[0]
+    np.testing.assert_allclose(run_in_view(make_spec(op, [x], [want], {}), [x]), want, rtol=RTOL, atol=ATOL)
+
+
+def test_float16_pool() -> None:
+    x = np.random.default_rng(3).standard_normal((1, 2, 6, 6)).astype(np.float16)
+    attrs = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    got = run_in_view(make_spec("AveragePool", [x], [np.empty((1, 2, 3, 3), np.float16)], attrs), [x])
+    want = x.astype(np.float32).reshape(1, 2, 3, 2, 3, 2).mean(axis=(3, 5))
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=1e-2, atol=1e-2)
