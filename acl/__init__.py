@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os as _os
 
-from acl._facade import RET as _RET, acl_api as _api
+from acl._facade import RET as _RET, Escape as _Escape, acl_api as _api
 from omrt import constants as _C
 from omrt.runtime import buffers as _buffers, state as _state
 
@@ -90,8 +90,7 @@ def data_type_size(dtype: int) -> int:
 @_api("create_tensor_desc", "iOi", fail=0)
 def create_tensor_desc(dtype: int, dims: object, fmt: int) -> int:
     if not isinstance(dims, (list, tuple)) or not all(isinstance(d, int) for d in dims):
-        from acl._facade import Escape
-        raise Escape(TypeError("acl.create_tensor_desc args parse failed"))
+        raise _Escape(TypeError("acl.create_tensor_desc args parse failed"))
     return _buffers.create_tensor_desc(dtype, list(dims), fmt)
 
 

@@ -45,11 +45,6 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, winograd: bool) 
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, cout, ho, ho))],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    t_ort = median_ms(lambda: sess.run(None, {"x": x}))
-
     spec = OpSpec("Conv", attrs, [TensorSpec(x.shape, np.dtype(np.float32)), TensorSpec(w.shape, w.dtype),
                                   TensorSpec(b.shape, b.dtype)],
                   [TensorSpec((1, cout, ho, ho), np.dtype(np.float32))], {1: w, 2: b})
@@ -64,7 +59,13 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, winograd: bool) 
     scratch = np.empty(workspace_bytes(spec), np.uint8)
     inputs = [x, spec.consts[1], b]
     t_omrt = median_ms(lambda: kernel(inputs, [y], scratch))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    # timed after omrt and closed before the next case: idle onnxruntime threads spin
+    t_ort = median_ms(lambda: sess.run(None, {"x": x}))
     ref = sess.run(None, {"x": x})[0]
+    del sess
     err = float(np.abs(y - ref).max() / (np.abs(ref).max() + 1e-12))
     tag = " winograd" if spec.attrs.get("_winograd") else ""
     print(f"{tag:9s} rel.err {err:.1e}", end="  ")

@@ -35,6 +35,3 @@ def validate_gears(options: CompileOptions) -> list[int]:
 def shapes_for_gear(input_shape: dict[str, list[int]], gear: int) -> dict[str, list[int]]:
     return {name: [gear if (k == 0 and int(d) == -1) else int(d) for k, d in enumerate(dims)]
             for name, dims in input_shape.items()}
-
-
-MBATCH_INPUT = ACL_DYNAMIC_TENSOR_NAME

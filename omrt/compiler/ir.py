@@ -57,7 +57,7 @@ class Graph:
         return name
 
     def set_constant(self, name: str, value: np.ndarray) -> None:
-        value = np.ascontiguousarray(value)
+        value = np.require(value, requirements="C")
         self.constants[name] = value
         self.tensors[name] = TensorInfo(tuple(int(d) for d in value.shape), value.dtype)
 

@@ -152,7 +152,7 @@ def to_ir(proto: onnx.ModelProto, input_shape: dict[str, list[int]]) -> Graph:
     """The graph as IR, with initializers (also those listed as IR-3 inputs) as constants."""
     g = proto.graph
     opset = default_opset(proto)
-    constants = {t.name: np.ascontiguousarray(numpy_helper.to_array(t)) for t in g.initializer}
+    constants = {t.name: np.require(numpy_helper.to_array(t), requirements="C") for t in g.initializer}
     real_inputs = [i for i in g.input if i.name not in constants]
     tensors: dict[str, TensorInfo] = {}
     for name, value in constants.items():
@@ -190,7 +190,7 @@ def _constant_node_value(n: onnx.NodeProto, attrs: dict[str, Any]) -> np.ndarray
     for key, cast in (("value", None), ("value_float", np.float32), ("value_int", np.int64),
                       ("value_floats", np.float32), ("value_ints", np.int64)):
         if key in attrs:
-            return np.ascontiguousarray(attrs[key] if cast is None else np.array(attrs[key], dtype=cast))
+            return np.require(attrs[key] if cast is None else np.array(attrs[key], dtype=cast), requirements="C")
     raise UnsupportedOpError(ACL_ERROR_OP_NOT_FOUND,
                              f"unsupported operators: Constant (node {n.name or n.output[0]}) "
                              f"with attribute {', '.join(attrs) or '(none)'}")

@@ -23,6 +23,14 @@ def _value_info(name: str, info: TensorInfo) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, elem, None if info.shape is None else list(info.shape))
 
 
+def _attr(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return numpy_helper.from_array(value)
+    if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+        return [numpy_helper.from_array(v) for v in value]
+    return value
+
+
 def export(graph: Graph, opset_imports: list[onnx.OperatorSetIdProto]) -> onnx.ModelProto:
     """The IR as a ModelProto fit for shape inference (omrt's private attrs left out)."""
     initializers, const_inputs = [], []
@@ -33,7 +41,8 @@ def export(graph: Graph, opset_imports: list[onnx.OperatorSetIdProto]) -> onnx.M
             const_inputs.append(_value_info(name, graph.tensors[name]))
     nodes = []
     for n in graph.nodes:
-        attrs = {k: v for k, v in n.attrs.items() if not k.startswith("_") and not (isinstance(v, list) and not v)}
+        attrs = {k: _attr(v) for k, v in n.attrs.items()
+                 if not k.startswith("_") and not (isinstance(v, list) and not v)}
         nodes.append(helper.make_node(n.op_type, n.inputs, n.outputs, name=n.name, **attrs))
     inputs = [_value_info(i, graph.tensors[i]) for i in graph.inputs] + const_inputs
     outputs = [_value_info(o, graph.tensors[o]) if o in graph.tensors else onnx.ValueInfoProto(name=o)
@@ -48,7 +57,9 @@ def infer(graph: Graph, opset_imports: list[onnx.OperatorSetIdProto]) -> None:
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as e:  # InferenceError, ValidationError: both mean the model is inconsistent
-        raise OmrtError(ACL_ERROR_GE_SHAPE_INVALID, f"shape inference failed: {e}") from None
+        lines = str(e).strip().splitlines()
+        shown = "\n".join(lines[:5]) + (f"\n... ({len(lines) - 5} more)" if len(lines) > 5 else "")
+        raise OmrtError(ACL_ERROR_GE_SHAPE_INVALID, f"shape inference failed: {shown}") from None
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         info = type_info(vi.type)
         old = graph.tensors.get(vi.name)
@@ -79,7 +90,3 @@ def all_static(graph: Graph) -> bool:
     return all(
         graph.tensors.get(name) is not None and graph.tensors[name].static
         for n in graph.nodes for name in n.inputs + n.outputs if name)
-
-
-def as_dtype(value: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    return value if value.dtype == dtype else value.astype(dtype)

@@ -34,7 +34,7 @@ class WeightBlob:
         if value.dtype.kind in "OUSV":
             raise OmrtError(ACL_ERROR_UNSUPPORTED_DATA_TYPE, f"constants of dtype {value.dtype} are not supported")
         little = value.dtype.newbyteorder("<")
-        data = np.ascontiguousarray(value, dtype=little).tobytes()
+        data = np.require(value, dtype=little, requirements="C").tobytes()
         return little.str, data
 
     def add(self, value: np.ndarray) -> int:

@@ -7,6 +7,9 @@ import numpy as np
 
 _ALIGN = 64
 
+cache_miss = object()
+"""Initial key of a kernel's carved-scratch cache: never the scratch a kernel is handed."""
+
 
 def _aligned(nbytes: int) -> int:
     return (nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
@@ -24,6 +27,9 @@ def carve(scratch: np.ndarray, layout: Sequence[tuple[tuple[int, ...], np.dtype]
     for shape, dt in layout:
         dt = np.dtype(dt)
         n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        if n == 0:
+            views.append(np.empty(shape, dt))
+            continue
         views.append(scratch[off:off + n].view(dt).reshape(shape))
         off += _aligned(n)
     return views

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from omrt.kernels.base import Kernel, OpSpec, check, register
-from omrt.kernels.broadcast import carve, layout_bytes
+from omrt.kernels.broadcast import cache_miss, carve, layout_bytes
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -314,7 +314,7 @@ def _composite(f: Callable, ntmp: int) -> tuple[Callable[[OpSpec], Kernel], Call
     def factory(spec: OpSpec) -> Kernel:
         lay = layout(spec)
         f16 = spec.outputs[0].dtype == _F16
-        cache: list = [None, None]
+        cache: list = [cache_miss, None]
 
         def views(s):
             if cache[0] is not s:

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from omrt.kernels.base import Kernel, OpSpec, register
-from omrt.kernels.broadcast import carve, layout_bytes, normalize_axes
+from omrt.kernels.broadcast import cache_miss, carve, layout_bytes, normalize_axes
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
@@ -19,7 +19,7 @@ _NEEDS_TMP = {"ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp"}
 
 
 def _work_dtype(dt: np.dtype) -> np.dtype:
-    return _F32 if dt == _F16 else (dt if dt.kind == "f" else np.dtype(np.float64))
+    return _F32 if dt == _F16 else dt
 
 
 def _initial(op: str, dt: np.dtype):
@@ -39,7 +39,7 @@ def _reduce_layout(spec: OpSpec):
     wdt = _work_dtype(x.dtype)
     lay = [(x.shape, wdt)]
     if spec.op_type == "ReduceLogSumExp":
-        lay.append(((max(1, int(np.prod(x.shape, dtype=np.int64))),), wdt))
+        lay.append(((int(np.prod([max(1, n) for n in x.shape], dtype=np.int64)),), wdt))
     return lay
 
 
@@ -96,7 +96,7 @@ def _reduce(spec: OpSpec) -> Kernel:
     noop = bool(spec.attr("noop_with_empty_axes", 0))
     fn = _reducer(spec.op_type, x.dtype)
     lay = _reduce_layout(spec)
-    cache: list = [None, []]
+    cache: list = [cache_miss, []]
 
     def views(s):
         if lay and cache[0] is not s:
@@ -170,7 +170,7 @@ def _softmax(spec: OpSpec) -> Kernel:
     log = spec.op_type == "LogSoftmax"
     f16 = x.dtype == _F16
     empty = int(np.prod(x.shape, dtype=np.int64)) == 0
-    cache: list = [None, []]
+    cache: list = [cache_miss, []]
 
     def views(s):
         if cache[0] is not s:

@@ -6,6 +6,7 @@ synchronize re-raises it (as OmrtError) once. Work keeps flowing after a failure
 """
 from __future__ import annotations
 
+import atexit
 import queue
 import sys
 import threading
@@ -19,6 +20,7 @@ from omrt.runtime import state
 
 Task = Callable[[], None]
 _STOP = object()
+_EXIT_DRAIN_S = 5.0
 _live_lock = threading.Lock()
 _live: set["Stream"] = set()
 
@@ -75,6 +77,10 @@ class Stream:
                 with self._cv:
                     if self._error is None:
                         self._error = failure
+                del failure, e
+            # an idle worker must hold nothing of the client's, or its objects never get
+            # finalized at interpreter exit (the worker is a daemon thread that never ends)
+            del task
             with self._cv:
                 self._pending -= 1
                 self._cv.notify_all()
@@ -138,6 +144,18 @@ def synchronize_all(device: int) -> None:
             first = first or e
     if first is not None:
         raise first
+
+
+def _drain_at_exit() -> None:
+    """Let queued work finish before interpreter teardown (bounded): a worker still holding a
+    client's task would keep that client's objects from ever being finalized."""
+    deadline = _EXIT_DRAIN_S
+    for stream in live_streams():
+        with stream._cv:
+            stream._cv.wait_for(stream.idle, deadline)
+
+
+atexit.register(_drain_at_exit)
 
 
 # --- callbacks and reports --------------------------------------------------------------------

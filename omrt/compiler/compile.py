@@ -1,0 +1,180 @@
+"""ONNX -> OfflineModel: import, passes to a fixpoint, placement, weights; one plan per gear."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import onnx
+
+from omrt.compiler import onnx_import, shapes
+from omrt.compiler.dynamic_batch import shapes_for_gear, validate_gears
+from omrt.compiler.emit import emit
+from omrt.compiler.ir import Graph
+from omrt.compiler.lifetimes import place
+from omrt.compiler.options import CompileOptions
+from omrt.compiler.passes.dead import remove_dead
+from omrt.compiler.passes.fold import fold_constants
+from omrt.compiler.passes.fuse_bn import fuse_affine
+from omrt.compiler.passes.fuse_epilogue import fuse_epilogues
+from omrt.compiler.passes.identity import remove_identities
+from omrt.compiler.passes.outputs import separate_outputs
+from omrt.compiler.passes.prepack import prepack_weights
+from omrt.compiler.report import CompileReport, GraphReport
+from omrt.compiler.spec import op_spec
+from omrt.compiler.weights import WeightBlob
+from omrt.constants import ACL_DYNAMIC_TENSOR_NAME
+from omrt.kernels import workspace_bytes
+from omrt.om.model import GraphPlan, OfflineModel, TensorDesc
+
+STAGES = ("import", "fold", "simplify", "fuse", "prepack", "place", "emit")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("omrt")
+    except Exception:
+        return getattr(sys.modules.get("omrt"), "__version__", "0")
+
+
+class _Progress:
+    """A tqdm bar over compile stages (on stderr), or nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, file=sys.stderr, desc="omrt compile", unit="pass", leave=False)
+
+    def step(self, label: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+
+def _fold_to_fixpoint(graph: Graph, opsets: list[onnx.OperatorSetIdProto]) -> int:
+    """Fold, re-infer shapes where folding made shape inputs known, until nothing changes."""
+    folded = 0
+    shapes.infer(graph, opsets)
+    while True:
+        n = fold_constants(graph)
+        folded += n
+        if not n:
+            break
+        if not shapes.all_static(graph):
+            shapes.infer(graph, opsets)
+    _drop_unused_outputs(graph)
+    shapes.require_static(graph)
+    return folded
+
+
+def _drop_unused_outputs(graph: Graph) -> None:
+    """Optional outputs nobody reads and ONNX gives no shape (Dropout's mask, ...) are left off."""
+    consumers = graph.consumers()
+    for node in graph.nodes:
+        for k in range(1, len(node.outputs)):
+            name = node.outputs[k]
+            info = graph.tensors.get(name)
+            if name and (info is None or not info.static) and not graph.uses(name, consumers):
+                node.outputs[k] = ""
+
+
+def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], blob: WeightBlob,
+                   options: CompileOptions, batch: int | None, progress: _Progress) -> tuple[GraphPlan, GraphReport]:
+    timings: dict[str, float] = {}
+    fusions: dict[str, int] = {}
+    opsets = list(proto.opset_import)
+    with _timed(timings, "import"):
+        graph = onnx_import.to_ir(proto, input_shape)
+    progress.step("import")
+    with _timed(timings, "fold"):
+        folded = _fold_to_fixpoint(graph, opsets)
+    progress.step("fold")
+    with _timed(timings, "simplify"):
+        remove_identities(graph)
+        remove_dead(graph)
+    progress.step("simplify")
+    with _timed(timings, "fuse"):
+        graph.toposort()
+        while fuse_affine(graph, fusions) + fuse_epilogues(graph, fusions):
+            pass
+        remove_dead(graph)
+    progress.step("fuse")
+    with _timed(timings, "prepack"):
+        prepack_weights(graph)
+    progress.step("prepack")
+    with _timed(timings, "place"):
+        output_names = separate_outputs(graph)
+        graph.toposort()
+        scratch = [workspace_bytes(op_spec(graph, n)) for n in graph.nodes]
+        placement = place(graph, scratch)
+    progress.step("place")
+    with _timed(timings, "emit"):
+        plan = emit(graph, placement, blob, output_names, options.input_format, batch)
+    progress.step("emit")
+    report = GraphReport(plan.name, batch, placement.size, placement.lower_bound, placement.naive,
+                         len(proto.graph.node), len(plan.ops), folded, fusions,
+                         len(placement.share.views), placement.share.inplace, timings)
+    return plan, report
+
+
+def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,
+                        options: CompileOptions | None = None) -> tuple[OfflineModel, CompileReport]:
+    """Compile and say what was done: per-plan memory figures, op counts, fusions, timings."""
+    t0 = time.perf_counter()
+    options = options or CompileOptions()
+    gears = validate_gears(options)
+    proto = onnx_import.load(model)
+    onnx_import.check_supported(proto)
+    blob = WeightBlob()
+    shape_sets = [(shapes_for_gear(options.input_shape, g), g) for g in gears] or [(options.input_shape, None)]
+    progress = _Progress(options.progress, len(STAGES) * len(shape_sets))
+    plans, reports = [], []
+    try:
+        for input_shape, batch in shape_sets:
+            plan, report = _compile_graph(proto, input_shape, blob, options, batch, progress)
+            plans.append(plan)
+            reports.append(report)
+    finally:
+        progress.close()
+    name = options.model_name or proto.graph.name or "model"
+    largest = plans[-1] if not gears else plans[int(np.argmax(gears))]
+    inputs = [r.desc for r in largest.inputs]
+    if gears:
+        inputs.append(TensorDesc(ACL_DYNAMIC_TENSOR_NAME, np.dtype(np.int32), (1,), "ND"))
+    attrs = {
+        "atc_cmdline": options.atc_cmdline,
+        "soc_version": options.soc_version,
+        "atc_version": f"omrt-{_version()}",
+        "framework_type": "Onnx",
+        "precision_mode": options.precision_mode,
+    }
+    om = OfflineModel(name, inputs, [r.desc for r in largest.outputs], plans, blob.tobytes(),
+                      list(gears), attrs, options.soc_version)
+    return om, CompileReport(name, reports, om.weight_size, time.perf_counter() - t0)
+
+
+def compile_onnx(model: str | os.PathLike | bytes | onnx.ModelProto,
+                 options: CompileOptions | None = None) -> OfflineModel:
+    """Compile an ONNX model to an offline model (see compile_onnx_report for the figures)."""
+    return compile_onnx_report(model, options)[0]
+
+
+__all__ = ["compile_onnx", "compile_onnx_report"]
