@@ -1,7 +1,6 @@
 """acl.rt: devices, contexts, streams, events, memory and callbacks."""
 from __future__ import annotations
 
-from typing import Any
 
 from acl._facade import RET as _RET, acl_api as _api
 from omrt import constants as _C
@@ -95,7 +94,7 @@ def synchronize_stream(stream: int) -> int:
 
 
 @_api("rt.launch_callback", "OOik")
-def launch_callback(fn: Any, user_data: Any, block_flag: int, stream: int) -> int:
+def launch_callback(fn: object, user_data: object, block_flag: int, stream: int) -> int:
     if not callable(fn):
         raise _OmrtError(_C.ACL_ERROR_INVALID_PARAM, f"callback {type(fn).__name__} is not callable")
     _stream.launch_callback(_stream.resolve(stream), fn, user_data, block_flag == _C.ACL_CALLBACK_BLOCK)

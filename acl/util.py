@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ctypes as _ctypes
 import warnings as _warnings
-from typing import Any
 
 import numpy as _np
 
@@ -16,7 +15,7 @@ _OK = _C.ACL_SUCCESS
 
 
 @_api("util.bytes_to_ptr", "O", fail=0)
-def bytes_to_ptr(data: Any) -> int:
+def bytes_to_ptr(data: object) -> int:
     """Address of the bytes object's own buffer (no copy): writes through it change the bytes."""
     if not isinstance(data, bytes):
         raise _Escape(ValueError("acl.util.bytes_to_ptr needs an byte as argument"))
@@ -33,7 +32,7 @@ def ptr_to_bytes(ptr: int, size: int) -> bytes:
 
 
 @_api("util.numpy_to_ptr", "O", fail=0)
-def numpy_to_ptr(array: Any) -> int:
+def numpy_to_ptr(array: object) -> int:
     """Address of the array's data (no copy); deprecated in pyACL, so it warns likewise."""
     if not isinstance(array, _np.ndarray):
         raise _Escape(ValueError("acl.util.numpy_to_ptr needs a numpy.ndarray as argument"))
@@ -45,7 +44,7 @@ def numpy_to_ptr(array: Any) -> int:
 
 
 @_api("util.numpy_contiguous_to_ptr", "O", fail=(0, None))
-def numpy_contiguous_to_ptr(array: Any) -> tuple[int, Any]:
+def numpy_contiguous_to_ptr(array: object) -> tuple[int, object]:
     """(address, contiguous array): a copy only when `array` is not C-contiguous already."""
     if not isinstance(array, _np.ndarray):
         raise _Escape(ValueError("acl.util.numpy_contiguous_to_ptr needs a numpy.ndarray as argument"))
@@ -54,7 +53,7 @@ def numpy_contiguous_to_ptr(array: Any) -> tuple[int, Any]:
 
 
 @_api("util.ptr_to_numpy", "kOi", fail=None)
-def ptr_to_numpy(ptr: int, shape: Any, type_num: int) -> Any:
+def ptr_to_numpy(ptr: int, shape: object, type_num: int) -> object:
     """A writable view (no copy) of memory at `ptr`; `shape` must be a tuple, `type_num` a NumPy
     C type number (np.dtype(x).num)."""
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
@@ -79,7 +78,7 @@ def _dtype_from_num(type_num: int) -> _np.dtype:
 
 
 @_api("util.start_thread", "OO", fail=(0, _RET))
-def start_thread(fn: Any, arg: Any) -> tuple[int, int]:
+def start_thread(fn: object, arg: object) -> tuple[int, int]:
     """(thread id, ret): run fn(arg) on a new thread."""
     return _stream.start_thread(fn, arg), _OK
 

@@ -160,6 +160,7 @@ register("Mean")(_variadic(np.add, mean=True))
 
 @register("Where")
 def _where(spec: OpSpec) -> Kernel:
+    """copyto(y) then copyto(x, where=c); when the output is x's memory, a negated-mask temporary."""
     def k(ins, outs, s):
         c, x, y = ins
         o = outs[0]

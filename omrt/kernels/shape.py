@@ -165,7 +165,11 @@ def _border_source(mode: str, pos: np.ndarray, n: int) -> np.ndarray:
 
 
 def _pad_into(x: np.ndarray, o: np.ndarray, widths, mode: str, value) -> None:
-    """Crop negative pads, copy the interior, then fill borders axis by axis from o itself."""
+    """Crop negative pads, copy the interior, then fill borders axis by axis from o itself.
+
+    Non-constant modes gather each border through fancy indexing: one border-sized temporary per
+    padded axis and call.
+    """
     crop = tuple(slice(max(-b, 0), n - max(-e, 0)) for (b, e), n in zip(widths, x.shape))
     x = x[crop]
     inner = tuple(slice(max(b, 0), max(b, 0) + n) for (b, _), n in zip(widths, x.shape))
@@ -206,8 +210,8 @@ def _pad(spec: OpSpec) -> Kernel:
         return lambda ins, outs, s: _pad_into(ins[0], outs[0], widths, mode, value)
 
     def k(ins, outs, s):
-        get = lambda i: ins[i] if i < len(ins) else None  # noqa: E731
-        _pad_into(ins[0], outs[0], _pad_widths(spec, get(1), get(3)), mode, value_of(get(2)))
+        pads, value, axes = (ins[i] if i < len(ins) else None for i in (1, 2, 3))
+        _pad_into(ins[0], outs[0], _pad_widths(spec, pads, axes), mode, value_of(value))
 
     return k
 

@@ -10,6 +10,7 @@ import atexit
 import queue
 import sys
 import threading
+import time
 import traceback
 from collections import deque
 from typing import Any, Callable
@@ -149,10 +150,10 @@ def synchronize_all(device: int) -> None:
 def _drain_at_exit() -> None:
     """Let queued work finish before interpreter teardown (bounded): a worker still holding a
     client's task would keep that client's objects from ever being finalized."""
-    deadline = _EXIT_DRAIN_S
+    deadline = time.monotonic() + _EXIT_DRAIN_S
     for stream in live_streams():
         with stream._cv:
-            stream._cv.wait_for(stream.idle, deadline)
+            stream._cv.wait_for(stream.idle, max(deadline - time.monotonic(), 0.0))
 
 
 atexit.register(_drain_at_exit)

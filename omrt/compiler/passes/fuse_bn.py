@@ -132,15 +132,17 @@ def fuse_affine(graph: Graph, stats: dict[str, int]) -> int:
             if graph.shape(src) != graph.shape(node.outputs[0]):
                 continue
             vec = per_channel(graph, const, node.outputs[0])
-            p = producers.get(src)
-            if vec is None or p is None or not _single_use(graph, src, consumers):
+            if vec is None:
                 continue
+            p = producers.get(src)
+            if p is not None and not _single_use(graph, src, consumers):
+                p = None
             is_mul = node.op_type == "Mul"
-            if p.op_type == "Conv" and _weights_ok(graph, p):
+            if p is not None and p.op_type == "Conv" and _weights_ok(graph, p):
                 _scale_shift(graph, p, vec if is_mul else None, None if is_mul else vec)
                 _absorb(graph, p, node)
                 key = f"{node.op_type.lower()}_into_conv"
-            elif p.op_type == "BatchNormalization" and _bn_affine(graph, p) is not None:
+            elif p is not None and p.op_type == "BatchNormalization" and _bn_affine(graph, p) is not None:
                 scale, shift = _bn_affine(graph, p)  # type: ignore[misc]
                 _set_bn(graph, p, scale * vec if is_mul else scale, shift * vec if is_mul else shift + vec)
                 _absorb(graph, p, node)
