@@ -179,6 +179,8 @@ def malloc_host(size: int) -> int:
 
 def _release(table: AllocationTable, alloc: Allocation) -> None:
     with table.lock:
+        if table.at(alloc.ptr) is not alloc:
+            raise OmrtError(C.ACL_ERROR_RT_MEMORY_FREE, f"{alloc.ptr:#x} is already freed")
         if alloc.owners:
             owners = ", ".join(sorted(map(str, alloc.owners)))
             raise OmrtError(C.ACL_ERROR_RT_MEMORY_FREE,

@@ -1,0 +1,1 @@
+"""Graph rewrites on the compiler IR, one job per module."""
