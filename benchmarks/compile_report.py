@@ -23,9 +23,9 @@ def main() -> None:
         g = report.graphs[0]
         mib = 2**20
         print(
-            f"{name:<14}{seconds:>10.2f}{len(model.graphs[0].ops):>6}{g.planned_size / mib:>10.2f}"
-            f"{g.lower_bound / mib:>9.2f}{g.planned_size / max(g.lower_bound, 1):>9.3f}"
-            f"{g.naive_size / mib:>11.2f}{len(om) / mib:>9.1f}"
+            f"{name:<14}{seconds:>10.2f}{len(model.graphs[0].ops):>6}{g.memory_size / mib:>10.2f}"
+            f"{g.lower_bound / mib:>9.2f}{g.memory_size / max(g.lower_bound, 1):>9.3f}"
+            f"{g.naive / mib:>11.2f}{len(om) / mib:>9.1f}"
         )
 
 

@@ -113,7 +113,7 @@ class InferenceSession:
         for desc in self._real_inputs:
             if desc.name not in feeds:
                 raise OmrtError(ACL_ERROR_INVALID_PARAM, f"missing input {desc.name!r}")
-            arrays.append(np.ascontiguousarray(feeds[desc.name], dtype=desc.dtype))
+            arrays.append(np.require(np.asarray(feeds[desc.name], dtype=desc.dtype), requirements="C"))
         unknown = set(feeds) - {d.name for d in self._real_inputs}
         if unknown:
             raise OmrtError(ACL_ERROR_INVALID_PARAM, f"unknown input(s): {', '.join(sorted(unknown))}")

@@ -41,6 +41,7 @@ class Graph:
     tensors: dict[str, TensorInfo]
     constants: dict[str, np.ndarray]
     opset: int
+    declared: dict[str, TensorInfo] = field(default_factory=dict)  # graph outputs' declared types
     _counter: itertools.count = field(default_factory=itertools.count, repr=False)
 
     def fresh(self, base: str) -> str:

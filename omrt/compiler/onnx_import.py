@@ -19,7 +19,7 @@ from omrt.kernels import is_supported
 
 MIN_OPSET = 7
 SUBGRAPH_OPS = {"If", "Loop", "Scan", "SequenceMap"}
-OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax"}   # axis semantics changed at opset 13
+OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax", "Resize", "Upsample"}  # semantics differ by opset
 
 
 def load(model: str | os.PathLike | bytes | onnx.ModelProto) -> onnx.ModelProto:
@@ -178,12 +178,15 @@ def to_ir(proto: onnx.ModelProto, input_shape: dict[str, list[int]]) -> Graph:
             used.add(name)
         nodes.append(Node(name, n.op_type, list(n.input), list(n.output), attrs))
     outputs = [o.name for o in g.output]
+    declared = {}
     for o in g.output:
-        if o.name not in tensors:
-            info = type_info(o.type)
-            if info.dtype is not None:
-                tensors[o.name] = TensorInfo(None, info.dtype)
-    return Graph(g.name or "graph", nodes, [i.name for i in real_inputs], outputs, tensors, constants, opset)
+        info = type_info(o.type)
+        if o.name not in tensors and info.dtype is not None:
+            tensors[o.name] = TensorInfo(None, info.dtype)
+        if info.static:
+            declared[o.name] = info
+    return Graph(g.name or "graph", nodes, [i.name for i in real_inputs], outputs, tensors, constants, opset,
+                 declared)
 
 
 def _constant_node_value(n: onnx.NodeProto, attrs: dict[str, Any]) -> np.ndarray:

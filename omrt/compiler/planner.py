@@ -61,17 +61,33 @@ def align_up(size: int, alignment: int) -> int:
 def plan_memory(blocks: Sequence[Block], alignment: int = DEFAULT_ALIGNMENT) -> MemoryPlan:
     """Give every block an aligned offset so that blocks live at the same step never overlap.
 
-    Order of placement: aligned size descending; ties by earlier `first`, then by key (by
-    position in `blocks` when the keys do not compare). Zero-size blocks get offset 0 and take
-    no memory.
+    Greedy by size places blocks in aligned size descending order (ties by earlier `first`, then
+    by key, or by position in `blocks` when the keys do not compare). Large one-step blocks (op
+    scratch) placed first can push long-lived tensors up, so the same greedy placement is also run
+    with two other orders — long-lived blocks before one-step ones, and lifetime area — and the
+    smallest plan wins (the first order on ties). Zero-size blocks get offset 0 and take no memory.
     """
     _check_blocks(blocks, alignment)
-    offsets: dict[Hashable, int] = {b.key: 0 for b in blocks}
     sizes = [align_up(b.size, alignment) for b in blocks]
     rank = _key_rank(blocks)
-    order = sorted((i for i in range(len(blocks)) if sizes[i] > 0),
-                   key=lambda i: (-sizes[i], blocks[i].first, rank[i]))
+    nonzero = [i for i in range(len(blocks)) if sizes[i] > 0]
+    orders = [
+        lambda i: (-sizes[i], blocks[i].first, rank[i]),
+        lambda i: (blocks[i].first == blocks[i].last, -sizes[i], blocks[i].first, rank[i]),
+        lambda i: (-sizes[i] * (blocks[i].last - blocks[i].first + 1), blocks[i].first, rank[i]),
+    ]
+    best: tuple[int, dict[Hashable, int]] | None = None
+    for key in orders:
+        top, offsets = _place(blocks, sizes, sorted(nonzero, key=key))
+        if best is None or top < best[0]:
+            best = (top, offsets)
+    assert best is not None
+    return MemoryPlan(best[1], best[0], lower_bound(blocks, alignment), sum(sizes))
 
+
+def _place(blocks: Sequence[Block], sizes: list[int], order: list[int]) -> tuple[int, dict[Hashable, int]]:
+    """Best-fit placement of `order`'s blocks, one after another; returns (size, offsets)."""
+    offsets: dict[Hashable, int] = {b.key: 0 for b in blocks}
     # Placed blocks as rows (offset, end, first, last), kept sorted by offset.
     placed = np.empty((len(order), 4), dtype=np.int64)
     count = 0
@@ -87,7 +103,7 @@ def plan_memory(blocks: Sequence[Block], alignment: int = DEFAULT_ALIGNMENT) -> 
         placed[at + 1:count + 1] = placed[at:count]
         placed[at] = (offset, offset + size, b.first, b.last)
         count += 1
-    return MemoryPlan(offsets, top, lower_bound(blocks, alignment), sum(sizes))
+    return top, offsets
 
 
 def _best_fit(starts: np.ndarray, ends: np.ndarray, size: int) -> int:

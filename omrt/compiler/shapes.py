@@ -67,7 +67,22 @@ def infer(graph: Graph, opset_imports: list[onnx.OperatorSetIdProto]) -> None:
             continue
         if old is not None and info.dtype is None:
             info = TensorInfo(info.shape, old.dtype)
-        graph.tensors[vi.name] = info
+        graph.tensors[vi.name] = _with_declared(info, graph.declared.get(vi.name))
+
+
+def _with_declared(inferred: TensorInfo, declared: TensorInfo | None) -> TensorInfo:
+    """A graph output's declared static shape fills what inference could not know (a shape that
+    depends on the values of runtime inputs), as long as the two do not contradict each other."""
+    if inferred.static or declared is None:
+        return inferred
+    if inferred.dtype is not None and declared.dtype != inferred.dtype:
+        return inferred
+    if inferred.shape is not None:
+        if len(inferred.shape) != len(declared.shape):
+            return inferred
+        if any(d is not None and d != e for d, e in zip(inferred.shape, declared.shape)):
+            return inferred
+    return declared
 
 
 def require_static(graph: Graph) -> None:

@@ -42,12 +42,24 @@ def required_cases() -> list[Any]:
     return [c for c in all_cases() if op_of(c) in REQUIRED_OPS]
 
 
+def _as_array(value: Any) -> np.ndarray:
+    """Some cases store their data as TensorProto or numpy scalars; the ONNX runner normalises too."""
+    import onnx
+    from onnx import numpy_helper
+
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    return np.asarray(value)
+
+
 def run_case(case: Any) -> None:
     from omrt.onnx_backend import OmrtBackend
 
     rep = OmrtBackend.prepare(case.model)
     for inputs, expected in case.data_sets:
-        got = rep.run(list(inputs))
+        inputs = [_as_array(x) for x in inputs]
+        expected = [_as_array(x) for x in expected]
+        got = rep.run(inputs)
         assert len(got) == len(expected), (len(got), len(expected))
         for g, e in zip(got, expected):
             assert g.shape == e.shape, f"shape {g.shape} != {e.shape}"

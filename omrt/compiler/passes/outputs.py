@@ -12,6 +12,15 @@ def separate_outputs(graph: Graph) -> list[str]:
     names = list(graph.outputs)
     seen: set[str] = set()
     for k, out in enumerate(graph.outputs):
+        if out in graph.constants and out not in seen:
+            # The constant takes a private name so the copy can carry the output's own.
+            hidden = graph.fresh(out)
+            graph.set_constant(hidden, graph.constants.pop(out))
+            for n in graph.nodes:
+                n.inputs = [hidden if i == out else i for i in n.inputs]
+            graph.nodes.append(Node(graph.fresh(f"{out}_copy"), "Identity", [hidden], [out]))
+            seen.add(out)
+            continue
         if out in graph.inputs or out in graph.constants or out in seen:
             copy = graph.fresh(out)
             info = graph.tensors[out]

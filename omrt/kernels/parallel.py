@@ -1,0 +1,155 @@
+"""omrt's own kernel threads: a small persistent pool that kernels split their work over.
+
+Why omrt owns its threading: a multi-threaded BLAS splits one GEMM over its threads and rounds
+different output ranges differently, so two channels with identical weights and inputs can come
+out unequal. omrt instead runs single-threaded BLAS calls on disjoint slices of the output, split
+so that every output channel is computed by the same code path in the same accumulation order.
+
+Process-wide effect: when the pool is first created (the first kernel built or run), BLAS is put
+in single-thread mode for the whole process via threadpoolctl (`threadpool_limits(1, "blas")`),
+so any other numpy matmul in the process also runs on one BLAS thread from then on.
+
+OMRT_NUM_THREADS sets the number of threads (the caller counts as one); the default is
+os.cpu_count() capped at 8. A kernel called while the pool is busy (from a pool thread, or from a
+second Python thread running another model) runs its tasks inline, so nothing deadlocks and N
+application threads still use N cores.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from typing import Callable
+
+MAX_DEFAULT_THREADS = 8
+Task = Callable[[int], None]
+
+
+def _configured_threads() -> int:
+    env = os.environ.get("OMRT_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_THREADS))
+
+
+def _limit_blas() -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without threadpoolctl BLAS keeps its own threads; results stay correct
+        return
+    threadpool_limits(1, user_api="blas")
+
+
+def _drain(fn: Task, n: int, counter: "itertools.count[int]") -> BaseException | None:
+    """Take task indices from the shared counter until none are left (next() is atomic under the GIL)."""
+    while True:
+        i = next(counter)
+        if i >= n:
+            return None
+        try:
+            fn(i)
+        except BaseException as exc:  # re-raised by the caller of Pool.run
+            return exc
+
+
+class _Worker:
+    """One daemon thread parked on a lock; lock hand-offs are CPython's cheapest wake-up."""
+
+    def __init__(self, index: int) -> None:
+        self.go = threading.Lock()
+        self.go.acquire()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.job: tuple[Task, int, itertools.count] | None = None
+        self.error: BaseException | None = None
+        threading.Thread(target=self._loop, name=f"omrt-kernel-{index}", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            self.go.acquire()
+            job = self.job
+            self.job = None
+            self.error = _drain(*job) if job is not None else None
+            self.done.release()
+
+    def start(self, job: tuple[Task, int, itertools.count]) -> None:
+        self.job = job
+        self.go.release()
+
+    def wait(self) -> BaseException | None:
+        self.done.acquire()
+        return self.error
+
+
+class Pool:
+    """Runs fn(0) .. fn(n-1) on the caller plus `size - 1` persistent worker threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, int(size))
+        self._busy = threading.Lock()
+        self._workers = [_Worker(i) for i in range(1, self.size)]
+
+    def run(self, fn: Task, n: int) -> None:
+        """Call fn(i) for every i in range(n), spread over the threads; returns when all are done.
+
+        Tasks are handed out dynamically, so a thread slowed by other load simply takes fewer.
+        Exceptions from any task are re-raised here (the first one seen).
+        """
+        if n <= 0:
+            return
+        if n == 1 or self.size == 1 or not self._busy.acquire(blocking=False):
+            for i in range(n):
+                fn(i)
+            return
+        try:
+            counter = itertools.count()
+            job = (fn, n, counter)
+            helpers = self._workers[:n - 1]
+            for w in helpers:
+                w.start(job)
+            error = _drain(*job)
+            for w in helpers:
+                err = w.wait()
+                error = error or err
+        finally:
+            self._busy.release()
+        if error is not None:
+            raise error
+
+
+_pool: Pool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> Pool:
+    """The process's kernel pool, created (and BLAS limited to one thread) on first use."""
+    global _pool
+    pool = _pool
+    if pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _limit_blas()
+                _pool = Pool(_configured_threads())
+            pool = _pool
+    return pool
+
+
+def num_threads() -> int:
+    return get_pool().size
+
+
+def parallel_for(fn: Task, n: int) -> None:
+    """Run fn(i) for i in range(n) on the kernel pool."""
+    get_pool().run(fn, n)
+
+
+def split(total: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """Cut range(total) into at most `parts` near-equal [a, b) pieces whose inner cuts are multiples of align."""
+    parts = max(1, min(parts, -(-total // align) if total else 1))
+    units = -(-total // align)
+    bounds = [min(total, (units * k // parts) * align) for k in range(parts + 1)]
+    bounds[-1] = total
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
