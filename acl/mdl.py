@@ -346,8 +346,6 @@ def get_dynamic_batch(desc: int) -> tuple[dict, int]:
 @_api("mdl.set_dynamic_batch_size", "IkkK")
 def set_dynamic_batch_size(model_id: int, dataset: int, index: int, batch: int) -> int:
     _mm.require_init()
-    if batch == 0:
-        raise _OmrtError(_C.ACL_ERROR_INVALID_PARAM, "dynamic batch size must not be 0")
     _manager.set_dynamic_batch_size(model_id, _buffers.dataset(dataset), index, batch)
     return _OK
 

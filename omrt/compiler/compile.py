@@ -26,7 +26,8 @@ from omrt.compiler.passes.prepack import prepack_weights
 from omrt.compiler.report import CompileReport, GraphReport
 from omrt.compiler.spec import op_spec
 from omrt.compiler.weights import WeightBlob
-from omrt.constants import ACL_DYNAMIC_TENSOR_NAME
+from omrt.constants import ACL_DYNAMIC_TENSOR_NAME, ACL_ERROR_INVALID_PARAM
+from omrt.errors import OmrtError
 from omrt.kernels import workspace_bytes
 from omrt.om.model import GraphPlan, OfflineModel, TensorDesc
 
@@ -85,6 +86,22 @@ def _fold_to_fixpoint(graph: Graph, opsets: list[onnx.OperatorSetIdProto]) -> in
     return folded
 
 
+def select_outputs(graph: Graph, out_nodes: list[tuple[str, int]]) -> None:
+    """--out_nodes: the model's outputs become the named nodes' outputs, in the order given."""
+    by_name = {n.name: n for n in graph.nodes}
+    outputs = []
+    for name, index in out_nodes:
+        node = by_name.get(name)
+        if node is None:
+            raise OmrtError(ACL_ERROR_INVALID_PARAM, f"--out_nodes: the model has no node named {name!r}")
+        if not 0 <= index < len(node.outputs) or not node.outputs[index]:
+            raise OmrtError(ACL_ERROR_INVALID_PARAM,
+                            f"--out_nodes: node {name!r} has no output {index} (it has {len(node.outputs)})")
+        outputs.append(node.outputs[index])
+    graph.outputs = outputs
+    graph.declared = {}
+
+
 def _drop_unused_outputs(graph: Graph) -> None:
     """Optional outputs nobody reads and ONNX gives no shape (Dropout's mask, ...) are left off."""
     consumers = graph.consumers()
@@ -103,6 +120,8 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
     opsets = list(proto.opset_import)
     with _timed(timings, "import"):
         graph = onnx_import.to_ir(proto, input_shape)
+        if options.out_nodes:
+            select_outputs(graph, options.out_nodes)
     progress.step("import")
     with _timed(timings, "fold"):
         folded = _fold_to_fixpoint(graph, opsets)

@@ -1,11 +1,13 @@
 """Conv and ConvTranspose: convolution as GEMM over planned scratch.
 
 Paths, chosen once at build time:
-  * 1x1, stride 1, no padding, group 1: one GEMM straight on the NCHW view (no copy).
+  * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
   * depthwise (one input channel per group, one output per group): shifted multiply-accumulate.
-  * everything else: pad into scratch, im2col as one strided copy, one (batched) GEMM into Y.
+  * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: Winograd F(4x4,3x3) on pre-transformed weights.
-Bias, residual and activation are applied in place on the output (omrt.kernels.epilogue).
+Every path splits its work into tasks for the kernel thread pool (omrt.kernels.parallel) along
+columns, images or aligned channel blocks, and each task applies bias, residual and activation
+(omrt.kernels.epilogue) to its own piece of the output while it is still in cache.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
+from omrt.kernels.parallel import FEATURE_ALIGN, get_pool, split
 
 
 def compute_itemsize(dtype: Any) -> int:
@@ -143,16 +146,54 @@ def _split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bia
     return bias, res
 
 
+# Work splitting. Output channels are never cut except on FEATURE_ALIGN boundaries, so every
+# channel goes through the same BLAS code path (see omrt.kernels.parallel).
+CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on data still in L2
+MIN_PARALLEL_FLOPS = 2e6   # below this, waking a second thread costs more than it saves
+MIN_COLS = 64              # narrower GEMM pieces lose more to packing than threads gain
+
+
+def _parts(total_bytes: float, threads: int, flops: float) -> int:
+    """How many pieces to cut an op into: a multiple of the thread count, each about CHUNK_BYTES."""
+    if threads == 1 or flops < MIN_PARALLEL_FLOPS:
+        return 1
+    by_cache = -(-int(total_bytes) // CHUNK_BYTES)
+    return threads * max(1, -(-by_cache // threads))
+
+
+def _col_ranges(p: int, parts: int) -> list[tuple[int, int]]:
+    parts = max(1, min(parts, p // MIN_COLS))
+    return split(p, parts, 16 if p >= 16 * parts else 1)
+
+
+def _row_mode(g: "ConvGeom", threads: int, flops: float) -> bool:
+    """Split output channels instead of columns: few columns, many channels (late, small layers)."""
+    return (threads > 1 and flops >= MIN_PARALLEL_FLOPS and g.group == 1
+            and g.p_size < MIN_COLS * threads and g.m >= 2 * FEATURE_ALIGN)
+
+
+def _finish(epi: Epilogue, y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None) -> None:
+    """Bias, residual and activation on one piece of the output, right after it was computed."""
+    if bias is not None:
+        np.add(y, bias, out=y)
+    epi(y, res)
+
+
 def _conv_workspace(spec: OpSpec) -> int:
     g = conv_geom(spec)
     if spec.attr("_winograd"):
         return _wino_workspace(g)
-    if g.pointwise:
+    if _direct_view(g):
         return 0
     pad = g.c * int(np.prod(g.pad_sp)) if g.padded else 0
     if g.depthwise:
         return (pad + g.c * g.p_size) * g.itemsize
     return (pad + g.c * g.k_size * g.p_size) * g.itemsize
+
+
+def _direct_view(g: "ConvGeom") -> bool:
+    """1x1, stride 1, unpadded (any group): the input already is the GEMM operand."""
+    return all(k == 1 for k in g.kernel) and all(s == 1 for s in g.strides) and not g.padded
 
 
 # Winograd F(4x4, 3x3) (Lavin & Gray): Y = A^T [(G g G^T) * (B^T d B)] A on 6x6 input tiles.
@@ -167,12 +208,17 @@ _WINO_IN = np.kron(_BT, _BT)      # (36, 36): vec(B^T d B) for row-major 6x6 d
 _WINO_OUT = np.kron(_AT, _AT)     # (16, 36)
 _WINO_W = np.kron(_G, _G)         # (36, 9)
 WINOGRAD_MIN_CHANNELS = 16
+# The transformed weights are 4x the plain ones and every task re-reads them, so Winograd only
+# pays off with enough tiles per weight pass (measured with benchmarks/bench_conv_kernel.py).
+WINOGRAD_MIN_TILES = 64
+WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
 
 
 def _wino_eligible(g: ConvGeom, dtype: Any) -> bool:
+    th, tw = _wino_tiles(g)
     return (np.dtype(dtype) == np.float32 and len(g.kernel) == 2 and g.kernel == (3, 3)
             and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
-            and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS)
+            and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.n * th * tw >= WINOGRAD_MIN_TILES)
 
 
 def _wino_weight(w: np.ndarray) -> np.ndarray:
@@ -187,56 +233,88 @@ def _wino_tiles(g: ConvGeom) -> tuple[int, int]:
 
 
 def _wino_workspace(g: ConvGeom) -> int:
+    """Padded batch plus two tile buffers for the whole batch, so tasks never share scratch."""
+    th, tw = _wino_tiles(g)
+    t = g.n * th * tw
+    pad = g.n * g.c * (4 * th + 2) * (4 * tw + 2)
+    return (pad + 36 * max(g.c, g.m) * t + max(36 * g.c, 16 * g.m) * t) * g.itemsize
+
+
+def _wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:
+    """(first image, end image, first tile row, end tile row): one image band or whole images."""
     th, tw = _wino_tiles(g)
     t = th * tw
-    pad = g.c * (4 * th + 2) * (4 * tw + 2)
-    return (pad + max(36 * g.c * t, 36 * g.m * t) + max(36 * g.c * t, 16 * g.m * t)) * g.itemsize
+    if t >= WINO_TASK_COLS or g.n < threads:
+        bands = max(1, round(t / WINO_TASK_COLS), -(-threads // g.n))
+        return [(n, n + 1, a, b) for n in range(g.n) for a, b in split(th, bands)]
+    per = max(1, min(-(-WINO_TASK_COLS // t), g.n // threads))
+    return [(a, b, 0, th) for a, b in split(g.n, -(-g.n // per))]
 
 
 def _wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | None, epi: Epilogue,
                 dtype: np.dtype):
+    pool = get_pool()
     th, tw = _wino_tiles(g)
     t = th * tw
     hp, wp = 4 * th + 2, 4 * tw + 2
     ho, wo = g.out_sp
     exact = (ho, wo) == (4 * th, 4 * tw)
-    pad_n = g.c * hp * wp
-    a_n = max(36 * g.c * t, 36 * g.m * t)
-    b_n = max(36 * g.c * t, 16 * g.m * t)
+    c, m, isz = g.c, g.m, g.itemsize
+    pad_n = g.n * c * hp * wp
+    a_w = 36 * max(c, m)
+    b_w = max(36 * c, 16 * m)
+    a_off, b_off = pad_n, pad_n + a_w * g.n * t
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
-    isz = g.itemsize
+    tasks = _wino_tasks(g, pool.size)
+    pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
+    bshape = (m, 1, 1)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         bias, res = _split_inputs(inputs, epi.residual)
         u = u_const if u_const is not None else inputs[1]
-        buf = scratch[:pad_n * isz].view(dtype).reshape(g.c, hp, wp)
-        a = scratch[pad_n * isz:(pad_n + a_n) * isz].view(dtype)
-        b = scratch[(pad_n + a_n) * isz:(pad_n + a_n + b_n) * isz].view(dtype)
-        s0, s1, s2 = buf.strides
-        tiles = as_strided(buf, (6, 6, g.c, th, tw), (s1, s2, s0, 4 * s1, 4 * s2), writeable=False)
-        for n in range(g.n):
-            pad_into(x[n], buf, g.pb)
-            d = a[:36 * g.c * t]
-            np.copyto(d.reshape(6, 6, g.c, th, tw), tiles)
-            v = b[:36 * g.c * t].reshape(36, g.c * t)
-            np.matmul(k_in, d.reshape(36, g.c * t), out=v)
-            mo = a[:36 * g.m * t].reshape(36, g.m, t)
-            np.matmul(u, v.reshape(36, g.c, t), out=mo)
-            o = b[:16 * g.m * t].reshape(16, g.m * t)
-            np.matmul(k_out, mo.reshape(36, g.m * t), out=o)
-            blocks = o.reshape(4, 4, g.m, th, tw).transpose(2, 3, 0, 4, 1)
-            if exact:
-                np.copyto(y[n].reshape(g.m, th, 4, tw, 4), blocks)
+        bvec = (b_const if b_const is not None else bias).reshape(bshape) if bias is not None else None
+        work = scratch.view(dtype)
+        buf = work[:pad_n].reshape(g.n, c, hp, wp)
+        flat_x, flat_buf = x.reshape(g.n * c, *x.shape[2:]), buf.reshape(g.n * c, hp, wp)
+
+        def pad_part(i: int) -> None:
+            a, b = pad_parts[i]
+            pad_into(flat_x[a:b], flat_buf[a:b], g.pb)
+
+        pool.run(pad_part, len(pad_parts))
+        s0, s1, s2, s3 = buf.strides
+        y6 = y.reshape(g.n, m, th, 4, tw, 4) if exact else None
+
+        def task(i: int) -> None:
+            n0, n1, r0, r1 = tasks[i]
+            ni, rb = n1 - n0, r1 - r0
+            cols = ni * rb * tw
+            col0 = n0 * t + r0 * tw
+            a = work[a_off + a_w * col0:a_off + a_w * (col0 + cols)]
+            b = work[b_off + b_w * col0:b_off + b_w * (col0 + cols)]
+            d = a[:36 * c * cols]
+            tiles = as_strided(buf[n0, :, 4 * r0:], (6, 6, c, ni, rb, tw), (s2, s3, s1, s0, 4 * s2, 4 * s3),
+                               writeable=False)
+            np.copyto(d.reshape(6, 6, c, ni, rb, tw), tiles)
+            v = b[:36 * c * cols].reshape(36, c * cols)
+            np.matmul(k_in, d.reshape(36, c * cols), out=v)
+            mo = a[:36 * m * cols].reshape(36, m, cols)
+            np.matmul(u, v.reshape(36, c, cols), out=mo)
+            o = b[:16 * m * cols].reshape(16, m * cols)
+            np.matmul(k_out, mo.reshape(36, m * cols), out=o)
+            blocks = o.reshape(4, 4, m, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
+            rows = slice(4 * r0, min(4 * r1, ho))
+            if y6 is not None:
+                np.copyto(y6[n0:n1, :, r0:r1], blocks)
             else:
-                stage = a[:16 * g.m * t].reshape(g.m, th, 4, tw, 4)
+                stage = a[:16 * m * cols].reshape(ni, m, rb, 4, tw, 4)
                 np.copyto(stage, blocks)
-                np.copyto(y[n], stage.reshape(g.m, 4 * th, 4 * tw)[:, :ho, :wo])
-        if bias is not None:
-            y3 = y.reshape(g.n, g.m, ho * wo)
-            np.add(y3, (b_const if b_const is not None else bias).reshape(g.m, 1), out=y3)
-        epi(y, res)
+                np.copyto(y[n0:n1, :, rows], stage.reshape(ni, m, 4 * rb, 4 * tw)[:, :, :rows.stop - rows.start, :wo])
+            _finish(epi, y[n0:n1, :, rows], bvec, res[n0:n1, :, rows] if res is not None else None)
+
+        pool.run(task, len(tasks))
     return run
 
 
@@ -249,6 +327,150 @@ def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] 
     return {"_winograd": 1}, {1: _wino_weight(spec.consts[1])}
 
 
+def _res_view(res: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    return None if res is None else res.reshape(shape)
+
+
+def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
+    """1x1 stride-1 conv: GEMMs straight on the NCHW input, split by columns or channel blocks."""
+    gr, cg, mg, p = g.group, g.c // g.group, g.m // g.group, g.p_size
+    flops = 2.0 * g.m * cg * p
+    if _row_mode(g, pool.size, flops * g.n):
+        ranges = split(g.m, pool.size, FEATURE_ALIGN)
+        tasks = [(n, slice(None), slice(a, b)) for n in range(g.n) for a, b in ranges]
+    else:
+        per_img = _col_ranges(p, -(-_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n) // g.n))
+        tasks = [(n, slice(a, b), slice(None)) for n in range(g.n) for a, b in per_img]
+    shape4 = (g.n, gr, mg, p)
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        bias, res = _split_inputs(inputs, epi.residual)
+        w = wmat if wmat is not None else weights(inputs[1])
+        bv = bcol if bcol is not None else (bias.reshape(gr, mg, 1) if bias is not None else None)
+        x4, y4, r4 = x.reshape(g.n, gr, cg, p), y.reshape(shape4), _res_view(res, shape4)
+
+        def task(i: int) -> None:
+            n, cs, ms = tasks[i]
+            out = y4[n, :, ms, cs]
+            np.matmul(w[:, ms], x4[n, :, :, cs], out=out)
+            _finish(epi, out, None if bv is None else bv[:, ms], None if r4 is None else r4[n, :, ms, cs])
+
+        pool.run(task, len(tasks))
+    return run
+
+
+def _depthwise_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype, pad_elems: int):
+    """One input channel per group: shifted multiply-adds over channel blocks that fit in L2."""
+    taps = list(np.ndindex(*g.kernel))
+    ks, p, nd = g.k_size, g.p_size, len(g.kernel)
+    per_chan = (int(np.prod(g.pad_sp)) if g.padded else 0) + 2 * p
+    flops = 2.0 * g.c * ks * p
+    n_parts = max(_parts(g.c * per_chan * g.itemsize, pool.size, flops), 1)
+    ranges = split(g.c, n_parts)
+    tail = (1,) * nd
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        bias, res = _split_inputs(inputs, epi.residual)
+        w = wmat if wmat is not None else weights(inputs[1])
+        wb = w.reshape((g.c, ks) + tail)
+        bv = bcol if bcol is not None else (bias.reshape(g.c, 1) if bias is not None else None)
+        work = scratch.view(dtype)
+        buf = work[:pad_elems].reshape((g.c,) + g.pad_sp) if g.padded else None
+        tmp = work[pad_elems:pad_elems + g.c * p].reshape((g.c,) + g.out_sp)
+        for n in range(g.n):
+            x_n, y_n = x[n], y[n]
+
+            def task(i: int) -> None:
+                a, b = ranges[i]
+                src = x_n[a:b]
+                if buf is not None:
+                    pad_into(src, buf[a:b], g.pb)
+                    src = buf[a:b]
+                win = windows(src, g.kernel, g.out_sp, g.strides, g.dilations)
+                out, t_ = y_n[a:b], tmp[a:b]
+                for k, tap in enumerate(taps):
+                    if k == 0:
+                        np.multiply(win[(slice(None),) + tap], wb[a:b, k], out=out)
+                    else:
+                        np.multiply(win[(slice(None),) + tap], wb[a:b, k], out=t_)
+                        np.add(out, t_, out=out)
+                out2 = out.reshape(b - a, p)
+                _finish(epi, out2, None if bv is None else bv[a:b],
+                        None if res is None else res[n, a:b].reshape(b - a, p))
+
+            pool.run(task, len(ranges))
+    return run
+
+
+def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype, pad_elems: int):
+    """im2col into scratch, then GEMM. Tasks own output-row bands: each builds its own columns
+    (in L2), multiplies and applies the epilogue; small outputs split channel blocks instead."""
+    gr, cg, mg, ks, p, nd = g.group, g.c // g.group, g.m // g.group, g.k_size, g.p_size, len(g.kernel)
+    kdim = cg * ks
+    o0 = g.out_sp[0]
+    rest = p // o0 if o0 else 0
+    flops = 2.0 * g.m * kdim * p
+    row_mode = _row_mode(g, pool.size, flops)
+    head = (slice(None),) * (1 + nd)
+    if row_mode:
+        bands = [(0, o0)]
+        m_ranges = split(g.m, pool.size, FEATURE_ALIGN)
+        c_ranges = split(g.c, pool.size if g.c * ks * p * g.itemsize > CHUNK_BYTES else 1)
+    else:
+        parts = _parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops)
+        bands = split(o0, min(parts, max(1, (o0 * rest) // MIN_COLS)))
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        bias, res = _split_inputs(inputs, epi.residual)
+        w = wmat if wmat is not None else weights(inputs[1])
+        bv = bcol if bcol is not None else (bias.reshape(gr, mg, 1) if bias is not None else None)
+        work = scratch.view(dtype)
+        buf = work[:pad_elems].reshape((g.c,) + g.pad_sp) if g.padded else None
+        cols = work[pad_elems:pad_elems + g.c * ks * p]
+        y4 = y.reshape(g.n, gr, mg, p)
+        r4 = _res_view(res, (g.n, gr, mg, p))
+        for n in range(g.n):
+            src = x[n]
+            if buf is not None:
+                pad_into(src, buf, g.pb)
+                src = buf
+            win = windows(src, g.kernel, g.out_sp, g.strides, g.dilations)
+
+            if row_mode:
+                cols_nd = cols.reshape((g.c,) + g.kernel + g.out_sp)
+                cols2 = cols.reshape(kdim, p)
+
+                def build(i: int) -> None:
+                    a, b = c_ranges[i]
+                    np.copyto(cols_nd[a:b], win[a:b])
+
+                def gemm(i: int) -> None:
+                    a, b = m_ranges[i]
+                    out = y4[n, 0, a:b]
+                    np.matmul(w[0, a:b], cols2, out=out)
+                    _finish(epi, out, None if bv is None else bv[0, a:b], None if r4 is None else r4[n, 0, a:b])
+
+                pool.run(build, len(c_ranges))
+                pool.run(gemm, len(m_ranges))
+                continue
+
+            def band(i: int) -> None:
+                r0, r1 = bands[i]
+                c0, c1 = r0 * rest, r1 * rest
+                chunk = cols[g.c * ks * c0:g.c * ks * c1]
+                np.copyto(chunk.reshape((g.c,) + g.kernel + (r1 - r0,) + g.out_sp[1:]),
+                          win[head + (slice(r0, r1),)])
+                out = y4[n, :, :, c0:c1]
+                np.matmul(w, chunk.reshape(gr, kdim, c1 - c0), out=out)
+                _finish(epi, out, bv, None if r4 is None else r4[n, :, :, c0:c1])
+
+            pool.run(band, len(bands))
+    return run
+
+
 @register("Conv", workspace=_conv_workspace, prepack=_conv_prepack)
 @float16_via_float32
 def conv(spec: OpSpec):
@@ -258,11 +480,11 @@ def conv(spec: OpSpec):
     if spec.attr("_winograd"):
         return _wino_build(g, spec.consts.get(1), spec.consts.get(2), epi, dtype)
     check(g.c % g.group == 0 and g.m % g.group == 0, f"Conv {spec.name}: channels not divisible by group")
+    pool = get_pool()
     w_const = spec.consts.get(1)
     b_const = spec.consts.get(2)
-    cg, mg, ks, p = g.c // g.group, g.m // g.group, g.k_size, g.p_size
+    cg, mg, ks = g.c // g.group, g.m // g.group, g.k_size
     pad_elems = g.c * int(np.prod(g.pad_sp)) if g.padded else 0
-    sp_nd = len(g.kernel)
 
     def weights(w: np.ndarray) -> np.ndarray:
         if g.depthwise:
@@ -270,68 +492,13 @@ def conv(spec: OpSpec):
         return w.reshape(g.group, mg, cg * ks)
 
     wmat = weights(w_const) if w_const is not None else None
-    bcol = b_const.reshape(g.m, 1) if b_const is not None else None
-
-    def finish(y3: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None, y: np.ndarray) -> None:
-        if bias is not None:
-            np.add(y3, bcol if bcol is not None else bias.reshape(g.m, 1), out=y3)
-        epi(y, res)
-
-    if g.pointwise:
-        def run_pointwise(inputs, outputs, scratch):
-            x, y = inputs[0], outputs[0]
-            bias, res = _split_inputs(inputs, epi.residual)
-            w = wmat if wmat is not None else weights(inputs[1])
-            y3 = y.reshape(g.n, g.m, p)
-            np.matmul(w[0], x.reshape(g.n, g.c, p), out=y3)
-            finish(y3, bias, res, y)
-        return run_pointwise
-
-    def padded_input(x_n: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-        if not g.padded:
-            return x_n
-        buf = scratch[:pad_elems * g.itemsize].view(dtype).reshape((g.c,) + g.pad_sp)
-        pad_into(x_n, buf, g.pb)
-        return buf
-
     if g.depthwise:
-        taps = list(np.ndindex(*g.kernel))
-
-        def run_depthwise(inputs, outputs, scratch):
-            x, y = inputs[0], outputs[0]
-            bias, res = _split_inputs(inputs, epi.residual)
-            w = wmat if wmat is not None else weights(inputs[1])
-            wb = w.reshape((g.c, ks) + (1,) * sp_nd)
-            tmp = scratch[pad_elems * g.itemsize:(pad_elems + g.c * p) * g.itemsize].view(dtype)
-            tmp = tmp.reshape((g.c,) + g.out_sp)
-            for n in range(g.n):
-                win = windows(padded_input(x[n], scratch), g.kernel, g.out_sp, g.strides, g.dilations)
-                y_n = y[n]
-                for t, tap in enumerate(taps):
-                    if t == 0:
-                        np.multiply(win[(slice(None),) + tap], wb[:, t], out=y_n)
-                    else:
-                        np.multiply(win[(slice(None),) + tap], wb[:, t], out=tmp)
-                        np.add(y_n, tmp, out=y_n)
-            finish(y.reshape(g.n, g.m, p), bias, res, y)
-        return run_depthwise
-
-    def run_im2col(inputs, outputs, scratch):
-        x, y = inputs[0], outputs[0]
-        bias, res = _split_inputs(inputs, epi.residual)
-        w = wmat if wmat is not None else weights(inputs[1])
-        cols = scratch[pad_elems * g.itemsize:(pad_elems + g.c * ks * p) * g.itemsize].view(dtype)
-        cols_nd = cols.reshape((g.c,) + g.kernel + g.out_sp)
-        cols_g = cols.reshape(g.group, cg * ks, p)
-        y4 = y.reshape(g.n, g.group, mg, p)
-        for n in range(g.n):
-            np.copyto(cols_nd, windows(padded_input(x[n], scratch), g.kernel, g.out_sp, g.strides, g.dilations))
-            if g.group == 1:
-                np.matmul(w[0], cols_g[0], out=y4[n, 0])
-            else:
-                np.matmul(w, cols_g, out=y4[n])
-        finish(y.reshape(g.n, g.m, p), bias, res, y)
-    return run_im2col
+        bcol = b_const.reshape(g.c, 1) if b_const is not None else None
+        return _depthwise_build(g, wmat, weights, bcol, epi, pool, dtype, pad_elems)
+    bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
+    if _direct_view(g):
+        return _direct_build(g, wmat, weights, bcol, epi, pool)
+    return _im2col_build(g, wmat, weights, bcol, epi, pool, dtype, pad_elems)
 
 
 @dataclass

@@ -22,6 +22,9 @@ import threading
 from typing import Callable
 
 MAX_DEFAULT_THREADS = 8
+# Output features are split on multiples of this, so each piece starts where a BLAS micro-kernel
+# block would and the tail rows/columns fall where a single call would put them.
+FEATURE_ALIGN = 64
 Task = Callable[[int], None]
 
 
@@ -147,9 +150,8 @@ def parallel_for(fn: Task, n: int) -> None:
 
 
 def split(total: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
-    """Cut range(total) into at most `parts` near-equal [a, b) pieces whose inner cuts are multiples of align."""
-    parts = max(1, min(parts, -(-total // align) if total else 1))
+    """Cut range(total) into at most `parts` near-equal [a, b) pieces; inner cuts are multiples of align."""
     units = -(-total // align)
-    bounds = [min(total, (units * k // parts) * align) for k in range(parts + 1)]
-    bounds[-1] = total
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    parts = max(1, min(parts, units))
+    cuts = [min(total, units * k // parts * align) for k in range(parts)] + [total]
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]

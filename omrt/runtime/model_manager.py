@@ -205,6 +205,10 @@ class WorkRanges:
 work_ranges = WorkRanges()
 
 
+def _overlap(a: Region, b: Region) -> bool:
+    return a.size > 0 and b.size > 0 and a.addr < b.addr + b.size and b.addr < a.addr + a.size
+
+
 # --- loaded models ------------------------------------------------------------------------------
 
 @dataclass(eq=False)
@@ -258,6 +262,7 @@ class ModelManager:
         try:
             work = claim("work", work_ptr, work_size, model.memory_size, ctx.device, owner)
             weight = claim("weight", weight_ptr, weight_size, model.weight_size, ctx.device, owner)
+            self._check_layout(model, work, weight)
             copied = place_weights(model, weight.addr)
             executor = Executor.at_addresses(model, work.addr, work.size, weight.addr)
         except BaseException:
@@ -269,6 +274,24 @@ class ModelManager:
         with self._lock:
             self._models[model_id] = loaded
         return model_id
+
+    def _check_layout(self, model: OfflineModel, work: Region, weight: Region) -> None:
+        """Weight memory is only ever shared by loads of the same weights at the same address, and
+        never overlaps work memory (its own or another model's): anything else would let one
+        model overwrite what another reads."""
+        if _overlap(work, weight):
+            raise OmrtError(C.ACL_ERROR_INVALID_PARAM,
+                            f"work memory [{work.addr:#x}, +{work.size}) overlaps weight memory "
+                            f"[{weight.addr:#x}, +{weight.size})")
+        for other in list(self._models.values()):
+            if _overlap(work, other.weight) or _overlap(weight, other.work):
+                raise OmrtError(C.ACL_ERROR_INVALID_PARAM,
+                                f"work and weight memory of model {other.model_id} and of the new load overlap")
+            if _overlap(weight, other.weight) and (
+                    weight.addr != other.weight.addr or model.weights != other.model.weights):
+                raise OmrtError(C.ACL_ERROR_INVALID_PARAM,
+                                f"weight memory [{weight.addr:#x}, +{weight.size}) holds the weights of model "
+                                f"{other.model_id}; only loads of the same weights may share it")
 
     def get(self, model_id: int) -> LoadedModel:
         """The loaded model `model_id`; an unknown or unloaded id is 145003, as GE answers."""

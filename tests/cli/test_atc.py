@@ -122,3 +122,16 @@ def test_console_script_runs(tmp_path: Path, onnx_file: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "cli.om").exists()
+
+
+def test_out_nodes_pick_the_outputs(tmp_path: Path, onnx_file: Path) -> None:
+    out = tmp_path / "cut"
+    assert _atc("--framework", "5", "--model", str(onnx_file), "--output", str(out), "--out_nodes", "fc:0;relu1:0") == 0
+    model = load_om(str(out) + ".om")
+    assert [d.name for d in model.outputs] == ["logits", "r1"]
+    assert all(op.op_type != "Softmax" for op in model.graphs[0].ops)
+
+
+def test_out_nodes_unknown_node_is_an_error(tmp_path: Path, onnx_file: Path, capsys) -> None:
+    assert _atc("--framework", "5", "--model", str(onnx_file), "--output", str(tmp_path / "x"), "--out_nodes", "nope:0") != 0
+    assert "nope" in capsys.readouterr().err
