@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.kernels.node_cases import as_array
+
 # The ops omrt promises (the engine issue's list); every node test of these must pass or be
 # listed in KNOWN_GAPS with the reason.
 REQUIRED_OPS = frozenset(
@@ -42,23 +44,13 @@ def required_cases() -> list[Any]:
     return [c for c in all_cases() if op_of(c) in REQUIRED_OPS]
 
 
-def _as_array(value: Any) -> np.ndarray:
-    """Some cases store their data as TensorProto or numpy scalars; the ONNX runner normalises too."""
-    import onnx
-    from onnx import numpy_helper
-
-    if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
-    return np.asarray(value)
-
-
 def run_case(case: Any) -> None:
     from omrt.onnx_backend import OmrtBackend
 
     rep = OmrtBackend.prepare(case.model)
     for inputs, expected in case.data_sets:
-        inputs = [_as_array(x) for x in inputs]
-        expected = [_as_array(x) for x in expected]
+        inputs = [as_array(x) for x in inputs]
+        expected = [as_array(x) for x in expected]
         got = rep.run(inputs)
         assert len(got) == len(expected), (len(got), len(expected))
         for g, e in zip(got, expected):

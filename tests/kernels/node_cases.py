@@ -60,16 +60,53 @@ def spec_from_case(case: Any, inputs: list[np.ndarray], outputs: list[np.ndarray
     return OpSpec(node.op_type, attrs, in_specs, out_specs, name=node.name or node.op_type)
 
 
-def run_case(case: Any) -> None:
-    """Run every data set of a case and assert the suite's own tolerances."""
+NUMERIC = set(np.dtype(t) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                                    "uint8", "uint16", "uint32", "uint64", "bool"))
+
+
+def as_array(a):
+    """Some node cases store their data as TensorProto (float16/bfloat16 casts); numpy for the rest."""
+    if isinstance(a, onnx.TensorProto):
+        return numpy_helper.to_array(a)
+    if isinstance(a, np.generic):
+        return np.asarray(a)
+    return a
+
+
+def opset_of(case) -> int:
+    return max((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
+def run_case(case: Any, with_opset: bool = False) -> None:
+    """Run every data set of a case and assert the suite's own tolerances; opset-dependent ops
+    (`with_opset`) get the model's opset as `_opset`, as the compiler passes it."""
+    node = case.model.graph.node[0]
     for inputs, expected in case.data_sets:
-        spec = spec_from_case(case, list(inputs), list(expected))
+        inputs = [as_array(a) for a in inputs]
+        expected = [as_array(e) for e in expected]
+        spec = spec_from_case(case, inputs, expected)
+        if with_opset:
+            spec.attrs["_opset"] = opset_of(case)
         it = iter(inputs)
-        args = [None if n == "" else next(it) for n in case.model.graph.node[0].input]
-        got = run_op(spec, args)
+        got = run_op(spec, [None if n == "" else next(it) for n in node.input])
         for g, e in zip(got, expected):
             assert g.shape == e.shape, (g.shape, e.shape)
             if e.dtype.kind in "fc":
                 np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol)
             else:
                 np.testing.assert_array_equal(g, e)
+
+
+def skip_reason(case) -> str | None:
+    """Why a node case is outside what the runtime supports, or None."""
+    for inputs, expected in case.data_sets:
+        for a in [*inputs, *expected]:
+            a = as_array(a)
+            if not isinstance(a, np.ndarray):
+                return "sequence/optional inputs are not tensors; the runtime runs tensors only"
+            if a.dtype not in NUMERIC:
+                return f"dtype {a.dtype} (string/bfloat16/float8/4-bit) is not supported by omrt"
+    node = case.model.graph.node[0]
+    if node.op_type == "Dropout" and "training" in case.name and "zero_ratio" not in case.name:
+        return "Dropout in training mode draws a random mask; omrt runs inference only"
+    return None

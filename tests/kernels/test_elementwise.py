@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, run_op, workspace_bytes
-from tests.kernels.node_cases import cases_for, spec_from_case
+from tests.kernels.node_cases import cases_for, run_case as run_node_case, skip_reason
 
 UNARY = ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Clip", "Elu", "Selu",
          "Softplus", "Softsign", "Erf", "Gelu", "Sqrt", "Exp", "Log", "Abs", "Neg", "Reciprocal",
@@ -19,57 +17,6 @@ BINARY = ["PRelu", "Add", "Sub", "Mul", "Div", "Pow", "Equal", "Less", "Greater"
           "GreaterOrEqual", "And", "Or", "Xor"]
 VARIADIC = ["Min", "Max", "Sum", "Mean"]
 OTHER = ["Where", "CastLike"]
-NUMERIC = set(np.dtype(t) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
-                                    "uint8", "uint16", "uint32", "uint64", "bool"))
-
-
-def as_array(a):
-    """Some node cases store their data as TensorProto (float16/bfloat16 casts); numpy for the rest."""
-    if isinstance(a, onnx.TensorProto):
-        return numpy_helper.to_array(a)
-    if isinstance(a, np.generic):
-        return np.asarray(a)
-    return a
-
-
-def opset_of(case) -> int:
-    return max((o.version for o in case.model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-
-
-def run_node_case(case, with_opset: bool = False) -> None:
-    """node_cases.run_case, plus TensorProto data and (for opset-dependent ops) the `_opset` attr."""
-    node = case.model.graph.node[0]
-    for inputs, expected in case.data_sets:
-        inputs = [as_array(a) for a in inputs]
-        expected = [as_array(e) for e in expected]
-        spec = spec_from_case(case, inputs, expected)
-        if with_opset:
-            spec.attrs["_opset"] = opset_of(case)
-        it = iter(inputs)
-        got = run_op(spec, [None if n == "" else next(it) for n in node.input])
-        for g, e in zip(got, expected):
-            assert g.shape == e.shape, (g.shape, e.shape)
-            if e.dtype.kind in "fc":
-                np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol)
-            else:
-                np.testing.assert_array_equal(g, e)
-
-
-def skip_reason(case) -> str | None:
-    """Why a node case is outside what the runtime supports, or None."""
-    for inputs, expected in case.data_sets:
-        for a in [*inputs, *expected]:
-            a = as_array(a)
-            if not isinstance(a, np.ndarray):
-                return "sequence/optional inputs are not tensors; the runtime runs tensors only"
-            if a.dtype not in NUMERIC:
-                return f"dtype {a.dtype} (string/bfloat16/float8/4-bit) is not supported by omrt"
-    node = case.model.graph.node[0]
-    if node.op_type == "Dropout" and "training" in case.name and "zero_ratio" not in case.name:
-        return "Dropout in training mode draws a random mask; omrt runs inference only"
-    return None
-
-
 CASES = list(cases_for(*UNARY, *BINARY, *VARIADIC, *OTHER))
 
 

@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, run_op, workspace_bytes
-from tests.kernels.node_cases import cases_for
-from tests.kernels.test_elementwise import run_node_case, skip_reason
+from tests.kernels.node_cases import cases_for, run_case as run_node_case, skip_reason
 
 OPS = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceL1",
        "ReduceSumSquare", "ReduceLogSumExp", "ArgMax", "ArgMin", "Softmax", "LogSoftmax"]

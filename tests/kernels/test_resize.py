@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, run_op, workspace_bytes
-from tests.kernels.node_cases import cases_for
-from tests.kernels.test_elementwise import run_node_case, skip_reason
+from tests.kernels.node_cases import cases_for, run_case as run_node_case, skip_reason
 
 CASES = list(cases_for("Resize", "Upsample"))
 

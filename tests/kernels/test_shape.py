@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, run_op
-from tests.kernels.node_cases import cases_for
-from tests.kernels.test_elementwise import run_node_case, skip_reason
+from tests.kernels.node_cases import cases_for, run_case as run_node_case, skip_reason
 
 OPS = ["Concat", "Split", "Slice", "Gather", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
        "Expand", "Tile", "Pad", "Shape", "ConstantOfShape", "Size", "Range"]
