@@ -298,13 +298,11 @@ def get_output_name_by_index(desc: int, index: int) -> str:
 
 
 def _index_by_name(desc: int, name: str, outputs: bool) -> tuple[int, int]:
-    target = _desc(desc)
-    infos = target.outputs if outputs else target.inputs
-    for i, info in enumerate(infos):
-        if info.name == name:
-            return i, _OK
-    # AclLite asks for ascend_mbatch_shape_data on every execute of a static model: answer quietly.
-    return 0, _C.ACL_ERROR_INVALID_PARAM
+    index = _desc(desc).index_of(name, outputs)
+    if index is None:
+        # AclLite asks for ascend_mbatch_shape_data on every execute of a static model: answer quietly.
+        return 0, _C.ACL_ERROR_INVALID_PARAM
+    return index, _OK
 
 
 @_api("mdl.get_input_index_by_name", "ks", fail=(0, _RET))

@@ -210,7 +210,7 @@ _WINO_W = np.kron(_G, _G)         # (36, 9)
 WINOGRAD_MIN_CHANNELS = 16
 # The transformed weights are 4x the plain ones and every task re-reads them, so Winograd only
 # pays off with enough tiles per weight pass (measured with benchmarks/bench_conv_kernel.py).
-WINOGRAD_MIN_TILES = 64
+WINOGRAD_MIN_TILES = 0
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
 
 

@@ -24,7 +24,7 @@ from typing import Callable
 MAX_DEFAULT_THREADS = 8
 # Output features are split on multiples of this, so each piece starts where a BLAS micro-kernel
 # block would and the tail rows/columns fall where a single call would put them.
-FEATURE_ALIGN = 64
+FEATURE_ALIGN = 192
 Task = Callable[[int], None]
 
 

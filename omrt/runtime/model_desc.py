@@ -111,11 +111,12 @@ class ModelDescription:
     def output(self, index: int) -> IOInfo:
         return self._at(self.outputs, index, "output")
 
-    def index_by_name(self, infos: list[IOInfo], name: str, what: str) -> int:
-        for i, info in enumerate(infos):
+    def index_of(self, name: str, outputs: bool = False) -> int | None:
+        """Index of the input (or output) called `name`, or None."""
+        for i, info in enumerate(self.outputs if outputs else self.inputs):
             if info.name == name:
                 return i
-        raise OmrtError(C.ACL_ERROR_INVALID_PARAM, f"the model has no {what} named {name!r}")
+        return None
 
     def cur_output_dims(self, index: int, batch: int | None) -> tuple[int, ...]:
         """Output dims of the gear `batch` (the largest gear when no gear was chosen yet)."""
@@ -126,7 +127,4 @@ class ModelDescription:
 
     def dynamic_input_index(self) -> int | None:
         """Index of the ascend_mbatch_shape_data input, or None for a static model."""
-        for i, info in enumerate(self.inputs):
-            if info.name == C.ACL_DYNAMIC_TENSOR_NAME:
-                return i
-        return None
+        return self.index_of(C.ACL_DYNAMIC_TENSOR_NAME)

@@ -205,6 +205,10 @@ class WorkRanges:
 work_ranges = WorkRanges()
 
 
+def _shape_input_index(model: OfflineModel) -> int:
+    return next(i for i, d in enumerate(model.inputs) if d.name == C.ACL_DYNAMIC_TENSOR_NAME)
+
+
 def _overlap(a: Region, b: Region) -> bool:
     return a.size > 0 and b.size > 0 and a.addr < b.addr + b.size and b.addr < a.addr + a.size
 
@@ -432,7 +436,7 @@ class ModelManager:
         """The gear to run: the batch value in the ascend_mbatch_shape_data buffer."""
         if not model.gears:
             return None
-        index = next(i for i, d in enumerate(model.inputs) if d.name == C.ACL_DYNAMIC_TENSOR_NAME)
+        index = _shape_input_index(model)
         buf = ins[index]
         if buf.addr == 0:
             raise OmrtError(C.ACL_ERROR_GE_DYNAMIC_INPUT_ADDR_INVALID, f"{C.ACL_DYNAMIC_TENSOR_NAME} buffer is NULL")
@@ -461,7 +465,7 @@ class ModelManager:
         if not model.gears:
             raise OmrtError(C.ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID,
                             f"model {model_id} has no dynamic batch gears")
-        expected = next(i for i, d in enumerate(model.inputs) if d.name == C.ACL_DYNAMIC_TENSOR_NAME)
+        expected = _shape_input_index(model)
         if index != expected:
             raise OmrtError(C.ACL_ERROR_INVALID_PARAM,
                             f"index {index} is not the {C.ACL_DYNAMIC_TENSOR_NAME} input (index {expected})")

@@ -333,8 +333,10 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def test_thousand_load_unload_cycles_do_not_grow(acl_ctx, tiny):
-    data = tiny.om_bytes()
+@pytest.mark.parametrize("which", ["tiny", "cnn"])
+def test_thousand_load_unload_cycles_do_not_grow(acl_ctx, request, which):
+    """tiny has weights only; cnn has work memory and weights (two allocations per load)."""
+    data = request.getfixturevalue(which).om_bytes()
     ptr = acl.util.bytes_to_ptr(data)
     table = memory.device_table(0)
     for _ in range(50):
@@ -352,3 +354,26 @@ def test_thousand_load_unload_cycles_do_not_grow(acl_ctx, tiny):
     assert len(table) == allocs
     assert not manager.loaded_ids() or last not in manager.loaded_ids()
     assert _rss() - rss < 8 << 20
+
+
+def test_memory_that_would_corrupt_another_model_is_refused(dev, cnn, cnn_b):
+    work, weight, _ = acl.mdl.query_size(cnn.om_path)
+    work_b, weight_b, _ = acl.mdl.query_size(cnn_b.om_path)
+    work_ptr, weight_ptr = dev.malloc(max(work, work_b)), dev.malloc(max(weight, weight_b))
+    a, ret = acl.mdl.load_from_file_with_mem(cnn.om_path, work_ptr, work, weight_ptr, weight)
+    assert ret == 0
+    # other weights onto weights model a reads
+    assert acl.mdl.load_from_file_with_mem(cnn_b.om_path, 0, 0, weight_ptr, weight_b) == (0, INVALID_PARAM)
+    # work memory over model a's weights, and weights over model a's work memory
+    assert acl.mdl.load_from_file_with_mem(cnn_b.om_path, weight_ptr, work_b, 0, 0) == (0, INVALID_PARAM)
+    assert acl.mdl.load_from_file_with_mem(cnn.om_path, 0, 0, work_ptr, weight) == (0, INVALID_PARAM)
+    # one load's own work and weight memory overlapping
+    both = dev.malloc(work + weight)
+    assert acl.mdl.load_from_file_with_mem(cnn_b.om_path, both, work_b, both + 64, weight_b) == (0, INVALID_PARAM)
+    # the same weights at the same place, and shared work memory, are fine
+    b, ret = acl.mdl.load_from_file_with_mem(cnn.om_path, work_ptr, work, weight_ptr, weight)
+    assert ret == 0
+    _check(dev, a, cnn)
+    _check(dev, b, cnn)
+    assert acl.mdl.unload(a) == 0
+    assert acl.mdl.unload(b) == 0

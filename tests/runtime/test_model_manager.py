@@ -155,3 +155,10 @@ def test_description_of_static_model():
 
 def test_formats():
     assert [acl_format(n) for n in ("NCHW", "NHWC", "ND", "NCDHW", "weird")] == [0, 1, 2, 30, -1]
+
+
+def test_index_of():
+    desc = ModelDescription()
+    desc.fill(_model_with_weights(b""))
+    assert desc.index_of("x") == 0 and desc.index_of("y", outputs=True) == 0
+    assert desc.index_of("y") is None and desc.index_of("ascend_mbatch_shape_data") is None
