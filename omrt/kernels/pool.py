@@ -2,7 +2,9 @@
 
 Padding (explicit, auto_pad, and the ceil_mode overhang) is materialised once per call in planned
 scratch filled with the reduction's identity; averaging multiplies by a reciprocal count map
-computed at build time, so count_include_pad costs nothing at run time.
+computed at build time, so count_include_pad costs nothing at run time. Channels are cut into
+blocks that fit in L2 and spread over the kernel thread pool, so the per-tap passes re-read cache,
+not memory.
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ import numpy as np
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv import compute_itemsize, pad_into, same_pads
 from omrt.kernels.epilogue import float16_via_float32
+from omrt.kernels.parallel import get_pool, split
+
+BLOCK_BYTES = 256 * 1024  # input+output bytes per channel block
 
 
 @dataclass
@@ -78,6 +83,47 @@ def _pool_workspace(spec: OpSpec) -> int:
     return g.n * g.c * int(np.prod(g.ext)) * g.itemsize if g.needs_pad else 0
 
 
+def _blocks(g: PoolGeom, threads: int) -> list[tuple[int, int]]:
+    """Ranges over the flattened N*C planes: about BLOCK_BYTES each, at least one per thread."""
+    planes = g.n * g.c
+    per_plane = (int(np.prod(g.ext)) + int(np.prod(g.out_sp))) * g.itemsize
+    parts = max(1, -(-planes * per_plane // BLOCK_BYTES))
+    if threads > 1 and planes * per_plane > BLOCK_BYTES:
+        parts = threads * -(-parts // threads)
+    return split(planes, parts)
+
+
+def _tapped(g: PoolGeom, slices: list, fill: Any, first: Any, step: Any):
+    """Kernel body shared by max and average pooling: per plane block, pad, copy tap 0, fold the rest."""
+    pool = get_pool()
+    blocks = _blocks(g, pool.size)
+    planes = g.n * g.c
+
+    def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
+        x3 = x.reshape((1, planes) + x.shape[2:])
+        y3 = y.reshape((1, planes) + y.shape[2:])
+        buf = None
+        if g.needs_pad:
+            buf = scratch[:planes * int(np.prod(g.ext)) * x.dtype.itemsize].view(x.dtype)
+            buf = buf.reshape((1, planes) + g.ext)
+
+        def task(i: int) -> None:
+            a, b = blocks[i]
+            src = x3[:, a:b]
+            if buf is not None:
+                pad_into(src, buf[:, a:b], g.pb, fill)
+                src = buf[:, a:b]
+            out = y3[:, a:b]
+            np.copyto(out, src[slices[0]])
+            for sl in slices[1:]:
+                step(out, src[sl], out=out)
+            if first is not None:
+                np.multiply(out, first, out=out)
+
+        pool.run(task, len(blocks))
+    return run_blocks
+
+
 def _lowest(dtype: np.dtype) -> Any:
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
@@ -113,14 +159,15 @@ def max_pool(spec: OpSpec):
         plane = int(np.prod(g.in_sp))
         chan_off = (np.arange(g.n * g.c, dtype=np.int64) * plane).reshape((g.n, g.c) + (1,) * len(g.in_sp))
 
+    blocked = None if want_idx else _tapped(g, slices, fill, None, np.maximum)
+
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
+        if blocked is not None:
+            blocked(x, y, scratch)
+            return
         xp = _padded(g, x, scratch, fill)
         np.copyto(y, xp[slices[0]])
-        if not want_idx:
-            for sl in slices[1:]:
-                np.maximum(y, xp[sl], out=y)
-            return
         idx = outputs[1]
         np.copyto(idx, tap_idx[0])
         for sl, ti in zip(slices[1:], tap_idx[1:]):
@@ -145,14 +192,10 @@ def average_pool(spec: OpSpec):
         shape[ax] = -1
         total = total * cnt.sum(axis=1).reshape(shape)
     inv = (1.0 / np.maximum(total, 1)).astype(dtype)
+    blocked = _tapped(g, slices, 0, inv, np.add)
 
     def run(inputs, outputs, scratch):
-        x, y = inputs[0], outputs[0]
-        xp = _padded(g, x, scratch, 0)
-        np.copyto(y, xp[slices[0]])
-        for sl in slices[1:]:
-            np.add(y, xp[sl], out=y)
-        np.multiply(y, inv, out=y)
+        blocked(inputs[0], outputs[0], scratch)
     return run
 
 

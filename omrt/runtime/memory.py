@@ -262,16 +262,47 @@ def _table_of(alloc: Allocation) -> AllocationTable:
     return host_table if alloc.device is None else device_table(alloc.device)
 
 
-def check_range(ptr: int, count: int, what: str) -> None:
-    """If `ptr` lies in tracked memory, [ptr, ptr+count) must not run off that allocation.
-    Addresses outside every table (numpy, bytes, ctypes buffers) are the caller's to vouch for."""
+_PAGE = mmap.PAGESIZE
+_MAX_PROBE_PAGES = 1 << 16
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _mincore = _libc.mincore
+    _mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    _mincore.restype = ctypes.c_int
+except (OSError, AttributeError):
+    _mincore = None
+
+
+def _pages_mapped(start: int, pages: int) -> bool:
+    vec = (ctypes.c_ubyte * pages)()
+    return _mincore(start, pages * _PAGE, vec) == 0
+
+
+def is_mapped(addr: int, size: int) -> bool:
+    """Whether every page of [addr, addr+size) is mapped in this process (mincore fails on holes),
+    so a freed or invented address is an error instead of a crash. Very long ranges are checked at
+    both ends only."""
+    if _mincore is None:
+        return True
+    start = addr - addr % _PAGE
+    pages = (addr + max(size, 1) - start + _PAGE - 1) // _PAGE
+    if pages <= _MAX_PROBE_PAGES:
+        return _pages_mapped(start, pages)
+    return _pages_mapped(start, 1) and _pages_mapped(start + (pages - 1) * _PAGE, 1)
+
+
+def check_range(ptr: int, count: int, what: str, code: int = C.ACL_ERROR_RT_PARAM_INVALID) -> None:
+    """[ptr, ptr+count) must be real memory: inside one tracked allocation when it starts in one,
+    otherwise mapped memory of the process (numpy arrays, bytes objects, ctypes buffers)."""
     if ptr == 0:
         raise OmrtError(C.ACL_ERROR_INVALID_PARAM, f"{what} is NULL")
     alloc = lookup(ptr)
-    if alloc is not None and ptr + count > alloc.end:
-        raise OmrtError(C.ACL_ERROR_RT_PARAM_INVALID,
-                        f"{what} range [{ptr:#x}, +{count}) runs {ptr + count - alloc.end} bytes past the end "
-                        f"of allocation {alloc.ptr:#x} ({alloc.length} bytes)")
+    if alloc is not None:
+        if ptr + count > alloc.end:
+            raise OmrtError(code, f"{what} range [{ptr:#x}, +{count}) runs {ptr + count - alloc.end} bytes past "
+                                  f"the end of allocation {alloc.ptr:#x} ({alloc.length} bytes)")
+    elif not is_mapped(ptr, count):
+        raise OmrtError(code, f"{what} range [{ptr:#x}, +{count}) is not mapped memory (freed, or never allocated)")
 
 
 # --- copy / fill / view -----------------------------------------------------------------------

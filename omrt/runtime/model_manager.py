@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import mmap
 import threading
 from dataclasses import dataclass, field
 
@@ -41,46 +40,9 @@ def require_init() -> None:
 
 # --- raw addresses ------------------------------------------------------------------------------
 
-_PAGE = mmap.PAGESIZE
-_MAX_PROBE_PAGES = 1 << 16
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _mincore = _libc.mincore
-    _mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    _mincore.restype = ctypes.c_int
-except (OSError, AttributeError):
-    _mincore = None
-
-
-def _pages_mapped(start: int, pages: int) -> bool:
-    vec = (ctypes.c_ubyte * pages)()
-    return _mincore(start, pages * _PAGE, vec) == 0
-
-
-def is_mapped(addr: int, size: int) -> bool:
-    """Whether every page of [addr, addr+size) is mapped in this process (mincore fails on holes).
-    Very long ranges are checked at both ends only."""
-    if _mincore is None:
-        return True
-    start = addr - addr % _PAGE
-    pages = (addr + max(size, 1) - start + _PAGE - 1) // _PAGE
-    if pages <= _MAX_PROBE_PAGES:
-        return _pages_mapped(start, pages)
-    return _pages_mapped(start, 1) and _pages_mapped(start + (pages - 1) * _PAGE, 1)
-
-
 def check_memory(addr: int, size: int, what: str, code: int = C.ACL_ERROR_INVALID_PARAM) -> None:
-    """[addr, addr+size) must be real memory: inside one tracked allocation when it starts in one,
-    otherwise mapped memory of the process (numpy arrays, bytes objects, ctypes buffers)."""
-    if addr == 0:
-        raise OmrtError(code, f"{what} is NULL")
-    alloc = memory.lookup(addr)
-    if alloc is not None:
-        if not alloc.contains(addr, size):
-            raise OmrtError(code, f"{what} [{addr:#x}, +{size}) runs {addr + size - alloc.end} bytes past the end "
-                                  f"of allocation {alloc.ptr:#x} ({alloc.length} bytes)")
-    elif not is_mapped(addr, size):
-        raise OmrtError(code, f"{what} [{addr:#x}, +{size}) is not mapped memory (freed, or never allocated)")
+    """[addr, addr+size) must be real memory (see memory.check_range); failures carry `code`."""
+    memory.check_range(addr, size, what, code)
 
 
 def read_memory(addr: int, size: int, what: str) -> bytes:

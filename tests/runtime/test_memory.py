@@ -161,3 +161,21 @@ def test_memset_and_view(dev_ptr):
     with pytest.raises(OmrtError):
         memory.view(p, 65)
     assert memory.view(p, 16, np.float32).shape == (4,)
+
+
+def test_memcpy_from_unmapped_memory_is_an_error_not_a_crash() -> None:
+    import ctypes
+    import mmap
+
+    from omrt.errors import OmrtError
+    from omrt.runtime import memory
+
+    m = mmap.mmap(-1, mmap.PAGESIZE)
+    probe = ctypes.c_char.from_buffer(m)
+    gone = ctypes.addressof(probe)
+    del probe
+    m.close()
+    dst = bytearray(16)
+    dst_ptr = ctypes.addressof(ctypes.c_char.from_buffer(dst))
+    with pytest.raises(OmrtError, match="not mapped"):
+        memory.memcpy(dst_ptr, 16, gone, 16, 2)

@@ -12,12 +12,12 @@ from omrt.errors import OmrtError
 from omrt.om.model import GraphPlan, Location, OfflineModel, Region as Space, TensorDesc, TensorRef
 from omrt.runtime import memory
 from omrt.runtime.model_desc import ModelDescription, acl_format, dims_dict
+from omrt.runtime.memory import is_mapped
 from omrt.runtime.model_manager import (
     BUSY_CODE,
     WorkRanges,
     check_memory,
     claim,
-    is_mapped,
     place_weights,
     release,
 )
