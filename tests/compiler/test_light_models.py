@@ -2,23 +2,21 @@
 from __future__ import annotations
 
 import gc
-import os
 
-import onnx
 import pytest
 
 from omrt.compiler import compile_onnx_report
+from omrt.om import read_om, write_om
 from compiler_checks import check_bounds, check_no_clobber, check_weights
+from tests.om.om_testkit import assert_models_equal
+from tests.support.light_models import LIGHT_MODELS, model_path
 
-LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
-MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
-          "shufflenet", "squeezenet", "vgg19", "zfnet512"]
 PLAN_SLACK = 1.10
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=LIGHT_MODELS)
 def compiled(request):
-    om, report = compile_onnx_report(os.path.join(LIGHT, f"light_{request.param}.onnx"))
+    om, report = compile_onnx_report(str(model_path(request.param)))
     print("\n" + report.summary())
     yield request.param, om, report
     del om, report
@@ -69,3 +67,8 @@ def test_weights(compiled):
     check_weights(om)
     assert om.attrs["framework_type"] == "Onnx" and om.attrs["atc_version"].startswith("omrt-")
     assert om.inputs[0].layout == "NCHW" and len(om.inputs[0].shape) == 4
+
+
+def test_om_round_trip_keeps_every_field(compiled):
+    _, om, _ = compiled
+    assert_models_equal(read_om(write_om(om)), om)

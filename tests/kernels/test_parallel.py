@@ -1,0 +1,168 @@
+"""The kernel thread pool, and that splitting work over it never changes a channel's arithmetic."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omrt.kernels import OpSpec, TensorSpec, run_op
+from omrt.kernels import parallel
+from omrt.kernels.parallel import FEATURE_ALIGN, Pool, get_pool, split
+
+
+def test_every_task_runs_once() -> None:
+    pool = Pool(3)
+    for n in (0, 1, 2, 3, 7, 100):
+        hits = [0] * n
+        lock = threading.Lock()
+
+        def task(i: int) -> None:
+            with lock:
+                hits[i] += 1
+
+        pool.run(task, n)
+        assert hits == [1] * n
+
+
+def test_work_lands_on_several_threads() -> None:
+    pool = Pool(2)
+    seen: set[int] = set()
+    barrier = threading.Barrier(2, timeout=5)
+
+    def task(i: int) -> None:
+        seen.add(threading.get_ident())
+        barrier.wait()  # both tasks must be in flight at once
+
+    pool.run(task, 2)
+    assert len(seen) == 2
+
+
+def test_exception_reaches_caller_and_pool_survives() -> None:
+    pool = Pool(2)
+
+    def bad(i: int) -> None:
+        if i == 3:
+            raise ValueError("task 3")
+
+    with pytest.raises(ValueError, match="task 3"):
+        pool.run(bad, 8)
+    out = []
+    pool.run(lambda i: out.append(i), 4)
+    assert sorted(out) == [0, 1, 2, 3]
+
+
+def test_nested_and_concurrent_calls_run_inline() -> None:
+    pool = Pool(2)
+    total = []
+
+    def outer(i: int) -> None:
+        pool.run(lambda j: total.append((i, j)), 3)  # pool busy: runs on this thread
+
+    pool.run(outer, 2)
+    assert sorted(total) == [(i, j) for i in range(2) for j in range(3)]
+
+    results = []
+
+    def caller(k: int) -> None:
+        acc = [0] * 50
+        for _ in range(20):
+            pool.run(lambda i: acc.__setitem__(i, acc[i] + 1), 50)
+        results.append(acc == [20] * 50)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == [True] * 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 5000), st.integers(1, 9), st.sampled_from([1, 16, 64, 192]))
+def test_split_covers_range_on_aligned_cuts(total: int, parts: int, align: int) -> None:
+    pieces = split(total, parts, align)
+    assert len(pieces) <= parts
+    flat = [i for a, b in pieces for i in range(a, b)]
+    assert flat == list(range(total))
+    assert all(a % align == 0 for a, _ in pieces)
+
+
+def test_thread_count_from_environment(monkeypatch) -> None:
+    monkeypatch.setenv("OMRT_NUM_THREADS", "3")
+    assert parallel._configured_threads() == 3
+    monkeypatch.setenv("OMRT_NUM_THREADS", "junk")
+    assert 1 <= parallel._configured_threads() <= parallel.MAX_DEFAULT_THREADS
+    monkeypatch.delenv("OMRT_NUM_THREADS")
+    assert 1 <= parallel._configured_threads() <= parallel.MAX_DEFAULT_THREADS
+
+
+def test_pool_puts_blas_in_single_thread_mode() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    get_pool()
+    blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert blas and all(i["num_threads"] == 1 for i in blas)
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Run kernels with a 2-thread pool whatever the machine has."""
+    get_pool()
+    monkeypatch.setattr(parallel, "_pool", Pool(2))
+    yield
+
+
+def _spec(op: str, ins: list[np.ndarray], out_shape: tuple[int, ...], attrs: dict, consts: dict) -> OpSpec:
+    return OpSpec(op, attrs, [TensorSpec(a.shape, a.dtype) for a in ins],
+                  [TensorSpec(out_shape, np.dtype(np.float32))], consts)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_fc_split_matches_one_blas_call_bitwise(two_threads, batch: int) -> None:
+    # Large magnitudes make every rounding visible, as in the onnx light models.
+    rng = np.random.default_rng(0)
+    x = (rng.random((batch, 512), dtype=np.float32) * 1e7).astype(np.float32)
+    w = np.full((1000, 512), 0.01, np.float32)
+    b = np.zeros(1000, np.float32)
+    ins = [x, w, b]
+    y = run_op(_spec("Gemm", ins, (batch, 1000), {"transB": 1}, {1: w, 2: b}), ins)[0]
+    np.testing.assert_array_equal(y, np.matmul(x, w.T))
+    assert len(parallel.get_pool()._workers) == 1
+
+
+def test_conv_channel_split_matches_one_blas_call_bitwise(two_threads) -> None:
+    # Few columns, many channels: the conv splits output channels; results must equal one call.
+    rng = np.random.default_rng(1)
+    x = (rng.random((1, 256, 7, 7), dtype=np.float32) * 1e7).astype(np.float32)
+    w = np.full((1000, 256, 1, 1), 0.01, np.float32)
+    y = run_op(_spec("Conv", [x, w], (1, 1000, 7, 7), {}, {1: w}), [x, w])[0]
+    np.testing.assert_array_equal(y.reshape(1000, 49), np.matmul(w.reshape(1000, 256), x.reshape(256, 49)))
+
+
+@pytest.mark.parametrize("k,pads", [(1, 0), (3, 1)])
+def test_conv_equal_weights_give_equal_channels(two_threads, k: int, pads: int) -> None:
+    # Small integers keep every partial sum exact, so channels with equal weights must agree bitwise
+    # whichever columns or channel blocks the threads took.
+    rng = np.random.default_rng(2)
+    x = rng.integers(-8, 8, (2, 32, 40, 40)).astype(np.float32)
+    w = np.ones((384, 32, k, k), np.float32)
+    b = np.full(384, 0.5, np.float32)
+    ins = [x, w, b]
+    attrs = {"pads": [pads] * 4}
+    y = run_op(_spec("Conv", ins, (2, 384, 40, 40), attrs, {1: w, 2: b}), ins)[0]
+    assert (y == y[:, :1]).all()
+
+
+@pytest.mark.slow
+def test_light_squeezenet_matches_reference_with_threads(two_threads) -> None:
+    from omrt.compiler import compile_onnx
+    from omrt.om import write_om
+    from omrt.session import InferenceSession
+    from tests.support.light_models import load, model_path, reference_input, reference_output
+
+    session = InferenceSession(write_om(compile_onnx(str(model_path("squeezenet")))))
+    got = session.run(None, reference_input(load("squeezenet")))[0]
+    want = reference_output("squeezenet")
+    np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-3, atol=1e-7)
