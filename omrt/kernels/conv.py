@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
-from omrt.kernels.parallel import FEATURE_ALIGN, get_pool, split
+from omrt.kernels.parallel import get_pool, split
 
 
 def compute_itemsize(dtype: Any) -> int:
@@ -146,11 +146,11 @@ def _split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bia
     return bias, res
 
 
-# Work splitting. Output channels are never cut except on FEATURE_ALIGN boundaries, so every
-# channel goes through the same BLAS code path (see omrt.kernels.parallel).
+# Work splitting: tasks own output columns (pixels) or whole images, never a subset of output
+# channels, so every channel of a pixel comes out of the same BLAS call (see omrt.kernels.parallel).
 CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on data still in L2
 MIN_PARALLEL_FLOPS = 2e6   # below this, waking a second thread costs more than it saves
-MIN_COLS = 64              # narrower GEMM pieces lose more to packing than threads gain
+MIN_COLS = 16              # narrower GEMM pieces lose more to packing than threads gain
 
 
 def _parts(total_bytes: float, threads: int, flops: float) -> int:
@@ -164,12 +164,6 @@ def _parts(total_bytes: float, threads: int, flops: float) -> int:
 def _col_ranges(p: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, p // MIN_COLS))
     return split(p, parts, 16 if p >= 16 * parts else 1)
-
-
-def _row_mode(g: "ConvGeom", threads: int, flops: float) -> bool:
-    """Split output channels instead of columns: few columns, many channels (late, small layers)."""
-    return (threads > 1 and flops >= MIN_PARALLEL_FLOPS and g.group == 1
-            and g.p_size < MIN_COLS * threads and g.m >= 2 * FEATURE_ALIGN)
 
 
 def _finish(epi: Epilogue, y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None) -> None:
@@ -210,7 +204,7 @@ _WINO_W = np.kron(_G, _G)         # (36, 9)
 WINOGRAD_MIN_CHANNELS = 16
 # The transformed weights are 4x the plain ones and every task re-reads them, so Winograd only
 # pays off with enough tiles per weight pass (measured with benchmarks/bench_conv_kernel.py).
-WINOGRAD_MIN_TILES = 0
+WINOGRAD_MIN_TILES = 16
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
 
 
@@ -335,12 +329,8 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
     """1x1 stride-1 conv: GEMMs straight on the NCHW input, split by columns or channel blocks."""
     gr, cg, mg, p = g.group, g.c // g.group, g.m // g.group, g.p_size
     flops = 2.0 * g.m * cg * p
-    if _row_mode(g, pool.size, flops * g.n):
-        ranges = split(g.m, pool.size, FEATURE_ALIGN)
-        tasks = [(n, slice(None), slice(a, b)) for n in range(g.n) for a, b in ranges]
-    else:
-        per_img = _col_ranges(p, -(-_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n) // g.n))
-        tasks = [(n, slice(a, b), slice(None)) for n in range(g.n) for a, b in per_img]
+    per_img = _col_ranges(p, -(-_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n) // g.n))
+    tasks = [(n, slice(a, b)) for n in range(g.n) for a, b in per_img]
     shape4 = (g.n, gr, mg, p)
 
     def run(inputs, outputs, scratch):
@@ -351,10 +341,10 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
         x4, y4, r4 = x.reshape(g.n, gr, cg, p), y.reshape(shape4), _res_view(res, shape4)
 
         def task(i: int) -> None:
-            n, cs, ms = tasks[i]
-            out = y4[n, :, ms, cs]
-            np.matmul(w[:, ms], x4[n, :, :, cs], out=out)
-            _finish(epi, out, None if bv is None else bv[:, ms], None if r4 is None else r4[n, :, ms, cs])
+            n, cs = tasks[i]
+            out = y4[n, :, :, cs]
+            np.matmul(w, x4[n, :, :, cs], out=out)
+            _finish(epi, out, bv, None if r4 is None else r4[n, :, :, cs])
 
         pool.run(task, len(tasks))
     return run
@@ -406,21 +396,15 @@ def _depthwise_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtyp
 
 def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype, pad_elems: int):
     """im2col into scratch, then GEMM. Tasks own output-row bands: each builds its own columns
-    (in L2), multiplies and applies the epilogue; small outputs split channel blocks instead."""
+    (in L2), multiplies and applies the epilogue."""
     gr, cg, mg, ks, p, nd = g.group, g.c // g.group, g.m // g.group, g.k_size, g.p_size, len(g.kernel)
     kdim = cg * ks
     o0 = g.out_sp[0]
     rest = p // o0 if o0 else 0
     flops = 2.0 * g.m * kdim * p
-    row_mode = _row_mode(g, pool.size, flops)
     head = (slice(None),) * (1 + nd)
-    if row_mode:
-        bands = [(0, o0)]
-        m_ranges = split(g.m, pool.size, FEATURE_ALIGN)
-        c_ranges = split(g.c, pool.size if g.c * ks * p * g.itemsize > CHUNK_BYTES else 1)
-    else:
-        parts = _parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops)
-        bands = split(o0, min(parts, max(1, (o0 * rest) // MIN_COLS)))
+    parts = _parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops)
+    bands = split(o0, min(parts, max(1, (o0 * rest) // MIN_COLS)))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -438,24 +422,6 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
                 pad_into(src, buf, g.pb)
                 src = buf
             win = windows(src, g.kernel, g.out_sp, g.strides, g.dilations)
-
-            if row_mode:
-                cols_nd = cols.reshape((g.c,) + g.kernel + g.out_sp)
-                cols2 = cols.reshape(kdim, p)
-
-                def build(i: int) -> None:
-                    a, b = c_ranges[i]
-                    np.copyto(cols_nd[a:b], win[a:b])
-
-                def gemm(i: int) -> None:
-                    a, b = m_ranges[i]
-                    out = y4[n, 0, a:b]
-                    np.matmul(w[0, a:b], cols2, out=out)
-                    _finish(epi, out, None if bv is None else bv[0, a:b], None if r4 is None else r4[n, 0, a:b])
-
-                pool.run(build, len(c_ranges))
-                pool.run(gemm, len(m_ranges))
-                continue
 
             def band(i: int) -> None:
                 r0, r1 = bands[i]

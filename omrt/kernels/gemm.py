@@ -1,9 +1,11 @@
 """Gemm and MatMul: BLAS calls writing into the output view, then the fused epilogue in place.
 
-Large products are split over the kernel thread pool (omrt.kernels.parallel) along output features
-on FEATURE_ALIGN boundaries, so each feature is computed exactly as one single BLAS call would,
-and each task applies bias and epilogue to its own slice while it is in cache. Batch-1 fully
-connected layers are memory-bound, so the split lets every core stream its share of the weights.
+Large products are split over the kernel thread pool (omrt.kernels.parallel) so that all output
+features of a row come out of one code path: a single-row product (batch-1 fully connected layer,
+memory-bound, run by BLAS as a GEMV) is split along output features on FEATURE_ALIGN boundaries,
+which gives bit-for-bit what one call gives and lets every core stream its share of the weights;
+several rows are split along rows. Each task applies bias and epilogue to its own slice while it
+is in cache.
 """
 from __future__ import annotations
 
@@ -20,18 +22,29 @@ def _operand(x: np.ndarray, trans: bool) -> np.ndarray:
     return x.T if trans else x
 
 
-def feature_ranges(m: int, n: int, k: int, threads: int) -> list[tuple[int, int]]:
-    """Column (output feature) ranges for an (m, k) x (k, n) product; one range when not worth splitting."""
-    if threads == 1 or 2.0 * m * n * k < MIN_PARALLEL_FLOPS or n < 2 * FEATURE_ALIGN:
-        return [(0, n)]
-    return split(n, threads, FEATURE_ALIGN)
+def work_split(m: int, n: int, k: int, threads: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(row ranges, feature ranges) tiling an (m, k) x (k, n) product into tasks."""
+    if threads == 1 or 2.0 * m * n * k < MIN_PARALLEL_FLOPS:
+        return [(0, m)], [(0, n)]
+    if m == 1:
+        return [(0, 1)], split(n, threads, FEATURE_ALIGN)
+    return split(m, threads), [(0, n)]
 
 
-def _cols(arr: np.ndarray | None, n: int, a: int, b: int) -> np.ndarray | None:
-    """arr's slice for output features [a, b) when it varies along them, else arr itself."""
-    if arr is None or arr.ndim == 0 or arr.shape[-1] != n or n == 1:
+def _tile(arr: np.ndarray | None, m: int, n: int, rows: tuple[int, int], cols: tuple[int, int]):
+    """arr's part for output rows x features of one task; arr broadcasts to (m, n)."""
+    if arr is None or arr.ndim == 0:
         return arr
-    return arr[..., a:b]
+    if arr.shape[-1] == n and n > 1:
+        arr = arr[..., cols[0]:cols[1]]
+    if arr.ndim >= 2 and arr.shape[-2] == m and m > 1:
+        arr = arr[..., rows[0]:rows[1], :]
+    return arr
+
+
+def _tasks(m: int, n: int, k: int, threads: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    rows, cols = work_split(m, n, k, threads)
+    return [(r, c) for r in rows for c in cols]
 
 
 @register("Gemm")
@@ -52,7 +65,7 @@ def gemm(spec: OpSpec):
     pool = get_pool()
     m, n = spec.outputs[0].shape
     k = spec.inputs[0].shape[0 if ta else 1]
-    ranges = feature_ranges(m, n, k, pool.size)
+    tasks = _tasks(m, n, k, pool.size)
 
     def run(inputs, outputs, scratch):
         y = outputs[0]
@@ -64,16 +77,16 @@ def gemm(spec: OpSpec):
         res = inputs[-1] if epi.residual else None
 
         def task(i: int) -> None:
-            lo, hi = ranges[i]
-            out = y[:, lo:hi]
-            np.matmul(a, b[:, lo:hi], out=out)
+            (r0, r1), (c0, c1) = tasks[i]
+            out = y[r0:r1, c0:c1]
+            np.matmul(a[r0:r1], b[:, c0:c1], out=out)
             if alpha != 1.0:
                 out *= alpha
             if c is not None:
-                np.add(out, _cols(c, n, lo, hi), out=out)
-            epi(out, _cols(res, n, lo, hi))
+                np.add(out, _tile(c, m, n, (r0, r1), (c0, c1)), out=out)
+            epi(out, _tile(res, m, n, (r0, r1), (c0, c1)))
 
-        pool.run(task, len(ranges))
+        pool.run(task, len(tasks))
     return run
 
 
@@ -97,7 +110,7 @@ def matmul(spec: OpSpec):
     two_d = len(b_spec.shape) == 2 and len(a_spec.shape) >= 2
     n = y_shape[-1] if y_shape else 1
     rows = int(np.prod(y_shape[:-1])) if len(y_shape) > 1 else 1
-    ranges = feature_ranges(rows, n, k, pool.size) if two_d else [(0, n)]
+    tasks = _tasks(rows, n, k, pool.size) if two_d and (flat or len(a_spec.shape) == 2) else [((0, rows), (0, n))]
 
     def run(inputs, outputs, scratch):
         a, y = inputs[0], outputs[0]
@@ -110,18 +123,26 @@ def matmul(spec: OpSpec):
             a2, y2 = a, y
         r2 = res.reshape(y2.shape) if res is not None and res.shape == y.shape else None
         per_task = res is None or r2 is not None  # else the broadcast residual needs the whole output
+        jobs = tasks if a2.ndim == 2 and y2.ndim == 2 else tasks[:1]
 
         def task(i: int) -> None:
-            lo, hi = ranges[i]
-            whole = len(ranges) == 1
-            out = y2 if whole else y2[..., lo:hi]
-            np.matmul(a2, b if whole else b[..., lo:hi], out=out)
-            if bias is not None:
-                np.add(out, bias if whole else _cols(bias, n, lo, hi), out=out)
+            if len(jobs) == 1:
+                out = y2
+                np.matmul(a2, b, out=out)
+                rt = r2
+                if bias is not None:
+                    np.add(out, bias, out=out)
+            else:
+                (r0, r1), (c0, c1) = jobs[i]
+                out = y2[r0:r1, c0:c1]
+                np.matmul(a2[r0:r1], b[:, c0:c1], out=out)
+                if bias is not None:
+                    np.add(out, _tile(bias, rows, n, (r0, r1), (c0, c1)), out=out)
+                rt = _tile(r2, rows, n, (r0, r1), (c0, c1))
             if per_task:
-                epi(out, r2 if whole or r2 is None else r2[..., lo:hi])
+                epi(out, rt)
 
-        pool.run(task, len(ranges))
+        pool.run(task, len(jobs))
         if not per_task:
             epi(y, res)
     return run
