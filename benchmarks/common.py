@@ -24,6 +24,9 @@ def ort_session(model_bytes: bytes):
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
+    # Idle intra-op threads would otherwise spin after each run and take the cores from the omrt
+    # run that follows in an alternating loop.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
