@@ -116,6 +116,9 @@ def main() -> int:
     expected = reference_output(name)
     top5 = np.argsort(output.reshape(-1))[::-1][:5]
     print(f"   output shape {output.shape}, top-5 classes {top5.tolist()}")
+    if np.ptp(output) == 0:
+        print("   (this test model's weights are all equal, so every class scores the same,"
+              " as in the ONNX reference output)")
     print(f"   median latency {seconds * 1e3:.1f} ms")
     diff = float(np.max(np.abs(output - expected.reshape(output.shape))))
     print(f"   max |omrt - ONNX reference output| = {diff:.3g}")
