@@ -51,7 +51,7 @@ for _op, _uf in {
 
 @register("Relu")
 def _relu(spec: OpSpec) -> Kernel:
-    return lambda ins, outs, s: np.maximum(ins[0], 0, out=outs[0])
+    return lambda ins, outs, s: relu(ins[0], outs[0])
 
 
 @register("Div")
@@ -250,18 +250,18 @@ def _f_leaky(alpha: float):
 
 
 def _f_prelu(ins, o, t):
-    np.minimum(ins[0], 0, out=t)
+    negative_part(ins[0], t)
     np.multiply(t, ins[1], out=t)
-    np.maximum(ins[0], 0, out=o)
+    relu(ins[0], o)
     np.add(o, t, out=o)
 
 
 def _f_elu(alpha: float, gamma: float = 1.0):
     def f(ins, o, t):
-        np.minimum(ins[0], 0, out=t)
+        negative_part(ins[0], t)
         np.expm1(t, out=t)
         np.multiply(t, alpha, out=t)
-        np.maximum(ins[0], 0, out=o)
+        relu(ins[0], o)
         np.add(o, t, out=o)
         if gamma != 1.0:
             np.multiply(o, gamma, out=o)

@@ -55,7 +55,7 @@ def randomized(name: str, seed: int = 0, batch: int = 1, expose_logits: bool = T
 
     Weights are scaled by 1/sqrt(fan_in) so activations stay in range; BatchNormalization
     variances are positive. The Softmax input is added as a second output ("logits"), and the
-    batch dimension of the data input is set to `batch`.
+    batch dimension of the data input (and of constant Reshape targets) is set to `batch`.
     """
     model = load(name)
     rng = np.random.default_rng(seed)
@@ -73,6 +73,13 @@ def randomized(name: str, seed: int = 0, batch: int = 1, expose_logits: bool = T
         else:
             keep_nodes.append(node)
     data_names = {x.name for x in data_inputs(model)}
+    reshape_shapes = {n.input[1] for n in graph.node if n.op_type == "Reshape"}
+    for init in graph.initializer:
+        if init.name in reshape_shapes and batch != 1:
+            shape = numpy_helper.to_array(init).copy()
+            if shape.size and shape[0] == 1:  # the batch dimension, written as a constant 1
+                shape[0] = batch
+                init.CopyFrom(numpy_helper.from_array(shape, init.name))
     for init in graph.initializer:
         arr = numpy_helper.to_array(init)
         if arr.dtype == np.float32 and init.name not in data_names:
