@@ -5,9 +5,10 @@ Paths, chosen once at build time:
   * depthwise (one input channel per group, one output per group): shifted multiply-accumulate.
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: Winograd F(4x4,3x3) on pre-transformed weights.
-Every path splits its work into tasks for the kernel thread pool (omrt.kernels.parallel) along
-columns, images or aligned channel blocks, and each task applies bias, residual and activation
-(omrt.kernels.epilogue) to its own piece of the output while it is still in cache.
+Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images or
+output columns, never output channels. Bias, residual and activation (omrt.kernels.epilogue) run
+on whole images, on row bands while still in cache, or, after column pieces, as a second pass
+over contiguous channel blocks (numpy's elementwise loops are slow on column slices).
 """
 from __future__ import annotations
 
@@ -151,6 +152,7 @@ def _split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bia
 CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on data still in L2
 MIN_PARALLEL_FLOPS = 2e6   # below this, waking a second thread costs more than it saves
 MIN_COLS = 16              # narrower GEMM pieces lose more to packing than threads gain
+BAND_MIN_COLS = 512        # im2col row bands narrower than this multiply channel blocks instead
 
 
 def _parts(total_bytes: float, threads: int, flops: float) -> int:
@@ -325,12 +327,32 @@ def _res_view(res: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | No
     return None if res is None else res.reshape(shape)
 
 
+def _finish_blocks(pool, epi: Epilogue, y2: np.ndarray, bias2: np.ndarray | None, res2: np.ndarray | None,
+                   ranges: list[tuple[int, int]]) -> None:
+    """Bias, residual and activation over contiguous channel blocks of one image's (M, P) output.
+
+    GEMM tasks own column slices (see the note on work splitting); on a column slice numpy's
+    elementwise loops pay per row and cost more than the GEMM itself, so the epilogue runs as a
+    second pass over whole channels, which is elementwise and so exact on any split.
+    """
+    def task(i: int) -> None:
+        a, b = ranges[i]
+        _finish(epi, y2[a:b], None if bias2 is None else bias2[a:b], None if res2 is None else res2[a:b])
+
+    pool.run(task, len(ranges))
+
+
 def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
-    """1x1 stride-1 conv: GEMMs straight on the NCHW input, split by columns or channel blocks."""
+    """1x1 stride-1 conv: GEMMs straight on the NCHW input, one task per image, or column pieces
+    of one image followed by the epilogue on channel blocks."""
     gr, cg, mg, p = g.group, g.c // g.group, g.m // g.group, g.p_size
     flops = 2.0 * g.m * cg * p
-    per_img = _col_ranges(p, -(-_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n) // g.n))
-    tasks = [(n, slice(a, b)) for n in range(g.n) for a, b in per_img]
+    parts = _parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n)
+    whole = parts == 1 or g.n >= pool.size
+    cols = [slice(0, p)] if whole else [slice(a, b) for a, b in _col_ranges(p, pool.size)]
+    if len(cols) == 1:
+        whole = True
+    ranges = split(g.m, pool.size)
     shape4 = (g.n, gr, mg, p)
 
     def run(inputs, outputs, scratch):
@@ -340,13 +362,21 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
         bv = bcol if bcol is not None else (bias.reshape(gr, mg, 1) if bias is not None else None)
         x4, y4, r4 = x.reshape(g.n, gr, cg, p), y.reshape(shape4), _res_view(res, shape4)
 
-        def task(i: int) -> None:
-            n, cs = tasks[i]
-            out = y4[n, :, :, cs]
-            np.matmul(w, x4[n, :, :, cs], out=out)
-            _finish(epi, out, bv, None if r4 is None else r4[n, :, :, cs])
+        if whole:
+            def image(n: int) -> None:
+                np.matmul(w, x4[n], out=y4[n])
+                _finish(epi, y4[n], bv, None if r4 is None else r4[n])
 
-        pool.run(task, len(tasks))
+            pool.run(image, g.n)
+            return
+        b2 = None if bv is None else bv.reshape(g.m, 1)
+        for n in range(g.n):
+            def piece(i: int) -> None:
+                np.matmul(w, x4[n, :, :, cols[i]], out=y4[n, :, :, cols[i]])
+
+            pool.run(piece, len(cols))
+            _finish_blocks(pool, epi, y4[n].reshape(g.m, p), b2,
+                           None if r4 is None else r4[n].reshape(g.m, p), ranges)
     return run
 
 
@@ -395,8 +425,14 @@ def _depthwise_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtyp
 
 
 def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype, pad_elems: int):
-    """im2col into scratch, then GEMM. Tasks own output-row bands: each builds its own columns
-    (in L2), multiplies and applies the epilogue."""
+    """im2col into scratch, then GEMM.
+
+    Small outputs (a few hundred pixels, where bands of rows make thin GEMMs and strided epilogues)
+    fill the whole column matrix first, split by input channels, multiply column pieces of it and
+    finish on channel blocks.
+    Otherwise tasks own output-row bands: each builds its own columns (in L2), multiplies and
+    applies the epilogue.
+    """
     gr, cg, mg, ks, p, nd = g.group, g.c // g.group, g.m // g.group, g.k_size, g.p_size, len(g.kernel)
     kdim = cg * ks
     o0 = g.out_sp[0]
@@ -405,6 +441,10 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     head = (slice(None),) * (1 + nd)
     parts = _parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops)
     bands = split(o0, min(parts, max(1, (o0 * rest) // MIN_COLS)))
+    small = len(bands) > 1 and p < BAND_MIN_COLS * len(bands)
+    pieces = _col_ranges(p, pool.size) if small else []
+    fills = split(g.c, pool.size) if small else []
+    ranges = split(g.m, pool.size)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -416,8 +456,28 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
         cols = work[pad_elems:pad_elems + g.c * ks * p]
         y4 = y.reshape(g.n, gr, mg, p)
         r4 = _res_view(res, (g.n, gr, mg, p))
+        cols5 = cols.reshape((g.c,) + g.kernel + g.out_sp)
         for n in range(g.n):
             src = x[n]
+
+            def fill(i: int) -> None:
+                a, b = fills[i]
+                s = src[a:b]
+                if buf is not None:
+                    pad_into(s, buf[a:b], g.pb)
+                    s = buf[a:b]
+                np.copyto(cols5[a:b], windows(s, g.kernel, g.out_sp, g.strides, g.dilations))
+
+            def piece(i: int) -> None:
+                a, b = pieces[i]
+                np.matmul(w, cols.reshape(gr, kdim, p)[:, :, a:b], out=y4[n, :, :, a:b])
+
+            if small:
+                pool.run(fill, len(fills))
+                pool.run(piece, len(pieces))
+                _finish_blocks(pool, epi, y4[n].reshape(g.m, p), None if bv is None else bv.reshape(g.m, 1),
+                               None if r4 is None else r4[n].reshape(g.m, p), ranges)
+                continue
             if buf is not None:
                 pad_into(src, buf, g.pb)
                 src = buf

@@ -14,6 +14,7 @@ import numpy as np
 
 from omrt.kernels.base import Kernel, OpSpec, check, register
 from omrt.kernels.broadcast import cache_miss, carve, layout_bytes
+from omrt.kernels.epilogue import negative_part, relu
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)

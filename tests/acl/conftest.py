@@ -2,7 +2,6 @@
 seeded random weights), compiled once per session to .om files; and an initialised acl session."""
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 import acl
 from omrt.compiler import CompileOptions, compile_onnx
 from omrt.om import save_om
+from tests.support.light_models import data_inputs, randomized
 
 ACL_MEM_MALLOC_NORMAL_ONLY = 2
 ACL_MEMCPY_HOST_TO_DEVICE = 1
@@ -89,48 +89,10 @@ def tiny_mlp(seed: int = 1) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
-def random_squeezenet(seed: int = 0) -> onnx.ModelProto:
-    """The onnx package's light squeezenet with every ConstantOfShape-made weight replaced by seeded
-    He-scaled random data, and the logits before the softmax as a second output, so that a
-    comparison with onnxruntime means something."""
-    paths = glob.glob(os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light/light_squeezenet.onnx"))
-    if not paths:
-        pytest.skip("the onnx package carries no light squeezenet")
-    model = onnx.load(paths[0])
-    rng = np.random.default_rng(seed)
-    inits = {i.name: i for i in model.graph.initializer}
-    nodes, weights = [], []
-    for node in model.graph.node:
-        if node.op_type == "ConstantOfShape" and node.input[0] in inits:
-            shape = tuple(int(d) for d in numpy_helper.to_array(inits[node.input[0]]))
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            arr = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-            weights.append(_init(node.output[0], arr))
-        else:
-            nodes.append(node)
-    used = {name for node in nodes for name in node.input}
-    kept = [i for i in model.graph.initializer if i.name in used] + weights
-    names = {i.name for i in kept}
-    graph_inputs = [i for i in model.graph.input if i.name not in inits and i.name not in names]
-    softmax = next(n for n in nodes if n.op_type == "Softmax")
-    logits = helper.make_tensor_value_info(softmax.input[0], TensorProto.FLOAT, None)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    del model.graph.input[:]
-    model.graph.input.extend(graph_inputs)
-    model.graph.output.append(logits)
-    model.ir_version = max(model.ir_version, 7)
-    model = onnx.shape_inference.infer_shapes(model)
-    onnx.checker.check_model(model)
-    return model
-
-
 def compile_to(tmp: str, name: str, model: onnx.ModelProto, options: CompileOptions | None = None) -> Compiled:
     path = os.path.join(tmp, f"{name}.om")
     save_om(compile_onnx(model, options or CompileOptions()), path)
-    return Compiled(model.SerializeToString(), path, tuple(i.name for i in model.graph.input))
+    return Compiled(model.SerializeToString(), path, tuple(i.name for i in data_inputs(model)))
 
 
 @pytest.fixture(scope="session")
@@ -162,7 +124,7 @@ def dyn(model_dir: str) -> Compiled:
 
 @pytest.fixture(scope="session")
 def squeezenet(model_dir: str) -> Compiled:
-    return compile_to(model_dir, "squeezenet_random", random_squeezenet())
+    return compile_to(model_dir, "squeezenet_random", randomized("squeezenet", seed=0))
 
 
 @pytest.fixture

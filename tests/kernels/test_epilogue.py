@@ -74,3 +74,17 @@ def test_cheap_activations_allocate_nothing(name: str, params: list[float]) -> N
 def test_unknown_activation_is_rejected() -> None:
     with pytest.raises(OmrtError):
         apply_activation(np.zeros(3), "Swish", [])
+
+
+def test_relu_keeps_nan_and_integers() -> None:
+    from omrt.kernels.epilogue import negative_part, relu
+
+    x = np.array([np.nan, -1.0, 2.0, np.inf, -np.inf], np.float32)
+    out = np.empty_like(x)
+    relu(x, out)
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+    negative_part(x, out)
+    np.testing.assert_array_equal(out, np.minimum(x, 0))
+    i = np.array([-3, 0, 5], np.int32)
+    relu(i, i)
+    np.testing.assert_array_equal(i, [0, 0, 5])

@@ -167,3 +167,19 @@ def test_light_squeezenet_matches_reference_with_threads(two_threads) -> None:
     got = session.run(None, reference_input(load("squeezenet")))[0]
     want = reference_output("squeezenet")
     np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("k,pads,hw", [(1, 0, 40), (3, 1, 12), (3, 0, 9)])
+def test_conv_batch1_equal_weights_give_equal_channels(two_threads, k: int, pads: int, hw: int) -> None:
+    # Batch 1: GEMMs on column pieces, then the epilogue (bias, residual, Relu) on channel blocks.
+    rng = np.random.default_rng(5)
+    x = rng.integers(-8, 8, (1, 32, hw, hw)).astype(np.float32)
+    w = np.ones((384, 32, k, k), np.float32)
+    b = np.full(384, -0.5, np.float32)
+    ho = hw + 2 * pads - k + 1
+    r = np.broadcast_to(rng.integers(-4, 4, (1, 1, ho, ho)).astype(np.float32), (1, 384, ho, ho)).copy()
+    ins = [x, w, b, r]
+    attrs = {"pads": [pads] * 4, "_activation": "Relu", "_residual": 1}
+    y = run_op(_spec("Conv", ins, (1, 384, ho, ho), attrs, {1: w, 2: b}), ins)[0]
+    assert (y == y[:, :1]).all()
+    assert (y >= 0).all() and (y > 0).any()

@@ -1,0 +1,64 @@
+"""Where omrt spends its time on one randomized light model: per op type and per Conv shape.
+
+    python benchmarks/profile_model.py resnet50 [--batch 1] [--repeats 5] [--top 25]
+
+Times each bound kernel call of the compiled plan (aliases excluded) after one warm-up run, so
+the figures are kernel time without the executor's own per-op cost.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import time
+
+import common  # noqa: F401  (puts the repository root on sys.path)
+
+from omrt.compiler import compile_onnx
+from omrt.om import write_om
+from omrt.session import InferenceSession
+from tests.support.light_models import random_input, randomized
+
+
+def shape_key(op) -> str:
+    """Conv ops by kernel, stride, group, channels and input size; other ops by type."""
+    if op.op_type != "Conv":
+        return op.op_type
+    a = op.attrs
+    x = op.inputs[0].desc.shape
+    tag = "ConvW" if a.get("_winograd") else "Conv"
+    return (f"{tag} k{a.get('kernel_shape')} s{a.get('strides')} g{a.get('group', 1)} "
+            f"{x[1]}->{op.outputs[0].desc.shape[1]} {x[2]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    onnx_model = randomized(args.model, batch=args.batch, expose_logits=False)
+    session = InferenceSession(write_om(compile_onnx(onnx_model)))
+    session.run(None, random_input(onnx_model))
+    graph = session._executor.graphs[0]
+    ops = [op for op in graph.plan.ops if not op.alias]
+    by_type: dict[str, float] = collections.defaultdict(float)
+    by_shape: dict[str, float] = collections.defaultdict(float)
+    for _ in range(args.repeats):
+        for (kernel, ins, outs, scratch), op in zip(graph.steps, ops):
+            start = time.perf_counter()
+            kernel(ins, outs, scratch)
+            dt = time.perf_counter() - start
+            by_type[op.op_type] += dt
+            by_shape[shape_key(op)] += dt
+    scale = 1e3 / args.repeats
+    print(f"{args.model} batch {args.batch}: kernels {sum(by_type.values()) * scale:.2f} ms per run")
+    for key, v in sorted(by_type.items(), key=lambda kv: -kv[1]):
+        print(f"  {key:20s} {v * scale:8.2f}")
+    print("top shapes (ms per run, all ops of that shape)")
+    for key, v in sorted(by_shape.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f"  {key:50s} {v * scale:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
