@@ -20,9 +20,10 @@ from omrt.constants import (
 )
 from omrt.errors import OmrtError
 from omrt.om import load_om, read_om
-from omrt.om.model import OfflineModel, TensorDesc
+from omrt.om.model import TensorDesc
 from omrt.runtime.address import aligned_empty
 from omrt.runtime.executor import Executor
+from omrt.runtime.weights import place_weights
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,6 @@ def _as_uint8(buffer: Any, what: str, needed: int) -> np.ndarray:
     if not arr.flags.writeable:
         raise OmrtError(ACL_ERROR_INVALID_PARAM, f"{what} memory must be writable")
     return arr
-
-
-def place_weights(model: OfflineModel, weights: np.ndarray) -> None:
-    """Copy the model's weights into `weights` unless they are already there (shared buffers)."""
-    blob = np.frombuffer(model.weights, dtype=np.uint8)
-    target = weights[: blob.nbytes]
-    if not np.array_equal(target, blob):
-        target[...] = blob
 
 
 class InferenceSession:

@@ -24,6 +24,7 @@ from omrt.om import query_sizes, read_om
 from omrt.om.model import OfflineModel
 from omrt.runtime import buffers, context, memory, state
 from omrt.runtime.address import view_at
+from omrt.runtime.weights import place_weights
 from omrt.runtime.context import Context
 from omrt.runtime.executor import Executor
 from omrt.runtime.stream import Stream
@@ -110,24 +111,6 @@ def release(region: Region, owner: str) -> None:
         memory.unpin(region.addr, owner)
         if region.owned:
             memory.free(region.addr)
-
-
-_weights_lock = threading.Lock()
-
-
-def place_weights(model: OfflineModel, addr: int) -> bool:
-    """Copy the weights to `addr` unless they are already there; True when a copy was made.
-    Comparing bytes (rather than trusting a recorded digest) stays right when the client wrote
-    to the memory in between by any route."""
-    if model.weight_size == 0:
-        return False
-    blob = np.frombuffer(model.weights, dtype=np.uint8)
-    with _weights_lock:
-        target = view_at(addr, blob.nbytes)
-        if np.array_equal(target, blob):
-            return False
-        target[...] = blob
-        return True
 
 
 class WorkRanges:
@@ -229,7 +212,7 @@ class ModelManager:
             work = claim("work", work_ptr, work_size, model.memory_size, ctx.device, owner)
             weight = claim("weight", weight_ptr, weight_size, model.weight_size, ctx.device, owner)
             self._check_layout(model, work, weight)
-            copied = place_weights(model, weight.addr)
+            copied = place_weights(model, view_at(weight.addr, model.weight_size))
             executor = Executor.at_addresses(model, work.addr, work.size, weight.addr)
         except BaseException:
             for region in (weight, work):

@@ -9,7 +9,7 @@ from omrt.errors import OmrtError
 from omrt.om import read_om, write_om
 from omrt.runtime.address import address_of, aligned_empty, view_at
 from omrt.runtime.executor import BoundGraph, Executor
-from omrt.session import place_weights
+from omrt.runtime.weights import place_weights
 from tests.support.small_models import run_onnxruntime, small_cnn
 
 

@@ -18,7 +18,6 @@ from omrt.runtime.model_manager import (
     WorkRanges,
     check_memory,
     claim,
-    place_weights,
     release,
 )
 
@@ -125,17 +124,6 @@ def _model_with_weights(weights: bytes) -> OfflineModel:
     plan = GraphPlan("g", [TensorRef(x, Location(Space.INPUT, 0, 0))], [TensorRef(y, Location(Space.OUTPUT, 0, 0))],
                      [], [], 0)
     return OfflineModel("m", [x], [y], [plan], weights)
-
-
-def test_place_weights_copies_once():
-    model = _model_with_weights(bytes(range(200)))
-    target = np.zeros(256, np.uint8)
-    assert place_weights(model, target.ctypes.data) is True
-    assert bytes(target[:200]) == model.weights
-    assert place_weights(model, target.ctypes.data) is False
-    target[7] ^= 1
-    assert place_weights(model, target.ctypes.data) is True
-    assert place_weights(_model_with_weights(b""), 0) is False
 
 
 # --- descriptions -------------------------------------------------------------------------------
