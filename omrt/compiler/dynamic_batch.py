@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from omrt.compiler.options import CompileOptions
-from omrt.constants import ACL_DYNAMIC_TENSOR_NAME, ACL_ERROR_INVALID_PARAM
+from omrt.constants import ACL_ERROR_INVALID_PARAM
 from omrt.errors import OmrtError
 
 MAX_GEARS = 100

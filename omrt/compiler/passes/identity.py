@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omrt.compiler.ir import Graph, Node
+from omrt.compiler.ir import Graph
 
 
 def remove_identities(graph: Graph) -> int:
