@@ -1,6 +1,7 @@
 """Time omrt's Conv kernel against onnxruntime (2 threads) on single-Conv models; prints omrt/ort.
 
-Usage: python benchmarks/bench_conv_kernel.py [--winograd]   (batch 1, median of 20 after warm-up)
+Usage: python benchmarks/bench_conv_kernel.py [--winograd] [--cases a,dw1] [--batch N]
+(median of 20 after warm-up)
 """
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ CASES = {
     "b 256->256 3x3 56": (256, 256, 3, 1, 1, 56),
     "c 256->64 1x1 56": (256, 64, 1, 1, 0, 56),
     "d 3->64 7x7 s2 224": (3, 64, 7, 2, 3, 224),
+    "dw1 272 3x3 dw 14": (272, 272, 3, 1, 1, 14, 272),
+    "dw2 136 3x3 dw 28": (136, 136, 3, 1, 1, 28, 136),
+    "dw3 544 3x3 dw 7": (544, 544, 3, 1, 1, 7, 544),
+    "dw4 112 3x3 dw s2 56": (112, 112, 3, 2, 1, 56, 112),
+    "g4 272->272 1x1 g4 14": (272, 272, 1, 1, 0, 14, 4),
+    "s7 512->512 3x3 7": (512, 512, 3, 1, 1, 7),
 }
 
 
@@ -33,21 +40,22 @@ def median_ms(fn, reps: int = 20) -> float:
     return float(np.median(times) * 1e3)
 
 
-def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, winograd: bool) -> tuple[float, float]:
+def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, *, winograd: bool,
+          batch: int = 1) -> tuple[float, float]:
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, cin, hw, hw), dtype=np.float32)
-    w = rng.standard_normal((cout, cin, k, k), dtype=np.float32) * 0.05
+    x = rng.standard_normal((batch, cin, hw, hw), dtype=np.float32)
+    w = rng.standard_normal((cout, cin // group, k, k), dtype=np.float32) * 0.05
     b = rng.standard_normal(cout, dtype=np.float32)
-    attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [p] * 4}
+    attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [p] * 4, "group": group}
     ho = (hw + 2 * p - k) // s + 1
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, cout, ho, ho))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, (batch, cout, ho, ho))],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     spec = OpSpec("Conv", attrs, [TensorSpec(x.shape, np.dtype(np.float32)), TensorSpec(w.shape, w.dtype),
                                   TensorSpec(b.shape, b.dtype)],
-                  [TensorSpec((1, cout, ho, ho), np.dtype(np.float32))], {1: w, 2: b})
+                  [TensorSpec((batch, cout, ho, ho), np.dtype(np.float32))], {1: w, 2: b})
     if winograd:
         packed = prepack(spec)
         if packed is not None:
@@ -55,7 +63,7 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, winograd: bool) 
             spec.consts.update(packed[1])
             spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
     kernel = build_kernel(spec)
-    y = np.empty((1, cout, ho, ho), np.float32)
+    y = np.empty((batch, cout, ho, ho), np.float32)
     scratch = np.empty(workspace_bytes(spec), np.uint8)
     inputs = [x, spec.consts[1], b]
     t_omrt = median_ms(lambda: kernel(inputs, [y], scratch))
@@ -75,9 +83,14 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, winograd: bool) 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--winograd", action="store_true", help="let prepack choose Winograd where eligible")
+    ap.add_argument("--cases", default="", help="comma-separated case keys (first word), default all")
+    ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
+    keys = set(filter(None, args.cases.split(",")))
     for name, cfg in CASES.items():
-        t_omrt, t_ort = bench(*cfg, winograd=args.winograd)
+        if keys and name.split()[0] not in keys:
+            continue
+        t_omrt, t_ort = bench(*cfg, winograd=args.winograd, batch=args.batch)
         print(f"{name:20s} omrt {t_omrt:7.2f} ms  ort {t_ort:7.2f} ms  omrt/ort {t_omrt / t_ort:5.2f}")
 
 

@@ -14,6 +14,7 @@ from omrt.kernels.base import (  # noqa: F401
 
 from omrt.kernels import (  # noqa: F401,E402  (registration side effects)
     conv,
+    conv_transpose,
     gemm,
     pool,
     norm,

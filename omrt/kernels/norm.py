@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from omrt.kernels.base import OpSpec, register
-from omrt.kernels.conv import compute_itemsize
+from omrt.kernels.conv_common import compute_itemsize
 from omrt.kernels.epilogue import float16_via_float32
 
 

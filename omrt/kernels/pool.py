@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from omrt.kernels.base import OpSpec, check, register
-from omrt.kernels.conv import compute_itemsize, pad_into, same_pads
+from omrt.kernels.conv_common import compute_itemsize, pad_into, same_pads
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
 

@@ -1,0 +1,187 @@
+"""What every Conv path shares: geometry, padding, window views, work splitting, epilogue helpers.
+
+Work splitting: tasks own output columns (pixels) or whole images, never a subset of output
+channels, so every channel of a pixel comes out of the same BLAS call (see omrt.kernels.parallel).
+Bias, residual and activation (omrt.kernels.epilogue) run on whole images, on row bands while still
+in cache, or, after column pieces, as a second pass over contiguous channel blocks (numpy's
+elementwise loops are slow on column slices).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from omrt.kernels.base import OpSpec
+from omrt.kernels.epilogue import Epilogue
+from omrt.kernels.parallel import split
+
+def compute_itemsize(dtype: Any) -> int:
+    """Bytes per element the kernel computes in (float16 is computed in float32)."""
+    dt = np.dtype(dtype)
+    return 4 if dt == np.float16 else dt.itemsize
+
+
+def same_pads(in_sp: Sequence[int], k_eff: Sequence[int], strides: Sequence[int],
+              auto_pad: str, pads: Sequence[int] | None) -> tuple[list[int], list[int]]:
+    """(begin, end) pads per spatial axis under ONNX auto_pad rules for Conv and pooling."""
+    nd = len(in_sp)
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pb, pe = [], []
+        for i in range(nd):
+            out = -(-in_sp[i] // strides[i])
+            total = max(0, (out - 1) * strides[i] + k_eff[i] - in_sp[i])
+            small, big = total // 2, total - total // 2
+            pb.append(small if auto_pad == "SAME_UPPER" else big)
+            pe.append(big if auto_pad == "SAME_UPPER" else small)
+        return pb, pe
+    if auto_pad == "VALID" or not pads:
+        return [0] * nd, [0] * nd
+    return list(pads[:nd]), list(pads[nd:])
+
+
+def pad_into(x: np.ndarray, buf: np.ndarray, pb: Sequence[int], fill: float = 0.0) -> None:
+    """Copy x (lead dims + spatial) into the interior of buf and fill only the border slabs."""
+    lead = x.ndim - len(pb)
+    interior = tuple(slice(None) for _ in range(lead)) + tuple(slice(p, p + n) for p, n in zip(pb, x.shape[lead:]))
+    np.copyto(buf[interior], x)
+    for d, p in enumerate(pb):
+        ax = lead + d
+        n = x.shape[ax]
+        idx: list[Any] = [slice(None)] * buf.ndim
+        if p > 0:
+            idx[ax] = slice(0, p)
+            buf[tuple(idx)] = fill
+        if buf.shape[ax] > p + n:
+            idx[ax] = slice(p + n, None)
+            buf[tuple(idx)] = fill
+
+
+def windows(buf: np.ndarray, kernel: Sequence[int], out_sp: Sequence[int],
+            strides: Sequence[int], dilations: Sequence[int]) -> np.ndarray:
+    """Read-only view (lead..., *kernel, *out) of buf's sliding windows."""
+    nd = len(kernel)
+    lead = buf.shape[:-nd]
+    sp_strides = buf.strides[-nd:]
+    shape = tuple(lead) + tuple(kernel) + tuple(out_sp)
+    st = (tuple(buf.strides[:-nd]) + tuple(s * d for s, d in zip(sp_strides, dilations))
+          + tuple(s * t for s, t in zip(sp_strides, strides)))
+    return as_strided(buf, shape=shape, strides=st, writeable=False)
+
+
+@dataclass
+class ConvGeom:
+    """Everything about a Conv that does not change between calls."""
+
+    n: int
+    c: int
+    m: int
+    group: int
+    in_sp: tuple[int, ...]
+    out_sp: tuple[int, ...]
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    pb: tuple[int, ...]
+    pe: tuple[int, ...]
+    itemsize: int
+
+    @property
+    def padded(self) -> bool:
+        return any(self.pb) or any(self.pe)
+
+    @property
+    def pad_sp(self) -> tuple[int, ...]:
+        """Padded extent, large enough for every window the output reads."""
+        return tuple(max(i + b + e, (o - 1) * s + (k - 1) * d + 1)
+                     for i, b, e, o, s, k, d in zip(self.in_sp, self.pb, self.pe, self.out_sp,
+                                                    self.strides, self.kernel, self.dilations))
+
+    @property
+    def pointwise(self) -> bool:
+        return (self.group == 1 and all(k == 1 for k in self.kernel) and all(s == 1 for s in self.strides)
+                and not self.padded)
+
+    @property
+    def depthwise(self) -> bool:
+        return self.group == self.c == self.m and self.group > 1
+
+    @property
+    def k_size(self) -> int:
+        return int(np.prod(self.kernel))
+
+    @property
+    def p_size(self) -> int:
+        return int(np.prod(self.out_sp))
+
+
+def conv_geom(spec: OpSpec) -> ConvGeom:
+    x, y = spec.inputs[0], spec.outputs[0]
+    nd = len(x.shape) - 2
+    if spec.attr("_winograd"):
+        kernel = tuple(spec.attr("kernel_shape") or (3, 3))
+    else:
+        kernel = tuple(spec.attr("kernel_shape") or spec.inputs[1].shape[2:])
+    strides = tuple(spec.attr("strides") or [1] * nd)
+    dil = tuple(spec.attr("dilations") or [1] * nd)
+    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    pb, pe = same_pads(x.shape[2:], k_eff, strides, spec.attr("auto_pad", "NOTSET"), spec.attr("pads"))
+    return ConvGeom(x.shape[0], x.shape[1], y.shape[1], int(spec.attr("group", 1)), tuple(x.shape[2:]),
+                    tuple(y.shape[2:]), kernel, strides, dil, tuple(pb), tuple(pe),
+                    compute_itemsize(y.dtype))
+
+
+def split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bias: int = 2):
+    """(bias or None, residual or None) from a producer's input list."""
+    n = len(inputs)
+    res = inputs[n - 1] if residual else None
+    nb = n - 1 if residual else n
+    bias = inputs[first_bias] if nb > first_bias else None
+    return bias, res
+
+
+CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on data still in L2
+MIN_PARALLEL_FLOPS = 2e6   # below this, waking a second thread costs more than it saves
+MIN_COLS = 16              # narrower GEMM pieces lose more to packing than threads gain
+BAND_MIN_COLS = 512        # im2col row bands narrower than this multiply channel blocks instead
+
+
+def task_parts(total_bytes: float, threads: int, flops: float) -> int:
+    """How many pieces to cut an op into: a multiple of the thread count, each about CHUNK_BYTES."""
+    if threads == 1 or flops < MIN_PARALLEL_FLOPS:
+        return 1
+    by_cache = -(-int(total_bytes) // CHUNK_BYTES)
+    return threads * max(1, -(-by_cache // threads))
+
+
+def col_ranges(p: int, parts: int) -> list[tuple[int, int]]:
+    parts = max(1, min(parts, p // MIN_COLS))
+    return split(p, parts, 16 if p >= 16 * parts else 1)
+
+
+def finish(epi: Epilogue, y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None) -> None:
+    """Bias, residual and activation on one piece of the output, right after it was computed."""
+    if bias is not None:
+        np.add(y, bias, out=y)
+    epi(y, res)
+
+
+def res_view(res: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    return None if res is None else res.reshape(shape)
+
+
+def finish_blocks(pool, epi: Epilogue, y2: np.ndarray, bias2: np.ndarray | None, res2: np.ndarray | None,
+                   ranges: list[tuple[int, int]]) -> None:
+    """Bias, residual and activation over contiguous channel blocks of one image's (M, P) output.
+
+    GEMM tasks own column slices (see the note on work splitting); on a column slice numpy's
+    elementwise loops pay per row and cost more than the GEMM itself, so the epilogue runs as a
+    second pass over whole channels, which is elementwise and so exact on any split.
+    """
+    def task(i: int) -> None:
+        a, b = ranges[i]
+        finish(epi, y2[a:b], None if bias2 is None else bias2[a:b], None if res2 is None else res2[a:b])
+
+    pool.run(task, len(ranges))

@@ -1,0 +1,135 @@
+"""Winograd F(4x4, 3x3) for 3x3 stride-1 convs (Lavin & Gray).
+
+Y = A^T [(G g G^T) * (B^T d B)] A on 6x6 input tiles. Each 2-D transform is one GEMM with a
+Kronecker-product matrix, so all three stages run in BLAS; the weights are transformed at compile
+time (the prepack hook in omrt.kernels.conv). Tasks own image bands of tiles, never output channels.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from omrt.kernels.conv_common import CHUNK_BYTES, ConvGeom, finish, pad_into, split_inputs
+from omrt.kernels.epilogue import Epilogue
+from omrt.kernels.parallel import get_pool, split
+
+_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=np.float64)
+_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+_WINO_IN = np.kron(_BT, _BT)      # (36, 36): vec(B^T d B) for row-major 6x6 d
+_WINO_OUT = np.kron(_AT, _AT)     # (16, 36)
+_WINO_W = np.kron(_G, _G)         # (36, 9)
+WINOGRAD_MIN_CHANNELS = 16
+# The transformed weights are 4x the plain ones and every task re-reads them, so Winograd only
+# pays off with enough tiles per weight pass (measured with benchmarks/bench_conv_kernel.py).
+WINOGRAD_MIN_TILES = 16
+WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
+
+
+def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
+    th, tw = wino_tiles(g)
+    return (np.dtype(dtype) == np.float32 and len(g.kernel) == 2 and g.kernel == (3, 3)
+            and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
+            and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.n * th * tw >= WINOGRAD_MIN_TILES)
+
+
+def wino_weight(w: np.ndarray) -> np.ndarray:
+    """(M, C, 3, 3) -> (36, M, C): the 36 weight matrices of the batched GEMM."""
+    m, c = w.shape[:2]
+    u = _WINO_W @ w.astype(np.float64).reshape(m * c, 9).T
+    return np.ascontiguousarray(u.reshape(36, m, c).astype(np.float32))
+
+
+def wino_tiles(g: ConvGeom) -> tuple[int, int]:
+    return -(-g.out_sp[0] // 4), -(-g.out_sp[1] // 4)
+
+
+def wino_workspace(g: ConvGeom) -> int:
+    """Padded batch plus two tile buffers for the whole batch, so tasks never share scratch."""
+    th, tw = wino_tiles(g)
+    t = g.n * th * tw
+    pad = g.n * g.c * (4 * th + 2) * (4 * tw + 2)
+    return (pad + 36 * max(g.c, g.m) * t + max(36 * g.c, 16 * g.m) * t) * g.itemsize
+
+
+def wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:
+    """(first image, end image, first tile row, end tile row): one image band or whole images."""
+    th, tw = wino_tiles(g)
+    t = th * tw
+    if t >= WINO_TASK_COLS or g.n < threads:
+        bands = max(1, round(t / WINO_TASK_COLS), -(-threads // g.n))
+        return [(n, n + 1, a, b) for n in range(g.n) for a, b in split(th, bands)]
+    per = max(1, min(-(-WINO_TASK_COLS // t), g.n // threads))
+    return [(a, b, 0, th) for a, b in split(g.n, -(-g.n // per))]
+
+
+def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | None, epi: Epilogue,
+                dtype: np.dtype):
+    pool = get_pool()
+    th, tw = wino_tiles(g)
+    t = th * tw
+    hp, wp = 4 * th + 2, 4 * tw + 2
+    ho, wo = g.out_sp
+    exact = (ho, wo) == (4 * th, 4 * tw)
+    c, m, isz = g.c, g.m, g.itemsize
+    pad_n = g.n * c * hp * wp
+    a_w = 36 * max(c, m)
+    b_w = max(36 * c, 16 * m)
+    a_off, b_off = pad_n, pad_n + a_w * g.n * t
+    k_in = _WINO_IN.astype(dtype)
+    k_out = _WINO_OUT.astype(dtype)
+    tasks = wino_tasks(g, pool.size)
+    pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
+    bshape = (m, 1, 1)
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        bias, res = split_inputs(inputs, epi.residual)
+        u = u_const if u_const is not None else inputs[1]
+        bvec = (b_const if b_const is not None else bias).reshape(bshape) if bias is not None else None
+        work = scratch.view(dtype)
+        buf = work[:pad_n].reshape(g.n, c, hp, wp)
+        flat_x, flat_buf = x.reshape(g.n * c, *x.shape[2:]), buf.reshape(g.n * c, hp, wp)
+
+        def pad_part(i: int) -> None:
+            a, b = pad_parts[i]
+            pad_into(flat_x[a:b], flat_buf[a:b], g.pb)
+
+        pool.run(pad_part, len(pad_parts))
+        s0, s1, s2, s3 = buf.strides
+        y6 = y.reshape(g.n, m, th, 4, tw, 4) if exact else None
+
+        def task(i: int) -> None:
+            n0, n1, r0, r1 = tasks[i]
+            ni, rb = n1 - n0, r1 - r0
+            cols = ni * rb * tw
+            col0 = n0 * t + r0 * tw
+            a = work[a_off + a_w * col0:a_off + a_w * (col0 + cols)]
+            b = work[b_off + b_w * col0:b_off + b_w * (col0 + cols)]
+            d = a[:36 * c * cols]
+            tiles = as_strided(buf[n0, :, 4 * r0:], (6, 6, c, ni, rb, tw), (s2, s3, s1, s0, 4 * s2, 4 * s3),
+                               writeable=False)
+            np.copyto(d.reshape(6, 6, c, ni, rb, tw), tiles)
+            v = b[:36 * c * cols].reshape(36, c * cols)
+            np.matmul(k_in, d.reshape(36, c * cols), out=v)
+            mo = a[:36 * m * cols].reshape(36, m, cols)
+            np.matmul(u, v.reshape(36, c, cols), out=mo)
+            o = b[:16 * m * cols].reshape(16, m * cols)
+            np.matmul(k_out, mo.reshape(36, m * cols), out=o)
+            blocks = o.reshape(4, 4, m, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
+            rows = slice(4 * r0, min(4 * r1, ho))
+            if y6 is not None:
+                np.copyto(y6[n0:n1, :, r0:r1], blocks)
+            else:
+                stage = a[:16 * m * cols].reshape(ni, m, rb, 4, tw, 4)
+                np.copyto(stage, blocks)
+                np.copyto(y[n0:n1, :, rows], stage.reshape(ni, m, 4 * rb, 4 * tw)[:, :, :rows.stop - rows.start, :wo])
+            finish(epi, y[n0:n1, :, rows], bvec, res[n0:n1, :, rows] if res is not None else None)
+
+        pool.run(task, len(tasks))
+    return run
