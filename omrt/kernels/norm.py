@@ -5,7 +5,7 @@ import numpy as np
 
 from omrt.kernels.base import OpSpec, register
 from omrt.kernels.conv_common import compute_itemsize
-from omrt.kernels.epilogue import float16_via_float32
+from omrt.kernels.epilogue import apply_activation, float16_via_float32
 
 
 def bn_affine(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray,
@@ -18,7 +18,8 @@ def bn_affine(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.nda
 @register("BatchNormalization")
 @float16_via_float32
 def batch_norm(spec: OpSpec):
-    """Inference: y = a*x + b, with (a, b) precomputed when the statistics are constants.
+    """Inference: y = a*x + b, with (a, b) precomputed when the statistics are constants, then
+    the fused `_activation` (pre-activation blocks: BN -> Relu -> Conv) while y is in cache.
 
     training_mode=1 uses batch statistics and also returns the updated running mean and variance;
     it allocates its temporaries (training is not a runtime path).
@@ -26,6 +27,8 @@ def batch_norm(spec: OpSpec):
     eps = float(spec.attr("epsilon", 1e-5))
     momentum = float(spec.attr("momentum", 0.9))
     training = bool(spec.attr("training_mode", 0))
+    activation = spec.attr("_activation")
+    act_params = spec.attr("_activation_params")
     x_spec = spec.inputs[0]
     dtype = np.dtype(spec.outputs[0].dtype)
     bshape = (x_spec.shape[1],) + (1,) * (len(x_spec.shape) - 2)
@@ -52,6 +55,8 @@ def batch_norm(spec: OpSpec):
             a, b = a.astype(dtype, copy=False).reshape(bshape), b.astype(dtype, copy=False).reshape(bshape)
         np.multiply(x, a, out=y)
         np.add(y, b, out=y)
+        if activation:
+            apply_activation(y, activation, act_params)
     return run
 
 

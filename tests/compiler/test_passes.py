@@ -194,3 +194,34 @@ def test_identical_constants_stored_once():
     c1, c2 = om.graphs[0].ops
     assert c1.inputs[1].loc == c2.inputs[1].loc
     assert om.weight_size == 1024 and om.weights[:512] == bytes(512)
+
+
+def test_relu_after_a_standalone_batchnorm_is_fused_into_it():
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from omrt.compiler import compile_onnx
+    from omrt.om import write_om
+    from omrt.session import InferenceSession
+    from tests.support.small_models import run_onnxruntime
+
+    rng = np.random.default_rng(3)
+    c = 4
+    inits = [numpy_helper.from_array(v.astype(np.float32), n) for n, v in (
+        ("s", rng.uniform(0.5, 1.5, c)), ("b", rng.standard_normal(c)), ("m", rng.standard_normal(c)),
+        ("v", rng.uniform(0.5, 1.5, c)), ("k", rng.uniform(0.5, 1.5, (1, c, 1, 1))))]
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("Mul", ["r", "k"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 5, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    compiled = compile_onnx(model)
+    ops = [(op.op_type, op.attrs.get("_activation")) for op in compiled.graphs[0].ops]
+    assert ("BatchNormalization", "Relu") in ops and all(t != "Relu" for t, _ in ops)
+    x = rng.standard_normal((1, c, 5, 5)).astype(np.float32)
+    (got,) = InferenceSession(write_om(compiled)).run(None, {"x": x})
+    np.testing.assert_allclose(got, run_onnxruntime(model, {"x": x})[0], rtol=1e-5, atol=1e-6)

@@ -13,7 +13,7 @@ import numpy as np
 
 from omrt.compiler.ir import Graph, Node
 
-ACT_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+ACT_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization")
 RESIDUAL_PRODUCERS = ("Conv", "Gemm", "MatMul")
 RESIDUAL_INDEX = 3
 SIMPLE_ACTIVATIONS = ("Relu", "Sigmoid", "HardSwish", "Tanh", "Softplus")
