@@ -3,10 +3,12 @@
 Paths, chosen once at build time:
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
   * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise.
+  * small 2-D stride-1 group-1 k x k: omrt.kernels.flat_im2col (im2col from shifted flat slices).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights.
 Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images or
-output columns, never output channels (see omrt.kernels.conv_common).
+output columns, or, for group-1 GEMMs over a few dozen pixels, along the reduction
+(omrt.kernels.ksplit), never output channels (see omrt.kernels.conv_common).
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other ker
 )
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
+from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
+from omrt.kernels.ksplit import k_ranges, ksplit_matmul, ksplit_shape, partial_elems
 from omrt.kernels.parallel import get_pool, split
 from omrt.kernels.winograd import (  # noqa: F401
     WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, wino_build, wino_eligible, wino_weight, wino_workspace,
@@ -33,10 +37,18 @@ def _conv_workspace(spec: OpSpec) -> int:
         return wino_workspace(g)
     if g.depthwise:
         return depthwise_workspace(g)
+    extra = partial_elems(g.m, g.p_size) if _k_splittable(g) else 0
     if _direct_view(g):
-        return 0
+        return extra * g.itemsize
+    if flat_eligible(g):
+        return flat_workspace(g)
     pad = g.c * int(np.prod(g.pad_sp)) if g.padded else 0
-    return (pad + g.c * g.k_size * g.p_size) * g.itemsize
+    return (pad + g.c * g.k_size * g.p_size + extra) * g.itemsize
+
+
+def _k_splittable(g: "ConvGeom") -> bool:
+    """Group-1 GEMMs over a few dozen pixels (see omrt.kernels.ksplit)."""
+    return g.group == 1 and not g.depthwise and ksplit_shape(g.m, g.c * g.k_size, g.p_size)
 
 
 def _direct_view(g: "ConvGeom") -> bool:
@@ -65,6 +77,8 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
         whole = True
     ranges = split(g.m, pool.size)
     shape4 = (g.n, gr, mg, p)
+    ksplit = not whole and _k_splittable(g)
+    kr = k_ranges(g.c, pool.size)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -72,6 +86,7 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
         w = wmat if wmat is not None else weights(inputs[1])
         bv = bcol if bcol is not None else (bias.reshape(gr, mg, 1) if bias is not None else None)
         x4, y4, r4 = x.reshape(g.n, gr, cg, p), y.reshape(shape4), res_view(res, shape4)
+        partials = scratch.view(y.dtype) if ksplit else None
 
         if whole:
             def image(n: int) -> None:
@@ -85,7 +100,10 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
             def piece(i: int) -> None:
                 np.matmul(w, x4[n, :, :, cols[i]], out=y4[n, :, :, cols[i]])
 
-            pool.run(piece, len(cols))
+            if ksplit:
+                ksplit_matmul(pool, w[0], x4[n, 0], y4[n, 0], partials, kr)
+            else:
+                pool.run(piece, len(cols))
             finish_blocks(pool, epi, y4[n].reshape(g.m, p), b2,
                            None if r4 is None else r4[n].reshape(g.m, p), ranges)
     return run
@@ -112,6 +130,8 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     pieces = col_ranges(p, pool.size) if small else []
     fills = split(g.c, pool.size) if small else []
     ranges = split(g.m, pool.size)
+    ksplit = small and pool.size > 1 and _k_splittable(g)
+    kr = k_ranges(kdim, pool.size)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -141,7 +161,11 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
 
             if small:
                 pool.run(fill, len(fills))
-                pool.run(piece, len(pieces))
+                if ksplit:
+                    ksplit_matmul(pool, w[0], cols.reshape(kdim, p), y4[n, 0],
+                                  work[pad_elems + g.c * ks * p:], kr)
+                else:
+                    pool.run(piece, len(pieces))
                 finish_blocks(pool, epi, y4[n].reshape(g.m, p), None if bv is None else bv.reshape(g.m, 1),
                                None if r4 is None else r4[n].reshape(g.m, p), ranges)
                 continue
@@ -191,4 +215,6 @@ def conv(spec: OpSpec):
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _direct_view(g):
         return _direct_build(g, wmat, weights, bcol, epi, pool)
+    if flat_eligible(g):
+        return flat_build(g, wmat, weights, bcol, epi, pool, dtype)
     return _im2col_build(g, wmat, weights, bcol, epi, pool, dtype, pad_elems)

@@ -28,6 +28,10 @@ WINOGRAD_MIN_CHANNELS = 16
 # The transformed weights are 4x the plain ones and every task re-reads them, so Winograd only
 # pays off with enough tiles per weight pass (measured with benchmarks/bench_conv_kernel.py).
 WINOGRAD_MIN_TILES = 16
+# With few output channels the input transform (proportional to C) outweighs the saved multiplies
+# on small maps: DenseNet's 128->32 on 14x14 (16 tiles) ran faster as a direct GEMM in the model.
+FEW_OUTPUTS = 64
+FEW_OUTPUTS_MIN_TILES = 32
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
 
 
@@ -35,7 +39,8 @@ def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
     th, tw = wino_tiles(g)
     return (np.dtype(dtype) == np.float32 and len(g.kernel) == 2 and g.kernel == (3, 3)
             and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
-            and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.n * th * tw >= WINOGRAD_MIN_TILES)
+            and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS
+            and g.n * th * tw >= (FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else WINOGRAD_MIN_TILES))
 
 
 def wino_weight(w: np.ndarray) -> np.ndarray:

@@ -87,6 +87,11 @@ CONV_CONFIGS = [
     (1, 4, 4, (7,), (3,), {"group": 4, "strides": [2], "pads": [1, 1]}),
     (1, 3, 3, (4, 5, 6), (3, 3, 3), {"group": 3, "pads": [1, 1, 1, 1, 1, 1]}),
     (1, 4, 4, (6, 6), (3, 3), {"group": 4}),
+    # flat im2col with several row bands (enough flops to use the pool); strided k x k with odd sizes
+    (1, 8, 16, (64, 64), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (1, 8, 32, (100, 101), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    (2, 3, 16, (33, 33), (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    (1, 8, 16, (17, 16), (3, 3), {"strides": [3, 2], "pads": [1, 0, 2, 1]}),
 ]
 
 
@@ -143,7 +148,7 @@ def test_conv_residual_without_bias() -> None:
 @pytest.mark.parametrize("hw,pads", [((12, 12), [1, 1, 1, 1]), ((9, 11), [1, 1, 1, 1]), ((10, 10), [0, 2, 1, 0])])
 def test_conv_winograd_prepack(hw, pads) -> None:
     rng = np.random.default_rng(11)
-    ins = [_rand(rng, 2, 16, *hw), _rand(rng, 24, 16, 3, 3), _rand(rng, 24)]
+    ins = [_rand(rng, 2, 16, *hw), _rand(rng, 64, 16, 3, 3), _rand(rng, 64)]
     attrs = {"kernel_shape": [3, 3], "pads": pads}
     want = ort_run("Conv", ins, attrs)[0]
     spec = make_spec("Conv", ins, [want], attrs, {1: ins[1], 2: ins[2]})
