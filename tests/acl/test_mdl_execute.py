@@ -256,13 +256,18 @@ class _Gate:
         loaded.executor.execute_at = gated
 
 
-def test_concurrent_use_of_shared_work_memory_is_refused(dev, cnn, cnn_b, acl_ctx):
-    work_a, weight_a, _ = acl.mdl.query_size(cnn.om_path)
-    work_b, weight_b, _ = acl.mdl.query_size(cnn_b.om_path)
-    size = max(work_a, work_b)
+def _two_models_on_one_work_buffer(dev, first, second) -> tuple[int, int]:
+    """Both models loaded onto one work buffer sized to the larger work size."""
+    size = max(acl.mdl.query_size(first.om_path)[0], acl.mdl.query_size(second.om_path)[0])
     work = dev.malloc(size)
-    a, _ = acl.mdl.load_from_file_with_mem(cnn.om_path, work, size, 0, 0)
-    b, _ = acl.mdl.load_from_file_with_mem(cnn_b.om_path, work, size, 0, 0)
+    a, ret_a = acl.mdl.load_from_file_with_mem(first.om_path, work, size, 0, 0)
+    b, ret_b = acl.mdl.load_from_file_with_mem(second.om_path, work, size, 0, 0)
+    assert ret_a == ret_b == 0
+    return a, b
+
+
+def test_concurrent_use_of_shared_work_memory_is_refused(dev, cnn, cnn_b, acl_ctx):
+    a, b = _two_models_on_one_work_buffer(dev, cnn, cnn_b)
     gate = _Gate(a)
     x = _x(11)
     out_a = np.zeros((1, 10), np.float32)
@@ -302,12 +307,7 @@ def test_concurrent_use_of_shared_work_memory_is_refused(dev, cnn, cnn_b, acl_ct
 
 
 def test_async_refusal_is_reported_at_synchronize(dev, cnn, cnn_b, acl_ctx):
-    work_a, _, _ = acl.mdl.query_size(cnn.om_path)
-    work_b, _, _ = acl.mdl.query_size(cnn_b.om_path)
-    size = max(work_a, work_b)
-    work = dev.malloc(size)
-    a, _ = acl.mdl.load_from_file_with_mem(cnn.om_path, work, size, 0, 0)
-    b, _ = acl.mdl.load_from_file_with_mem(cnn_b.om_path, work, size, 0, 0)
+    a, b = _two_models_on_one_work_buffer(dev, cnn, cnn_b)
     gate = _Gate(a)
     x = _x(12)
     in_a, out_a, _ = _io(dev, x)
