@@ -100,10 +100,12 @@ class BoundGraph:
             return
         views = self._io_cache.get(key)
         if views is None:
+            # Views are made from raw addresses, so the cache never keeps a caller's buffer alive.
             views = []
             for slot in self._io_slots:
                 buffers = inputs if slot.ref.loc.region == Region.INPUT else outputs
-                views.append(_typed(buffers[slot.ref.loc.index], slot.ref))
+                buf = buffers[slot.ref.loc.index]
+                views.append(_typed(view_at(address_of(buf), buf.nbytes), slot.ref))
             if len(self._io_cache) >= _IO_CACHE_SIZE:
                 self._io_cache.pop(next(iter(self._io_cache)))
             self._io_cache[key] = views

@@ -80,3 +80,17 @@ def test_view_at_aliases_memory() -> None:
     view[:] = 99
     assert list(buf[4:8]) == [99] * 4
     assert view_at(address_of(buf), 0).size == 0
+
+
+def test_binding_cache_does_not_keep_caller_buffers_alive(model) -> None:
+    import gc
+    import weakref
+
+    executor, _, _ = _executor(model)
+    x = _image(6)
+    out = np.empty((1, 10), np.float32)
+    executor.execute([x.view(np.uint8).reshape(-1)], [out.view(np.uint8).reshape(-1)])
+    ref = weakref.ref(out)
+    del out
+    gc.collect()
+    assert ref() is None
