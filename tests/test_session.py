@@ -114,3 +114,10 @@ def test_dynamic_batch_picks_the_gear(image: np.ndarray) -> None:
     with pytest.raises(OmrtError) as err:
         sess.run(None, {"x": batch[:3]})
     assert err.value.code == ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID
+
+
+def test_unordered_gears_default_to_the_largest() -> None:
+    options = CompileOptions(input_shape={"x": [-1, 3, 16, 16]}, dynamic_batch_size=[4, 1, 2])
+    model = read_om(write_om(compile_onnx(small_cnn(batch="N"), options)))
+    assert model.graph_for_batch(None).batch == 4
+    assert model.graph_for_batch(2).batch == 2

@@ -126,6 +126,9 @@ class OfflineModel:
         return bool(self.gears)
 
     def graph_for_batch(self, batch: int | None) -> GraphPlan:
-        if not self.gears or batch is None:
-            return self.graphs[-1] if self.gears else self.graphs[0]
+        """The plan for a gear; with no batch given, the largest gear's (what ACL sizes I/O for)."""
+        if not self.gears:
+            return self.graphs[0]
+        if batch is None:
+            batch = max(self.gears)
         return self.graphs[self.gears.index(batch)]
