@@ -1,11 +1,12 @@
-"""Depthwise Conv (one input and one output channel per group): per-tap multiply-adds.
+"""Depthwise Conv (one input and one output channel per group): per-channel im2col + matmul.
 
 Each tap is one contiguous slice of every channel's flattened input phase (omrt.kernels.taps),
-multiplied by that channel's weight as a (C, 1) column and added into an accumulator with the
-phase's row width, so numpy streams whole planes instead of Wo-element rows; one strided copy
-moves the valid columns into the output, where bias and epilogue run on contiguous channels.
-Every element is computed by the same operations in the same tap order whatever the split, so
-tasks may own blocks of channels (this is elementwise, not a GEMM).
+so a channel's k x k columns are k*k whole-plane copies into a (C, k*k, L) block, L being the
+accumulator's phase-row width. One stacked matmul (C, 1, k*k) @ (C, k*k, L) then computes every
+channel: measured twice as fast as k*k multiply + add passes, which are two numpy passes per tap.
+One strided copy moves the valid columns into the output, where bias and epilogue run on
+contiguous channels. Every channel is the same small GEMM, so all channels round alike whatever
+the split, and tasks may own blocks of channels.
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ def layout(g: ConvGeom) -> FlatTaps:
 
 
 def depthwise_workspace(g: ConvGeom) -> int:
-    """Input phases, accumulator and product, for the whole batch."""
+    """Input phases, accumulator and tap columns, for the whole batch."""
     ft = layout(g)
-    return g.n * g.c * (ft.n_phases * ft.phase_size + 2 * ft.length) * g.itemsize
+    return g.n * g.c * (ft.n_phases * ft.phase_size + (1 + g.k_size) * ft.length) * g.itemsize
 
 
 def _tasks(g: ConvGeom, ft: FlatTaps, threads: int) -> list[tuple[int, int, int]]:
@@ -52,8 +53,8 @@ def depthwise_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.
     n_buf = g.n * g.c * n_ph * q
 
     def columns(w: np.ndarray) -> np.ndarray:
-        """(ks, C, 1): each tap's per-channel weights as a contiguous column."""
-        return np.ascontiguousarray(w.reshape(g.c, ks).T).reshape(ks, g.c, 1)
+        """(C, 1, ks): each channel's taps as a contiguous row."""
+        return np.ascontiguousarray(w.reshape(g.c, 1, ks))
 
     w_cols = columns(wmat) if wmat is not None else None
     b_const = bcol.reshape(g.c, 1) if bcol is not None else None
@@ -66,20 +67,17 @@ def depthwise_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.
         work = scratch.view(dtype)
         src_all = work[:n_buf].reshape(g.n, g.c, n_ph, q)
         acc_all = work[n_buf:n_buf + g.n * g.c * length].reshape(g.n, g.c, length)
-        tmp_all = work[n_buf + g.n * g.c * length:n_buf + 2 * g.n * g.c * length].reshape(g.n, g.c, length)
+        cols_all = work[n_buf + g.n * g.c * length:n_buf + (1 + ks) * g.n * g.c * length]
+        cols_all = cols_all.reshape(g.n, g.c, ks, length)
 
         def task(i: int) -> None:
             n, a, b = tasks[i]
             src = src_all[n, a:b]
             ft.fill(x[n, a:b], src)
-            acc, tmp = acc_all[n, a:b], tmp_all[n, a:b]
+            acc, cols = acc_all[n, a:b], cols_all[n, a:b]
             for k, (ph, off) in enumerate(taps):
-                piece = src[:, ph, off:off + length]
-                if k == 0:
-                    np.multiply(piece, wc[k, a:b], out=acc)
-                else:
-                    np.multiply(piece, wc[k, a:b], out=tmp)
-                    np.add(acc, tmp, out=acc)
+                np.copyto(cols[:, k], src[:, ph, off:off + length])
+            np.matmul(wc[a:b], cols, out=acc.reshape(b - a, 1, length))
             np.copyto(y[n, a:b], ft.out_view(acc))
             flat = y[n, a:b].reshape(b - a, p)
             if bv is not None:

@@ -1,10 +1,11 @@
-"""Pooling: one strided view per kernel tap, reduced into the output with out= ufuncs.
+"""Pooling: windows reduced axis by axis (omrt.kernels.separable), reduced into the output.
 
 Padding (explicit, auto_pad, and the ceil_mode overhang) is materialised once per call in planned
 scratch filled with the reduction's identity; averaging multiplies by a reciprocal count map
-computed at build time, so count_include_pad costs nothing at run time. Channels are cut into
-blocks that fit in L2 and spread over the kernel thread pool, so the per-tap passes re-read cache,
-not memory.
+computed at build time, so count_include_pad costs nothing at run time. Planes are cut into
+blocks of a few MB (smaller blocks measured slower: each costs a handful of numpy calls); blocks
+go to the kernel thread pool only when the op is large enough to repay a dispatch. The Indices output of MaxPool keeps
+the per-tap path, which needs each tap's position.
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import compute_itemsize, pad_into, same_pads
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
+from omrt.kernels.separable import Separable
 
-BLOCK_BYTES = 256 * 1024  # input+output bytes per channel block
+BLOCK_BYTES = 4 * 1024 * 1024  # input+output bytes per plane block; fewer blocks, fewer numpy calls
+PARALLEL_BYTES = 8 * 1024 * 1024  # input+output bytes above which blocks go to the thread pool
 
 
 @dataclass
@@ -78,49 +81,68 @@ def pool_geom(spec: OpSpec) -> PoolGeom:
                     tuple(pb), tuple(pe), compute_itemsize(y.dtype))
 
 
+def _plan(g: PoolGeom) -> Separable:
+    return Separable(g.ext, g.out_sp, g.kernel, g.strides, g.dilations)
+
+
 def _pool_workspace(spec: OpSpec) -> int:
+    """Padded input (when padding is needed) and two intermediates, for all planes."""
     g = pool_geom(spec)
-    return g.n * g.c * int(np.prod(g.ext)) * g.itemsize if g.needs_pad else 0
+    plan = _plan(g)
+    planes = g.n * g.c
+    pad = planes * int(np.prod(g.ext)) if g.needs_pad else 0
+    stage = planes * max(plan.stage_elems(), plan.flat_elems())
+    return (pad + 2 * stage) * g.itemsize
 
 
-def _blocks(g: PoolGeom, threads: int) -> list[tuple[int, int]]:
-    """Ranges over the flattened N*C planes: about BLOCK_BYTES each, at least one per thread."""
+def _blocks(g: PoolGeom, threads: int) -> tuple[list[tuple[int, int]], bool]:
+    """Ranges over the flattened N*C planes of about BLOCK_BYTES each, and whether to use threads.
+
+    Two threads only pay above PARALLEL_BYTES: below it these passes are bound by memory and
+    per-call costs that threads sharing a core do not hide, and a pool dispatch costs ~13 us.
+    """
     planes = g.n * g.c
     per_plane = (int(np.prod(g.ext)) + int(np.prod(g.out_sp))) * g.itemsize
-    parts = max(1, -(-planes * per_plane // BLOCK_BYTES))
-    if threads > 1 and planes * per_plane > BLOCK_BYTES:
+    total = planes * per_plane
+    parts = max(1, -(-total // BLOCK_BYTES))
+    threaded = threads > 1 and total > PARALLEL_BYTES
+    if threaded:
         parts = threads * -(-parts // threads)
-    return split(planes, parts)
+    return split(planes, parts), threaded
 
 
-def _tapped(g: PoolGeom, slices: list, fill: Any, first: Any, step: Any):
-    """Kernel body shared by max and average pooling: per plane block, pad, copy tap 0, fold the rest."""
+def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
+    """Kernel body shared by max and average pooling: per plane block, pad, reduce axis by axis."""
     pool = get_pool()
-    blocks = _blocks(g, pool.size)
+    plan = _plan(g)
+    blocks, threaded = _blocks(g, pool.size)
     planes = g.n * g.c
+    n_pad = planes * int(np.prod(g.ext)) if g.needs_pad else 0
+    n_stage = max(plan.stage_elems(), plan.flat_elems())
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
-        x3 = x.reshape((1, planes) + x.shape[2:])
-        y3 = y.reshape((1, planes) + y.shape[2:])
-        buf = None
-        if g.needs_pad:
-            buf = scratch[:planes * int(np.prod(g.ext)) * x.dtype.itemsize].view(x.dtype)
-            buf = buf.reshape((1, planes) + g.ext)
+        x3 = x.reshape((planes,) + x.shape[2:])
+        y3 = y.reshape((planes,) + y.shape[2:])
+        work = scratch[:(n_pad + 2 * planes * n_stage) * x.dtype.itemsize].view(x.dtype)
+        buf = work[:n_pad].reshape((planes,) + g.ext) if g.needs_pad else None
+        stage = work[n_pad:].reshape(2, planes, n_stage)
 
         def task(i: int) -> None:
             a, b = blocks[i]
-            src = x3[:, a:b]
+            src = x3[a:b]
             if buf is not None:
-                pad_into(src, buf[:, a:b], g.pb, fill)
-                src = buf[:, a:b]
-            out = y3[:, a:b]
-            np.copyto(out, src[slices[0]])
-            for sl in slices[1:]:
-                step(out, src[sl], out=out)
-            if first is not None:
-                np.multiply(out, first, out=out)
+                pad_into(src, buf[a:b], g.pb, fill)
+                src = buf[a:b]
+            out = y3[a:b]
+            plan.run(src, out, (stage[0, a:b].reshape(-1), stage[1, a:b].reshape(-1)), op)
+            if scale is not None:
+                np.multiply(out, scale, out=out)
 
-        pool.run(task, len(blocks))
+        if threaded:
+            pool.run(task, len(blocks))
+        else:
+            for i in range(len(blocks)):
+                task(i)
     return run_blocks
 
 
@@ -159,7 +181,7 @@ def max_pool(spec: OpSpec):
         plane = int(np.prod(g.in_sp))
         chan_off = (np.arange(g.n * g.c, dtype=np.int64) * plane).reshape((g.n, g.c) + (1,) * len(g.in_sp))
 
-    blocked = None if want_idx else _tapped(g, slices, fill, None, np.maximum)
+    blocked = None if want_idx else _separable(g, fill, None, np.maximum)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -183,7 +205,6 @@ def max_pool(spec: OpSpec):
 def average_pool(spec: OpSpec):
     g = pool_geom(spec)
     dtype = np.dtype(spec.outputs[0].dtype)
-    slices = g.tap_slices()
     include = bool(spec.attr("count_include_pad", 0))
     counts = g.axis_counts(with_pads=include)
     total = np.ones(g.out_sp)
@@ -192,7 +213,7 @@ def average_pool(spec: OpSpec):
         shape[ax] = -1
         total = total * cnt.sum(axis=1).reshape(shape)
     inv = (1.0 / np.maximum(total, 1)).astype(dtype)
-    blocked = _tapped(g, slices, 0, inv, np.add)
+    blocked = _separable(g, 0, inv, np.add)
 
     def run(inputs, outputs, scratch):
         blocked(inputs[0], outputs[0], scratch)
