@@ -3,11 +3,16 @@
     python benchmarks/bench_models.py [--models resnet50,squeezenet] [--batches 1,8] [--repeats 20]
 
 Prints the median latency of each runtime and the ratio omrt/onnxruntime (< 1 means omrt is
-faster), plus ResNet-50's effective GFLOP/s against numpy's own large-GEMM GFLOP/s.
+faster), plus ResNet-50's effective GFLOP/s against numpy's own large-GEMM GFLOP/s. Each
+(model, batch) pair runs in a fresh process of its own (both runtimes inside it, alternating), so
+memory left behind by a large model (VGG-19 at batch 8 holds over a gigabyte) does not slow the
+next one.
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -59,31 +64,41 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def measure(name: str, batch: int, repeats: int) -> None:
+    onnx_model = randomized(name, batch=batch, expose_logits=False)
+    compiled = compile_onnx(onnx_model)
+    session = InferenceSession(write_om(compiled))
+    ort = ort_session(onnx_model.SerializeToString())
+    feeds = random_input(onnx_model)
+    diff = float(np.max(np.abs(session.run(None, feeds)[0] - ort.run(None, feeds)[0])))
+    times = alternate({"omrt": lambda: session.run(None, feeds), "ort": lambda: ort.run(None, feeds)},
+                      repeats=repeats)
+    o, r = np.median(times["omrt"]), np.median(times["ort"])
+    print(f"{name:<14}{batch:>6}{o:>10.2f}{r:>10.2f}{o / r:>8.3f}{diff:>11.2e}", flush=True)
+    if name == "resnet50" and batch == 1:
+        flops = model_flops(compiled)
+        print(f"  resnet50 effective: omrt {flops / o / 1e6:.1f} GFLOP/s, onnxruntime {flops / r / 1e6:.1f} GFLOP/s"
+              f" ({flops / 1e9:.2f} GFLOP per image)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default=",".join(SPEED_MODELS))
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--one", action="store_true", help="measure in this process (one model, one batch)")
     args = parser.parse_args()
     names = [m for m in args.models.split(",") if m in LIGHT_MODELS]
+    batches = [int(b) for b in args.batches.split(",")]
+    if args.one:
+        measure(names[0], batches[0], args.repeats)
+        return
     print(f"threads: {THREADS} (omrt via BLAS, onnxruntime intra_op_num_threads)")
-    print(f"{'model':<14}{'batch':>6}{'omrt ms':>10}{'ort ms':>10}{'ratio':>8}{'max|diff|':>11}")
+    print(f"{'model':<14}{'batch':>6}{'omrt ms':>10}{'ort ms':>10}{'ratio':>8}{'max|diff|':>11}", flush=True)
     for name in names:
-        for batch in (int(b) for b in args.batches.split(",")):
-            onnx_model = randomized(name, batch=batch, expose_logits=False)
-            compiled = compile_onnx(onnx_model)
-            session = InferenceSession(write_om(compiled))
-            ort = ort_session(onnx_model.SerializeToString())
-            feeds = random_input(onnx_model)
-            diff = float(np.max(np.abs(session.run(None, feeds)[0] - ort.run(None, feeds)[0])))
-            times = alternate({"omrt": lambda: session.run(None, feeds), "ort": lambda: ort.run(None, feeds)},
-                              repeats=args.repeats)
-            o, r = np.median(times["omrt"]), np.median(times["ort"])
-            print(f"{name:<14}{batch:>6}{o:>10.2f}{r:>10.2f}{o / r:>8.3f}{diff:>11.2e}", flush=True)
-            if name == "resnet50" and batch == 1:
-                flops = model_flops(compiled)
-                print(f"  resnet50 effective: omrt {flops / o / 1e6:.1f} GFLOP/s, onnxruntime {flops / r / 1e6:.1f} GFLOP/s"
-                      f" ({flops / 1e9:.2f} GFLOP per image)")
+        for batch in batches:
+            subprocess.run([sys.executable, __file__, "--one", "--models", name, "--batches", str(batch),
+                            "--repeats", str(args.repeats)], check=True)
     print(f"numpy large GEMM (2048^3, float32, {THREADS} BLAS threads): {numpy_gemm_gflops():.1f} GFLOP/s")
 
 
