@@ -72,13 +72,11 @@ def windows(buf: np.ndarray, kernel: Sequence[int], out_sp: Sequence[int],
 
 
 @dataclass
-class ConvGeom:
-    """Everything about a Conv that does not change between calls."""
+class WindowGeom:
+    """Sliding-window geometry shared by convolution and pooling, fixed at build time."""
 
     n: int
     c: int
-    m: int
-    group: int
     in_sp: tuple[int, ...]
     out_sp: tuple[int, ...]
     kernel: tuple[int, ...]
@@ -99,6 +97,26 @@ class ConvGeom:
                      for i, b, e, o, s, k, d in zip(self.in_sp, self.pb, self.pe, self.out_sp,
                                                     self.strides, self.kernel, self.dilations))
 
+
+def window_geom(spec: OpSpec, kernel: tuple[int, ...]) -> WindowGeom:
+    """Strides, dilations and pads (explicit or auto_pad) of a Conv or pooling op."""
+    x, y = spec.inputs[0], spec.outputs[0]
+    nd = len(x.shape) - 2
+    strides = tuple(spec.attr("strides") or [1] * nd)
+    dil = tuple(spec.attr("dilations") or [1] * nd)
+    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    pb, pe = same_pads(x.shape[2:], k_eff, strides, spec.attr("auto_pad", "NOTSET"), spec.attr("pads"))
+    return WindowGeom(x.shape[0], x.shape[1], tuple(x.shape[2:]), tuple(y.shape[2:]), kernel, strides, dil,
+                      tuple(pb), tuple(pe), compute_itemsize(y.dtype))
+
+
+@dataclass
+class ConvGeom(WindowGeom):
+    """Everything about a Conv that does not change between calls."""
+
+    m: int = 0
+    group: int = 1
+
     @property
     def pointwise(self) -> bool:
         return (self.group == 1 and all(k == 1 for k in self.kernel) and all(s == 1 for s in self.strides)
@@ -118,19 +136,12 @@ class ConvGeom:
 
 
 def conv_geom(spec: OpSpec) -> ConvGeom:
-    x, y = spec.inputs[0], spec.outputs[0]
-    nd = len(x.shape) - 2
     if spec.attr("_winograd"):
         kernel = tuple(spec.attr("kernel_shape") or (3, 3))
     else:
         kernel = tuple(spec.attr("kernel_shape") or spec.inputs[1].shape[2:])
-    strides = tuple(spec.attr("strides") or [1] * nd)
-    dil = tuple(spec.attr("dilations") or [1] * nd)
-    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
-    pb, pe = same_pads(x.shape[2:], k_eff, strides, spec.attr("auto_pad", "NOTSET"), spec.attr("pads"))
-    return ConvGeom(x.shape[0], x.shape[1], y.shape[1], int(spec.attr("group", 1)), tuple(x.shape[2:]),
-                    tuple(y.shape[2:]), kernel, strides, dil, tuple(pb), tuple(pe),
-                    compute_itemsize(y.dtype))
+    window = window_geom(spec, kernel)
+    return ConvGeom(**vars(window), m=spec.outputs[0].shape[1], group=int(spec.attr("group", 1)))
 
 
 def split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bias: int = 2):

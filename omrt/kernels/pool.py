@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from omrt.kernels.base import OpSpec, check, register
-from omrt.kernels.conv_common import compute_itemsize, pad_into, same_pads
+from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
 from omrt.kernels.separable import Separable
@@ -25,27 +25,10 @@ PARALLEL_BYTES = 8 * 1024 * 1024  # input+output bytes above which blocks go to 
 
 
 @dataclass
-class PoolGeom:
-    n: int
-    c: int
-    in_sp: tuple[int, ...]
-    out_sp: tuple[int, ...]
-    kernel: tuple[int, ...]
-    strides: tuple[int, ...]
-    dilations: tuple[int, ...]
-    pb: tuple[int, ...]
-    pe: tuple[int, ...]
-    itemsize: int
-
-    @property
-    def ext(self) -> tuple[int, ...]:
-        return tuple(max(i + b + e, (o - 1) * s + (k - 1) * d + 1)
-                     for i, b, e, o, s, k, d in zip(self.in_sp, self.pb, self.pe, self.out_sp,
-                                                    self.strides, self.kernel, self.dilations))
-
+class PoolGeom(WindowGeom):
     @property
     def needs_pad(self) -> bool:
-        return self.ext != self.in_sp
+        return self.pad_sp != self.in_sp
 
     @property
     def taps(self) -> list[tuple[int, ...]]:
@@ -70,19 +53,11 @@ class PoolGeom:
 
 
 def pool_geom(spec: OpSpec) -> PoolGeom:
-    x, y = spec.inputs[0], spec.outputs[0]
-    nd = len(x.shape) - 2
-    kernel = tuple(spec.attr("kernel_shape"))
-    strides = tuple(spec.attr("strides") or [1] * nd)
-    dil = tuple(spec.attr("dilations") or [1] * nd)
-    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
-    pb, pe = same_pads(x.shape[2:], k_eff, strides, spec.attr("auto_pad", "NOTSET"), spec.attr("pads"))
-    return PoolGeom(x.shape[0], x.shape[1], tuple(x.shape[2:]), tuple(y.shape[2:]), kernel, strides, dil,
-                    tuple(pb), tuple(pe), compute_itemsize(y.dtype))
+    return PoolGeom(**vars(window_geom(spec, tuple(spec.attr("kernel_shape")))))
 
 
 def _plan(g: PoolGeom) -> Separable:
-    return Separable(g.ext, g.out_sp, g.kernel, g.strides, g.dilations)
+    return Separable(g.pad_sp, g.out_sp, g.kernel, g.strides, g.dilations)
 
 
 def _pool_workspace(spec: OpSpec) -> int:
@@ -90,7 +65,7 @@ def _pool_workspace(spec: OpSpec) -> int:
     g = pool_geom(spec)
     plan = _plan(g)
     planes = g.n * g.c
-    pad = planes * int(np.prod(g.ext)) if g.needs_pad else 0
+    pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
     stage = planes * max(plan.stage_elems(), plan.flat_elems())
     return (pad + 2 * stage) * g.itemsize
 
@@ -102,7 +77,7 @@ def _blocks(g: PoolGeom, threads: int) -> tuple[list[tuple[int, int]], bool]:
     per-call costs that threads sharing a core do not hide, and a pool dispatch costs ~13 us.
     """
     planes = g.n * g.c
-    per_plane = (int(np.prod(g.ext)) + int(np.prod(g.out_sp))) * g.itemsize
+    per_plane = (int(np.prod(g.pad_sp)) + int(np.prod(g.out_sp))) * g.itemsize
     total = planes * per_plane
     parts = max(1, -(-total // BLOCK_BYTES))
     threaded = threads > 1 and total > PARALLEL_BYTES
@@ -117,14 +92,14 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
     plan = _plan(g)
     blocks, threaded = _blocks(g, pool.size)
     planes = g.n * g.c
-    n_pad = planes * int(np.prod(g.ext)) if g.needs_pad else 0
+    n_pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
     n_stage = max(plan.stage_elems(), plan.flat_elems())
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
         x3 = x.reshape((planes,) + x.shape[2:])
         y3 = y.reshape((planes,) + y.shape[2:])
         work = scratch[:(n_pad + 2 * planes * n_stage) * x.dtype.itemsize].view(x.dtype)
-        buf = work[:n_pad].reshape((planes,) + g.ext) if g.needs_pad else None
+        buf = work[:n_pad].reshape((planes,) + g.pad_sp) if g.needs_pad else None
         stage = work[n_pad:].reshape(2, planes, n_stage)
 
         def task(i: int) -> None:
@@ -153,8 +128,8 @@ def _lowest(dtype: np.dtype) -> Any:
 def _padded(g: PoolGeom, x: np.ndarray, scratch: np.ndarray | None, fill: Any) -> np.ndarray:
     if not g.needs_pad:
         return x
-    buf = scratch[:g.n * g.c * int(np.prod(g.ext)) * x.dtype.itemsize].view(x.dtype)
-    buf = buf.reshape((g.n, g.c) + g.ext)
+    buf = scratch[:g.n * g.c * int(np.prod(g.pad_sp)) * x.dtype.itemsize].view(x.dtype)
+    buf = buf.reshape((g.n, g.c) + g.pad_sp)
     pad_into(x, buf, g.pb, fill)
     return buf
 
