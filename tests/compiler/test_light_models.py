@@ -7,7 +7,7 @@ import pytest
 
 from omrt.compiler import compile_onnx_report
 from omrt.om import read_om, write_om
-from compiler_checks import check_bounds, check_no_clobber, check_weights
+from tests.compiler.compiler_checks import check_bounds, check_no_clobber, check_weights
 from tests.om.om_testkit import assert_models_equal
 from tests.support.light_models import LIGHT_MODELS, model_path
 

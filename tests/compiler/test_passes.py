@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from omrt.compiler import CompileOptions, compile_onnx, compile_onnx_report
 from omrt.om.model import Region
-from compiler_checks import check_bounds, check_no_clobber, check_weights
+from tests.compiler.compiler_checks import check_bounds, check_no_clobber, check_weights
 
 
 def weight(om, ref) -> np.ndarray:
