@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from om_testkit import dynamic_model, static_model
+from tests.om.om_testkit import dynamic_model, static_model
 from omrt.errors import OmrtError
 from omrt.om import model_info_text, om_to_json, query_sizes, read_om, write_om
 

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from om_testkit import pack_om, rebuild, split_om, static_model
+from tests.om.om_testkit import pack_om, rebuild, split_om, static_model
 from omrt.constants import (
     ACL_ERROR_GE_DATATYPE_INVALID,
     ACL_ERROR_GE_EXEC_LOAD_MODEL_PARTITION_FAILED as E_MODEL,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 
-from om_testkit import dynamic_model, split_om, static_model, weights
+from tests.om.om_testkit import dynamic_model, split_om, static_model, weights
 from omrt.om import query_sizes, read_om, write_om
 from omrt.om.address import AddressMap
 from omrt.om.layout import EMPTY_WEIGHTS

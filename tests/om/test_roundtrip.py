@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from om_testkit import ATTRS, assert_models_equal, dynamic_model, static_model
+from tests.om.om_testkit import ATTRS, assert_models_equal, dynamic_model, static_model
 from omrt.om import GraphPlan, Location, OfflineModel, OpPlan, Region, TensorDesc, TensorRef, read_om, write_om
 from omrt.om.dynamic import SHAPE_DATA_DESC
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from om_testkit import assert_models_equal, static_model
+from tests.om.om_testkit import assert_models_equal, static_model
 from omrt.constants import ACL_ERROR_GE_PARAM_INVALID, ACL_ERROR_INVALID_FILE, ACL_ERROR_WRITE_FILE
 from omrt.errors import OmrtError
 from omrt.om import OpPlan, load_om, save_om, write_om

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from om_testkit import pack_om, split_om, static_model
+from tests.om.om_testkit import pack_om, split_om, static_model
 from omrt.om import model_info_text, om_to_json, write_om
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from om_testkit import dynamic_model, ref, static_model
+from tests.om.om_testkit import dynamic_model, ref, static_model
 from omrt.constants import ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID, ACL_ERROR_GE_PARAM_INVALID
 from omrt.errors import OmrtError
 from omrt.om import Region, write_om
