@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper, numpy_helper
 
 from omrt.kernels import OpSpec, TensorSpec, run_op
@@ -79,7 +80,11 @@ def opset_of(case) -> int:
 
 def run_case(case: Any, with_opset: bool = False) -> None:
     """Run every data set of a case and assert the suite's own tolerances; opset-dependent ops
-    (`with_opset`) get the model's opset as `_opset`, as the compiler passes it."""
+    (`with_opset`) get the model's opset as `_opset`, as the compiler passes it. Cases outside
+    what the runtime supports (`skip_reason`) are skipped with the reason."""
+    reason = skip_reason(case)
+    if reason:
+        pytest.skip(reason)
     node = case.model.graph.node[0]
     for inputs, expected in case.data_sets:
         inputs = [as_array(a) for a in inputs]
