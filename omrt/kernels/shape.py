@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from omrt.constants import ACL_ERROR_INVALID_PARAM
+from omrt.errors import OmrtError
 from omrt.kernels.base import Kernel, OpSpec, check, register
 from omrt.kernels.broadcast import as_shape, normalize_axes
 
@@ -104,14 +106,25 @@ def _slice(spec: OpSpec) -> Kernel:
 
 @register("Gather")
 def _gather(spec: OpSpec) -> Kernel:
+    """np.take along `axis`; indices outside [-n, n) are an error, as ONNX says, never wrapped."""
     ndim = len(spec.inputs[0].shape)
     axis = int(spec.attr("axis", 0)) % ndim
+    n = spec.inputs[0].shape[axis]
     idx = _param(spec, 1)
     if idx is not None:
-        fixed = np.ascontiguousarray(np.asarray(idx, dtype=np.int64) % max(spec.inputs[0].shape[axis], 1))
+        idx = np.asarray(idx, dtype=np.int64)
+        check(idx.size == 0 or (int(idx.min()) >= -n and int(idx.max()) < n),
+              f"Gather {spec.name}: constant index out of range [-{n}, {n})")
+        fixed = np.require(idx % max(n, 1), requirements="C")  # keeps a 0-d index 0-d
         return lambda ins, outs, s: np.take(ins[0], fixed, axis=axis, out=outs[0], mode="clip")
-    # "wrap" maps negative indices the ONNX way and, unlike "raise", writes out= without a buffer.
-    return lambda ins, outs, s: np.take(ins[0], ins[1], axis=axis, out=outs[0], mode="wrap")
+
+    def run(ins, outs, s):
+        indices = ins[1]
+        if indices.size and (int(indices.min()) < -n or int(indices.max()) >= n):
+            raise OmrtError(ACL_ERROR_INVALID_PARAM, f"Gather {spec.name}: index out of range [-{n}, {n})")
+        # "wrap" maps negative indices the ONNX way and, unlike "raise", writes out= without a buffer.
+        np.take(ins[0], indices, axis=axis, out=outs[0], mode="wrap")
+    return run
 
 
 @register("Transpose")

@@ -107,3 +107,24 @@ def test_reshape_in_place_is_a_no_op_copy():
     out = buf.reshape(2, 3)
     build_kernel(_spec("Reshape", [buf, np.array([2, 3])], out))([buf, None], [out], None)
     np.testing.assert_array_equal(out, np.arange(6).reshape(2, 3))
+
+
+def test_gather_out_of_range_index_is_an_error_not_a_wrap():
+    from omrt.errors import OmrtError
+
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    spec = OpSpec("Gather", {"axis": 0}, [TensorSpec((3, 4), np.dtype(np.float32)), TensorSpec((2,), np.dtype(np.int64))],
+                  [TensorSpec((2, 4), np.dtype(np.float32))])
+    np.testing.assert_array_equal(run_op(spec, [x, np.array([-1, 2])])[0], x[[2, 2]])
+    with pytest.raises(OmrtError, match="out of range"):
+        run_op(spec, [x, np.array([0, 3])])
+    const = OpSpec("Gather", {"axis": 0}, spec.inputs, spec.outputs, consts={1: np.array([0, -4])})
+    with pytest.raises(OmrtError, match="out of range"):
+        run_op(const, [x, np.array([0, -4])])
+
+
+def test_gather_scalar_constant_index():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    spec = OpSpec("Gather", {"axis": 1}, [TensorSpec((3, 4), np.dtype(np.float32)), TensorSpec((), np.dtype(np.int64))],
+                  [TensorSpec((3,), np.dtype(np.float32))], consts={1: np.array(2)})
+    np.testing.assert_array_equal(run_op(spec, [x, np.array(2)])[0], x[:, 2])
