@@ -156,6 +156,9 @@ def split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bias
 CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on data still in L2
 MIN_PARALLEL_FLOPS = 2e6   # below this, waking a second thread costs more than it saves
 MIN_COLS = 16              # narrower GEMM pieces lose more to packing than threads gain
+# Smaller epilogues run on the calling thread: a memory-bound pass gains little from a second
+# thread on this class of machine, and waking one costs more than a small pass.
+EPILOGUE_PARALLEL_BYTES = 4 * 1024 * 1024
 BAND_MIN_COLS = 512        # im2col row bands narrower than this multiply channel blocks instead
 
 
@@ -191,6 +194,10 @@ def finish_blocks(pool, epi: Epilogue, y2: np.ndarray, bias2: np.ndarray | None,
     elementwise loops pay per row and cost more than the GEMM itself, so the epilogue runs as a
     second pass over whole channels, which is elementwise and so exact on any split.
     """
+    if y2.nbytes < EPILOGUE_PARALLEL_BYTES:
+        finish(epi, y2, bias2, res2)
+        return
+
     def task(i: int) -> None:
         a, b = ranges[i]
         finish(epi, y2[a:b], None if bias2 is None else bias2[a:b], None if res2 is None else res2[a:b])
