@@ -18,12 +18,16 @@ import numpy as np
 
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other kernel modules)
-    BAND_MIN_COLS, CHUNK_BYTES, MIN_COLS, ConvGeom, col_ranges, compute_itemsize, conv_geom, finish,
-    finish_blocks, pad_into, res_view, same_pads, split_inputs, task_parts, windows,
+    BAND_MIN_COLS, CHUNK_BYTES, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges, compute_itemsize,
+    conv_geom, finish, finish_blocks, pad_into, res_view, same_pads, split_inputs, task_parts, windows,
 )
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
+
+# Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
+# thread wake-ups and thin pieces than a second core gives back.
+GROUPED_MIN_PARALLEL_FLOPS = 6e7
 from omrt.kernels.ksplit import k_ranges, ksplit_matmul, ksplit_shape, partial_elems
 from omrt.kernels.parallel import get_pool, split
 from omrt.kernels.winograd import (  # noqa: F401
@@ -70,7 +74,8 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
     of one image followed by the epilogue on channel blocks."""
     gr, cg, mg, p = g.group, g.c // g.group, g.m // g.group, g.p_size
     flops = 2.0 * g.m * cg * p
-    parts = task_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n)
+    min_flops = GROUPED_MIN_PARALLEL_FLOPS if gr > 1 else MIN_PARALLEL_FLOPS
+    parts = task_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n, min_flops)
     whole = parts == 1 or g.n >= pool.size
     cols = [slice(0, p)] if whole else [slice(a, b) for a, b in col_ranges(p, pool.size)]
     if len(cols) == 1:
