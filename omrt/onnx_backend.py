@@ -13,16 +13,16 @@ import onnx
 from onnx.backend.base import Backend, BackendRep
 
 from omrt.compiler import compile_onnx
-from omrt.om import read_om, write_om
+from omrt.om import query_sizes, write_om
 from omrt.runtime.address import aligned_empty
 from omrt.session import InferenceSession
 
 
 class OmrtRep(BackendRep):
     def __init__(self, om_bytes: bytes) -> None:
-        model = read_om(om_bytes)
-        self.work = aligned_empty(model.memory_size)
-        self.weights = aligned_empty(model.weight_size)
+        work_size, weight_size = query_sizes(om_bytes)  # header and TASK_INFO only; the session parses
+        self.work = aligned_empty(work_size)
+        self.weights = aligned_empty(weight_size)
         self.session = InferenceSession(om_bytes, work=self.work, weights=self.weights)
         self.input_names = [a.name for a in self.session.get_inputs()]
 
