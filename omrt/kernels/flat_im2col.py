@@ -5,13 +5,13 @@ flat index r*Wp + q + i*dh*Wp + j*dw. Computing outputs on the padded-width grid
 the last Wp - Wo columns of each row being discarded) makes every tap's column block one
 contiguous slice of each channel, so im2col is a copy with long contiguous rows instead of
 Ho*k*k*C copies of Wo elements. The GEMM writes a staging block and the bias add moves the valid
-columns into the output in the same pass; each task owns a band of output rows (never output
-channels) and does all of that in one pool call.
+columns into the output in the same pass; each task owns a band of output rows and does all of
+that in one pool call.
 
 Measured against the general im2col path (2 threads, Zen 5, fused Relu): DenseNet's 128->32 on 7x7
 0.140 -> 0.074 ms, 64->64 on 14x14 0.241 -> 0.140, 96->128 on 14x14 0.280 -> 0.224; it loses above
-about 5e7 flops (256->256 on 14x14: 0.80 -> 0.90), where the general path's column pieces or K
-split (omrt.kernels.ksplit) use BLAS better, and on strided convs (a stride-phase variant lost on
+about 5e7 flops (256->256 on 14x14: 0.80 -> 0.90), where the general path's column pieces or
+channel blocks use BLAS better, and on strided convs (a stride-phase variant lost on
 every ResNet shape), so it is limited to small stride-1 convs.
 """
 from __future__ import annotations

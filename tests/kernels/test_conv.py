@@ -164,6 +164,15 @@ def test_conv_winograd_prepack(hw, pads) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("batch,hw,expect", [(1, 14, False), (1, 28, True), (4, 14, True)])
+def test_winograd_skips_streamed_weights_with_few_tiles(batch: int, hw: int, expect: bool) -> None:
+    """512->512 3x3: 38 MB of transformed weights need enough tiles per pass to pay off."""
+    x = np.zeros((batch, 512, hw, hw), np.float32)
+    w = np.random.default_rng(2).standard_normal((512, 512, 3, 3)).astype(np.float32)
+    spec = make_spec("Conv", [x, w], [x], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
+    assert (prepack(spec) is not None) is expect
+
+
 def test_conv_float16_and_double() -> None:
     rng = np.random.default_rng(2)
     x, w = _rand(rng, 1, 4, 8, 8), _rand(rng, 6, 4, 3, 3)

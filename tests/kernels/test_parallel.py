@@ -171,7 +171,7 @@ def test_light_squeezenet_matches_reference_with_threads(two_threads) -> None:
 
 @pytest.mark.parametrize("k,pads,hw", [(1, 0, 40), (3, 1, 12), (3, 0, 9)])
 def test_conv_batch1_equal_weights_give_equal_channels(two_threads, k: int, pads: int, hw: int) -> None:
-    # Batch 1: GEMMs on column pieces, then the epilogue (bias, residual, Relu) on channel blocks.
+    # Batch 1, identical filters: computed once (omrt.kernels.repeated), copied to every channel.
     rng = np.random.default_rng(5)
     x = rng.integers(-8, 8, (1, 32, hw, hw)).astype(np.float32)
     w = np.ones((384, 32, k, k), np.float32)
@@ -185,25 +185,24 @@ def test_conv_batch1_equal_weights_give_equal_channels(two_threads, k: int, pads
     assert (y >= 0).all() and (y > 0).any()
 
 
-@pytest.mark.parametrize("k,stride,hw", [(3, 1, 7), (3, 2, 14), (1, 1, 7)])
-def test_conv_k_split_equal_channels_and_values(two_threads, k: int, stride: int, hw: int) -> None:
-    # 7x7 outputs at batch 1: the GEMM is split along K (omrt.kernels.ksplit), partial sums added.
+@pytest.mark.parametrize("k,stride,hw", [(3, 1, 7), (3, 2, 14), (1, 1, 7), (1, 1, 28)])
+def test_conv_channel_blocks_values(two_threads, k: int, stride: int, hw: int) -> None:
+    # Batch 1, group 1: tasks own blocks of output channels and run bias, residual and Relu on them.
     rng = np.random.default_rng(6)
     x = rng.integers(-8, 8, (1, 576, hw, hw)).astype(np.float32)
-    w = np.ones((384, 576, k, k), np.float32)
-    w[1::2] = rng.standard_normal((192, 576, k, k)).astype(np.float32) * 0.05
-    w[2::2] = w[0]
-    b = np.full(384, 0.25, np.float32)
+    w = rng.standard_normal((384, 576, k, k)).astype(np.float32) * 0.05
+    b = rng.standard_normal(384).astype(np.float32)
     pads = k // 2
     ho = (hw + 2 * pads - k) // stride + 1
-    attrs = {"pads": [pads] * 4, "strides": [stride] * 2}
-    ins = [x, w, b]
+    r = rng.standard_normal((1, 384, ho, ho)).astype(np.float32)
+    attrs = {"pads": [pads] * 4, "strides": [stride] * 2, "_activation": "Relu", "_residual": 1}
+    ins = [x, w, b, r]
     y = run_op(_spec("Conv", ins, (1, 384, ho, ho), attrs, {1: w, 2: b}), ins)[0]
-    assert (y[:, ::2] == y[:, :1]).all()
     xp = np.pad(x[0].astype(np.float64), ((0, 0), (pads, pads), (pads, pads)))
     want = np.zeros((384, ho, ho))
     for i in range(k):
         for j in range(k):
             patch = xp[:, i:i + stride * ho:stride, j:j + stride * ho:stride]
             want += np.einsum("mc,chw->mhw", w[:, :, i, j].astype(np.float64), patch)
-    np.testing.assert_allclose(y[0], want + 0.25, rtol=1e-4, atol=1e-3)
+    want = np.maximum(want + b[:, None, None] + r[0], 0)
+    np.testing.assert_allclose(y[0], want, rtol=1e-4, atol=1e-3)
