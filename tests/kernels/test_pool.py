@@ -26,6 +26,10 @@ POOL_ATTRS = [
     {"kernel_shape": [3, 2], "strides": [2, 2], "auto_pad": "SAME_UPPER"},
     {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"},
     {"kernel_shape": [2, 2], "auto_pad": "VALID", "strides": [2, 2]},
+    # stride 1 on every axis but the last: all-flat passes (omrt.kernels.separable)
+    {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+    {"kernel_shape": [3, 3], "strides": [1, 2], "pads": [0, 1, 2, 1], "ceil_mode": 1},
+    {"kernel_shape": [2, 3], "dilations": [2, 1], "strides": [1, 3]},
 ]
 
 
@@ -52,6 +56,19 @@ def test_average_pool(attrs, include: int) -> None:
     a = dict(attrs, count_include_pad=include)
     want = ort_run("AveragePool", [x], a)[0]
     got = run_in_view(make_spec("AveragePool", [x], [want], a), [x])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("shape,attrs", [
+    ((1, 256, 64, 64), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),             # threaded, all flat
+    ((2, 64, 57, 57), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),  # threaded
+    ((1, 4, 6, 7, 8), {"kernel_shape": [3, 2, 3], "pads": [1, 0, 1, 1, 1, 0]}),      # 3-D, all flat
+])
+def test_pool_large_and_3d(op: str, shape, attrs) -> None:
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    want = ort_run(op, [x], attrs)[0]
+    got = run_in_view(make_spec(op, [x], [want], attrs), [x])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
