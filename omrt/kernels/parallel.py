@@ -43,7 +43,7 @@ def _limit_blas() -> None:
         from threadpoolctl import threadpool_limits
     except ImportError:  # without threadpoolctl BLAS keeps its own threads; results stay correct
         return
-    threadpool_limits(int(os.environ.get("XBLAS", "1")), user_api="blas")
+    threadpool_limits(1, user_api="blas")
 
 
 def _drain(fn: Task, n: int, counter: "itertools.count[int]") -> BaseException | None:
