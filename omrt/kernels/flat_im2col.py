@@ -24,8 +24,6 @@ from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import split
 
 FLAT_MAX_FLOPS = 5e7
-# Below this many flops one thread beats waking the pool (DenseNet's 128->32 convs on 7x7).
-FLAT_MIN_PARALLEL_FLOPS = 8e6
 
 
 def _flops(g: ConvGeom) -> float:
@@ -61,7 +59,7 @@ def flat_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.
     flops = _flops(g)
     per_row = (c * ks + m) * wp * g.itemsize
     ho = g.out_sp[0]
-    parts = 1 if flops < FLAT_MIN_PARALLEL_FLOPS else task_parts(per_row * ho, pool.size, flops)
+    parts = task_parts(per_row * ho, pool.size, flops)
     bands = split(ho, min(parts, ho))
 
     def run(inputs, outputs, scratch):

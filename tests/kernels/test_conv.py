@@ -88,7 +88,7 @@ CONV_CONFIGS = [
     (1, 3, 3, (4, 5, 6), (3, 3, 3), {"group": 3, "pads": [1, 1, 1, 1, 1, 1]}),
     (1, 4, 4, (6, 6), (3, 3), {"group": 4}),
     # flat im2col with several row bands (enough flops to use the pool); strided k x k with odd sizes
-    (1, 8, 16, (64, 64), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (1, 16, 40, (64, 64), (3, 3), {"pads": [1, 1, 1, 1]}),
     (1, 8, 32, (100, 101), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     (2, 3, 16, (33, 33), (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
     (1, 8, 16, (17, 16), (3, 3), {"strides": [3, 2], "pads": [1, 0, 2, 1]}),
