@@ -3,7 +3,8 @@
 Paths, chosen once at build time:
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
   * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise.
-  * small 2-D stride-1 group-1 k x k: omrt.kernels.flat_im2col (im2col from shifted flat slices).
+  * small 2-D stride-1 group-1 k x k: omrt.kernels.tap_gemm (one GEMM per tap, few outputs) or
+    omrt.kernels.flat_im2col (im2col from shifted flat slices).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights.
 Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images, or,
@@ -24,6 +25,7 @@ from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other ker
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
+from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
 
 # Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
 # thread wake-ups and thin pieces than a second core gives back.
@@ -49,6 +51,8 @@ def _conv_workspace(spec: OpSpec) -> int:
         return depthwise_workspace(g)
     if _direct_view(g):
         return 0
+    if tap_gemm_eligible(g):
+        return tap_gemm_workspace(g)
     if flat_eligible(g):
         return flat_workspace(g)
     pad = g.c * int(np.prod(g.pad_sp)) if g.padded else 0
@@ -245,6 +249,8 @@ def conv(spec: OpSpec):
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _direct_view(g):
         return _direct_build(g, wmat, weights, bcol, epi, pool)
+    if tap_gemm_eligible(g):
+        return tap_gemm_build(g, wmat, weights, bcol, epi, pool, dtype)
     if flat_eligible(g):
         return flat_build(g, wmat, weights, bcol, epi, pool, dtype)
     return _im2col_build(g, wmat, weights, bcol, epi, pool, dtype, pad_elems)

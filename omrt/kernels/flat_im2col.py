@@ -36,19 +36,19 @@ def flat_eligible(g: ConvGeom) -> bool:
             and not g.depthwise and _flops(g) < FLAT_MAX_FLOPS)
 
 
-def _layout(g: ConvGeom) -> tuple[int, int, int, int]:
+def flat_layout(g: ConvGeom) -> tuple[int, int, int, int]:
     """(padded rows, padded row length, flat columns per image, zeros after the padded image)."""
     hp, wp = g.pad_sp
     return hp, wp, g.out_sp[0] * wp, (g.kernel[1] - 1) * g.dilations[1] + 1
 
 
 def flat_workspace(g: ConvGeom) -> int:
-    hp, wp, ncols, slack = _layout(g)
+    hp, wp, ncols, slack = flat_layout(g)
     return (g.c * hp * wp + slack + (g.c * g.k_size + g.m) * ncols) * g.itemsize
 
 
 def flat_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype):
-    hp, wp, ncols, slack = _layout(g)
+    hp, wp, ncols, slack = flat_layout(g)
     c, m, ks = g.c, g.m, g.k_size
     kh, kw = g.kernel
     dh, dw = g.dilations
