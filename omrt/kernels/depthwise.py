@@ -1,7 +1,8 @@
 """Depthwise Conv (one input and one output channel per group): per-channel im2col + matmul.
 
 Each tap is one contiguous slice of every channel's flattened input phase (omrt.kernels.taps),
-so a channel's k x k columns are k*k whole-plane copies into a (C, k*k, L) block, L being the
+so a channel's k x k columns are whole-plane copies into a (C, k*k, L) block (one strided copy
+per input phase when that phase's taps form a grid, as they do for any plain k x k window), L being the
 accumulator's phase-row width. One stacked matmul (C, 1, k*k) @ (C, k*k, L) then computes every
 channel: measured twice as fast as k*k multiply + add passes, which are two numpy passes per tap.
 One strided copy moves the valid columns into the output, where bias and epilogue run on
@@ -10,9 +11,11 @@ the split, and tasks may own blocks of channels.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from omrt.kernels.conv_common import ConvGeom, split_inputs
 from omrt.kernels.epilogue import Epilogue
@@ -33,28 +36,66 @@ def depthwise_workspace(g: ConvGeom) -> int:
     return g.n * g.c * (ft.n_phases * ft.phase_size + (1 + g.k_size) * ft.length) * g.itemsize
 
 
-def _tasks(g: ConvGeom, ft: FlatTaps, threads: int) -> list[tuple[int, int, int]]:
-    """(image, first channel, end channel): whole images, or channel blocks of one image when an
-    image is large. A second thread is not worth it below that: these passes are bound by
-    numpy's per-call and per-row costs, which threads sharing a core do not hide (measured with
-    benchmarks/bench_conv_kernel.py: splitting a 272-channel 14x14 image over 2 threads was slower)."""
-    work = 2.0 * len(ft.taps) * g.c * ft.length
-    blocks = 1 if threads == 1 or g.n > 1 or work < MIN_PARALLEL_ELEMS else threads
-    return [(n, a, b) for n in range(g.n) for a, b in split(g.c, blocks)]
+def _tasks(g: ConvGeom, ft: FlatTaps, threads: int) -> list[tuple[int, int, int, int]]:
+    """(first image, end image, first channel, end channel). A batch is cut into blocks of whole
+    images (every numpy call then covers a block, so calls stay few and long enough to release
+    the GIL); one image is cut into channel blocks when it is large. Small work stays on one
+    thread: these passes are bound by numpy's per-call costs, which a second thread does not hide
+    (splitting a 272-channel 14x14 image over 2 threads was slower)."""
+    work = 2.0 * len(ft.taps) * g.n * g.c * ft.length
+    parts = 1 if threads == 1 or work < MIN_PARALLEL_ELEMS else threads
+    if g.n > 1:
+        return [(a, b, 0, g.c) for a, b in split(g.n, parts)]
+    return [(0, 1, a, b) for a, b in split(g.c, parts)]
+
+
+@dataclass(frozen=True)
+class TapGroup:
+    """Taps of one input phase whose offsets form a grid: one strided copy fills their columns."""
+
+    phase: int
+    base: int
+    shape: tuple[int, ...]
+    steps: tuple[int, ...]
+    taps: tuple[int, ...]      # kernel tap indices, in the order the copy writes them
+
+
+def tap_groups(ft: FlatTaps, kernel: tuple[int, ...]) -> list[TapGroup]:
+    """Group the taps by phase; a phase whose offsets are not a regular grid gets one group per tap."""
+    coords = list(np.ndindex(*kernel))
+    groups: list[TapGroup] = []
+    for phase in sorted({ph for ph, _ in ft.taps}):
+        members = [t for t, (ph, _) in enumerate(ft.taps) if ph == phase]
+        axes = [sorted({coords[t][d] for t in members}) for d in range(len(kernel))]
+        shape = tuple(len(a) for a in axes)
+        offs = np.array([ft.taps[t][1] for t in members])
+        grid = [tuple(a.index(coords[t][d]) for d, a in enumerate(axes)) for t in members]
+        regular = int(np.prod(shape)) == len(members) and grid == sorted(grid)
+        if regular:
+            idx = np.array(grid).reshape(-1, len(kernel))
+            steps = tuple(int(offs[list(idx[:, d]).index(1)] - offs[0]) if shape[d] > 1 else 0
+                          for d in range(len(kernel)))
+            regular = bool((offs == offs[0] + idx @ np.array(steps)).all())
+        if regular:
+            groups.append(TapGroup(phase, int(offs[0]), shape, steps, tuple(members)))
+        else:
+            groups += [TapGroup(phase, int(ft.taps[t][1]), (1,), (0,), (t,)) for t in members]
+    return groups
 
 
 def depthwise_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.ndarray], np.ndarray],
                     bcol: np.ndarray | None, epi: Epilogue, pool: Pool, dtype: np.dtype):
     ft = layout(g)
     ks, p = g.k_size, g.p_size
-    taps = ft.taps
     length, n_ph, q = ft.length, ft.n_phases, ft.phase_size
     tasks = _tasks(g, ft, pool.size)
     n_buf = g.n * g.c * n_ph * q
+    groups = tap_groups(ft, g.kernel)
+    order = [t for grp in groups for t in grp.taps]
 
     def columns(w: np.ndarray) -> np.ndarray:
-        """(C, 1, ks): each channel's taps as a contiguous row."""
-        return np.ascontiguousarray(w.reshape(g.c, 1, ks))
+        """(C, 1, ks): each channel's taps as a contiguous row, in the order the copies write them."""
+        return np.ascontiguousarray(w.reshape(g.c, 1, ks)[:, :, order])
 
     w_cols = columns(wmat) if wmat is not None else None
     b_const = bcol.reshape(g.c, 1) if bcol is not None else None
@@ -71,18 +112,28 @@ def depthwise_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.
         cols_all = cols_all.reshape(g.n, g.c, ks, length)
 
         def task(i: int) -> None:
-            n, a, b = tasks[i]
-            src = src_all[n, a:b]
-            ft.fill(x[n, a:b], src)
-            acc, cols = acc_all[n, a:b], cols_all[n, a:b]
-            for k, (ph, off) in enumerate(taps):
-                np.copyto(cols[:, k], src[:, ph, off:off + length])
-            np.matmul(wc[a:b], cols, out=acc.reshape(b - a, 1, length))
-            np.copyto(y[n, a:b], ft.out_view(acc))
-            flat = y[n, a:b].reshape(b - a, p)
+            n0, n1, a, b = tasks[i]
+            rows = (n1 - n0) * (b - a)
+            src = src_all[n0:n1, a:b]
+            ft.fill(x[n0:n1, a:b].reshape((rows,) + x.shape[2:]), src.reshape(rows, n_ph, q))
+            cols = cols_all[n0:n1, a:b]
+            start = 0
+            for grp in groups:
+                base = src[:, :, grp.phase, grp.base:]
+                es = base.strides[-1]
+                view = as_strided(base, base.shape[:2] + grp.shape + (length,),
+                                  base.strides[:2] + tuple(st * es for st in grp.steps) + (es,), writeable=False)
+                cnt = len(grp.taps)
+                np.copyto(cols[:, :, start:start + cnt].reshape(base.shape[:2] + grp.shape + (length,)), view)
+                start += cnt
+            acc = acc_all[n0:n1, a:b]
+            np.matmul(wc[a:b], cols, out=acc.reshape(n1 - n0, b - a, 1, length))
+            out = y[n0:n1, a:b]
+            np.copyto(out.reshape((rows,) + out.shape[2:]), ft.out_view(acc.reshape(rows, length)))
+            flat = out.reshape(n1 - n0, b - a, p)
             if bv is not None:
                 np.add(flat, bv[a:b], out=flat)
-            epi(flat, None if res is None else res[n, a:b].reshape(b - a, p))
+            epi(flat, None if res is None else res[n0:n1, a:b].reshape(n1 - n0, b - a, p))
 
         pool.run(task, len(tasks))
     return run
