@@ -1,10 +1,9 @@
 """What every Conv path shares: geometry, padding, window views, work splitting, epilogue helpers.
 
-Work splitting: tasks own output columns (pixels) or whole images, never a subset of output
-channels, so every channel of a pixel comes out of the same BLAS call (see omrt.kernels.parallel).
-Bias, residual and activation (omrt.kernels.epilogue) run on whole images, on row bands while still
-in cache, or, after column pieces, as a second pass over contiguous channel blocks (numpy's
-elementwise loops are slow on column slices).
+Work splitting: tasks own whole images, blocks of output channels (group-1 GEMMs of one image),
+or output columns (pixels). Bias, residual and activation (omrt.kernels.epilogue) run on whole
+images, on channel blocks or row bands while still in cache, or, after column pieces, as a second
+pass over contiguous channel blocks (numpy's elementwise loops are slow on column slices).
 """
 from __future__ import annotations
 

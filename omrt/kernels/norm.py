@@ -92,6 +92,22 @@ def lrn(spec: OpSpec):
             np.add(y, sq[:, k:k + c], out=y)
         y *= alpha / size
         y += bias
-        np.power(y, -beta, out=y)
+        inverse_power(y, beta, sq[:, lo:lo + c])
         np.multiply(y, x, out=y)
     return run
+
+
+def inverse_power(y: np.ndarray, beta: float, tmp: np.ndarray) -> None:
+    """y = y ** -beta in place. numpy's float32 power has no SIMD loop; for the betas LRN uses
+    (0.75 in AlexNet, CaffeNet and GoogLeNet, 0.5) a square-root chain is exact to an ulp or two
+    and about 30% faster on 192x55x55."""
+    if beta == 0.75:
+        np.sqrt(y, out=y)
+        np.sqrt(y, out=tmp)
+        np.multiply(y, tmp, out=y)
+        np.divide(1.0, y, out=y)
+    elif beta == 0.5:
+        np.sqrt(y, out=y)
+        np.divide(1.0, y, out=y)
+    else:
+        np.power(y, -beta, out=y)

@@ -1,9 +1,11 @@
 """omrt's own kernel threads: a small persistent pool that kernels split their work over.
 
-Why omrt owns its threading: a multi-threaded BLAS splits one GEMM over its threads and rounds
-different output ranges differently, so two channels with identical weights and inputs can come
-out unequal. omrt instead runs single-threaded BLAS calls on disjoint slices of the output, split
-so that every output channel is computed by the same code path in the same accumulation order.
+Why omrt owns its threading: kernels split whole ops (GEMM plus epilogue, pooling blocks, image
+blocks) into a few tasks, so one wake-up covers a GEMM and the elementwise passes after it while
+the data is in cache. A multi-threaded BLAS would split only the GEMM, and its helper threads spin
+after each call, taking the core from the next numpy pass (and from any other runtime in the
+process): measured on ResNet-50, no faster than this pool, and onnxruntime alongside it ran 1.8x
+slower. Identical filters still give bit-identical channels (omrt.kernels.repeated).
 
 Process-wide effect: when the pool is first created (the first kernel built or run), BLAS is put
 in single-thread mode for the whole process via threadpoolctl (`threadpool_limits(1, "blas")`),

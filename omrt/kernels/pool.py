@@ -18,7 +18,7 @@ from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
-from omrt.kernels.separable import Separable
+from omrt.kernels.separable import Separable, same3, same3_eligible
 
 BLOCK_BYTES = 4 * 1024 * 1024  # input+output bytes per plane block; fewer blocks, fewer numpy calls
 # Input+output bytes above which blocks go to the thread pool. Plans with strided row passes do
@@ -99,6 +99,7 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
     planes = g.n * g.c
     n_pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
     n_stage = max(plan.stage_elems(), plan.flat_elems())
+    direct = same3_eligible(g.in_sp, g.out_sp, g.kernel, g.strides, g.dilations, g.pb, g.pe)
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
         x3 = x.reshape((planes,) + x.shape[2:])
@@ -110,6 +111,11 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
         def task(i: int) -> None:
             a, b = blocks[i]
             src = x3[a:b]
+            if direct and src.flags.c_contiguous:
+                same3(src, y3[a:b], (stage[0, a:b].reshape(-1), stage[1, a:b].reshape(-1)), op)
+                if scale is not None:
+                    np.multiply(y3[a:b], scale, out=y3[a:b])
+                return
             if buf is not None:
                 pad_into(src, buf[a:b], g.pb, fill)
                 src = buf[a:b]

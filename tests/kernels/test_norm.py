@@ -30,15 +30,16 @@ def test_batchnorm_inference(shape, const: bool) -> None:
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("beta", [0.6, 0.75, 0.5])
 @pytest.mark.parametrize("size", [1, 2, 3, 5])
-def test_lrn(size: int) -> None:
-    x = np.random.default_rng(1).standard_normal((2, 7, 4, 3)).astype(np.float32)
-    attrs = {"size": size, "alpha": 0.01, "beta": 0.6, "bias": 1.5}
+def test_lrn(size: int, beta: float) -> None:
+    x = np.random.default_rng(1).standard_normal((2, 7, 4, 3)).astype(np.float32) * 10
+    attrs = {"size": size, "alpha": 0.01, "beta": beta, "bias": 1.5}
     if size % 2:
         want = ort_run("LRN", [x], attrs)[0]
     else:  # onnxruntime only takes odd sizes (and onnx.reference loops over the batch axis): the spec
         lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
         sq = np.stack([(x[:, max(0, c - lo):c + hi + 1] ** 2).sum(axis=1) for c in range(x.shape[1])], axis=1)
-        want = x / (1.5 + 0.01 / size * sq) ** 0.6
+        want = x / (1.5 + 0.01 / size * sq) ** beta
     got = run_in_view(make_spec("LRN", [x], [want], attrs), [x])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
