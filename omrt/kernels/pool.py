@@ -18,7 +18,8 @@ from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
-from omrt.kernels.separable import Separable, same3, same3_eligible
+from omrt.kernels.separable import Separable
+from omrt.kernels.window3 import Window3, window3_eligible
 
 BLOCK_BYTES = 4 * 1024 * 1024  # input+output bytes per plane block; fewer blocks, fewer numpy calls
 # Input+output bytes above which blocks go to the thread pool. Plans with strided row passes do
@@ -65,14 +66,26 @@ def _plan(g: PoolGeom) -> Separable:
     return Separable(g.pad_sp, g.out_sp, g.kernel, g.strides, g.dilations)
 
 
+def _window3(g: PoolGeom) -> Window3 | None:
+    """The unpadded 3x3 plan (omrt.kernels.window3) where it applies."""
+    if not window3_eligible(g.in_sp, g.out_sp, g.kernel, g.strides, g.dilations, g.pb):
+        return None
+    return Window3.plan(g.in_sp, g.out_sp, g.strides, g.pb)
+
+
+def _stage_elems(g: PoolGeom, plan: Separable) -> int:
+    """Elements per plane of each of the two intermediates, for whichever plan runs."""
+    elems = max(plan.stage_elems(), plan.flat_elems())
+    direct = _window3(g)
+    return max(elems, direct.buffer_elems()) if direct is not None else elems
+
+
 def _pool_workspace(spec: OpSpec) -> int:
     """Padded input (when padding is needed) and two intermediates, for all planes."""
     g = pool_geom(spec)
-    plan = _plan(g)
     planes = g.n * g.c
     pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
-    stage = planes * max(plan.stage_elems(), plan.flat_elems())
-    return (pad + 2 * stage) * g.itemsize
+    return (pad + 2 * planes * _stage_elems(g, _plan(g))) * g.itemsize
 
 
 def _blocks(g: PoolGeom, threads: int, all_flat: bool) -> tuple[list[tuple[int, int]], bool]:
@@ -98,8 +111,8 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
     blocks, threaded = _blocks(g, pool.size, plan.all_flat)
     planes = g.n * g.c
     n_pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
-    n_stage = max(plan.stage_elems(), plan.flat_elems())
-    direct = same3_eligible(g.in_sp, g.out_sp, g.kernel, g.strides, g.dilations, g.pb, g.pe)
+    n_stage = _stage_elems(g, plan)
+    direct = _window3(g)
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
         x3 = x.reshape((planes,) + x.shape[2:])
@@ -111,8 +124,8 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
         def task(i: int) -> None:
             a, b = blocks[i]
             src = x3[a:b]
-            if direct and src.flags.c_contiguous:
-                same3(src, y3[a:b], (stage[0, a:b].reshape(-1), stage[1, a:b].reshape(-1)), op)
+            if direct is not None and src.flags.c_contiguous:
+                direct.run(src, y3[a:b], (stage[0, a:b].reshape(-1), stage[1, a:b].reshape(-1)), op)
                 if scale is not None:
                     np.multiply(y3[a:b], scale, out=y3[a:b])
                 return

@@ -8,8 +8,8 @@ flattened block with plain shifted slices, `h[i] = op(src[i], src[i + d], ...)`,
 contiguous SIMD passes; one strided copy then keeps every s-th column. Elements past a row's end
 mix neighbouring rows but only land in columns the copy skips. Cost: (k - 1) passes per axis
 instead of k**nd - 1, all vectorised. When only the last axis is strided, every axis is such a
-flat pass (shifted by the axis pitch), so no pass iterates over short rows (Inception's 3x3
-stride-1 max pools: 256x28x28 0.20 -> 0.15 ms on one thread).
+flat pass (shifted by the axis pitch), so no pass iterates over short rows (a 3x3 stride-1 max
+pool on 256x28x28: 0.20 -> 0.15 ms on one thread; 3x3 windows now go to omrt.kernels.window3).
 """
 from __future__ import annotations
 
@@ -113,34 +113,3 @@ def _fold(views: list[np.ndarray], dst: np.ndarray, op: Ufunc) -> None:
     for v in views[2:]:
         op(dst, v, out=dst)
 
-
-def same3_eligible(in_sp: tuple[int, ...], out_sp: tuple[int, ...], kernel: tuple[int, ...],
-                   strides: tuple[int, ...], dilations: tuple[int, ...], pb: tuple[int, ...],
-                   pe: tuple[int, ...]) -> bool:
-    """A 3x3 stride-1 window padded by one on every side (the 'same' pool of Inception blocks)."""
-    return (len(in_sp) == 2 and kernel == (3, 3) and strides == (1, 1) and dilations == (1, 1)
-            and pb == (1, 1) and pe == (1, 1) and tuple(out_sp) == tuple(in_sp) and min(in_sp) >= 2)
-
-
-def same3(x: np.ndarray, out: np.ndarray, bufs: tuple[np.ndarray, np.ndarray], op: Ufunc) -> None:
-    """3x3 'same' window reduction of contiguous planes x (rows, H, W) into out, with no padded copy.
-
-    Each axis is two flat passes over the whole block: pairs p[i] = op(v[i], v[i + pitch]), then
-    op(p[i - pitch], v[i + pitch]) for the interior; the first and last row (column) of every
-    plane, whose window has only two taps inside, are copied from the pairs. Positions where a
-    pass mixes neighbouring planes (or rows) are exactly those the copies overwrite. Each buffer
-    holds rows*H*W elements.
-    """
-    rows, h, w = x.shape
-    n = rows * h * w
-    f, y = x.reshape(-1), out.reshape(-1)
-    pairs, mid = bufs[0][:n], bufs[1][:n]
-    p3, m3 = pairs.reshape(rows, h, w), mid.reshape(rows, h, w)
-    op(f[:n - w], f[w:], out=pairs[:n - w])
-    op(pairs[:n - 2 * w], f[2 * w:], out=mid[w:n - w])
-    np.copyto(m3[:, 0], p3[:, 0])
-    np.copyto(m3[:, h - 1], p3[:, h - 2])
-    op(mid[:n - 1], mid[1:], out=pairs[:n - 1])
-    op(pairs[:n - 2], mid[2:], out=y[1:n - 1])
-    np.copyto(out[:, :, 0], p3[:, :, 0])
-    np.copyto(out[:, :, w - 1], p3[:, :, w - 2])

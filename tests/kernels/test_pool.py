@@ -72,14 +72,27 @@ def test_pool_large_and_3d(op: str, shape, attrs) -> None:
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
+WINDOW3_ATTRS = [
+    {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+    {"kernel_shape": [3, 3], "strides": [2, 2]},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [0, 0, 1, 1]},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1},
+    {"kernel_shape": [3, 3], "strides": [1, 2], "pads": [2, 0, 1, 2], "ceil_mode": 1},
+]
+
+
+@pytest.mark.parametrize("include", [0, 1])
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
-@pytest.mark.parametrize("shape", [(1, 3, 2, 5), (2, 2, 5, 2), (1, 1, 2, 2)])
-def test_same_3x3_pool_on_tiny_planes(op: str, shape) -> None:
-    """3x3 stride-1 pad-1 pools run without a padded copy; the edge rows and columns are special."""
+@pytest.mark.parametrize("attrs", WINDOW3_ATTRS)
+@pytest.mark.parametrize("shape", [(1, 3, 2, 5), (2, 2, 5, 2), (1, 1, 2, 2), (1, 4, 11, 12), (1, 2, 13, 13)])
+def test_3x3_pools_from_unpadded_planes(op: str, attrs, shape, include: int) -> None:
+    """3x3 pools with strides 1 and 2 reduce without a padded copy; the edges are special cases."""
+    if op == "MaxPool" and include:
+        pytest.skip("count_include_pad is an AveragePool attribute")
     x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
-    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    want = ort_run(op, [x], attrs)[0]
-    got = run_in_view(make_spec(op, [x], [want], attrs), [x])
+    a = dict(attrs, count_include_pad=include) if op == "AveragePool" else attrs
+    want = ort_run(op, [x], a)[0]
+    got = run_in_view(make_spec(op, [x], [want], a), [x])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
