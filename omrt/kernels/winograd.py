@@ -25,6 +25,10 @@ _WINO_IN = np.kron(_BT, _BT)      # (36, 36): vec(B^T d B) for row-major 6x6 d
 _WINO_OUT = np.kron(_AT, _AT)     # (16, 36)
 _WINO_W = np.kron(_G, _G)         # (36, 9)
 WINOGRAD_MIN_CHANNELS = 16
+# The input transform costs the same per input channel whatever the outputs; with 16 inputs it
+# outweighs the saved multiplies (SqueezeNet's 16->64 on 55x55: 0.51 ms Winograd, 0.34 ms im2col
+# on one thread; `bench_conv_kernel.py --cases q55`).
+WINOGRAD_MIN_INPUTS = 32
 # The transformed weights are 4x the plain ones and every task re-reads them, so Winograd only
 # pays off with enough tiles per weight pass (measured with benchmarks/bench_conv_kernel.py).
 WINOGRAD_MIN_TILES = 16
@@ -46,7 +50,7 @@ def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
     streamed = 36 * g.m * g.c * 4 > STREAMED_WEIGHT_BYTES
     return (np.dtype(dtype) == np.float32 and len(g.kernel) == 2 and g.kernel == (3, 3)
             and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
-            and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS
+            and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.c >= WINOGRAD_MIN_INPUTS
             and tiles >= (FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else WINOGRAD_MIN_TILES)
             and (not streamed or tiles >= STREAMED_MIN_TILES))
 

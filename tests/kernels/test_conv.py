@@ -152,7 +152,7 @@ def test_conv_residual_without_bias() -> None:
 @pytest.mark.parametrize("hw,pads", [((12, 12), [1, 1, 1, 1]), ((9, 11), [1, 1, 1, 1]), ((10, 10), [0, 2, 1, 0])])
 def test_conv_winograd_prepack(hw, pads) -> None:
     rng = np.random.default_rng(11)
-    ins = [_rand(rng, 2, 16, *hw), _rand(rng, 64, 16, 3, 3), _rand(rng, 64)]
+    ins = [_rand(rng, 2, 32, *hw), _rand(rng, 64, 32, 3, 3), _rand(rng, 64)]
     attrs = {"kernel_shape": [3, 3], "pads": pads}
     want = ort_run("Conv", ins, attrs)[0]
     spec = make_spec("Conv", ins, [want], attrs, {1: ins[1], 2: ins[2]})
@@ -166,6 +166,14 @@ def test_conv_winograd_prepack(hw, pads) -> None:
     runtime_w = make_spec("Conv", [ins[0], packed[1][1], ins[2]], [want], spec.attrs)
     got = run_op(runtime_w, [ins[0], packed[1][1], ins[2]])[0]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_winograd_needs_enough_input_channels() -> None:
+    x = np.zeros((1, 16, 55, 55), np.float32)
+    w = np.random.default_rng(3).standard_normal((64, 16, 3, 3)).astype(np.float32)
+    spec = make_spec("Conv", [x, w], [np.zeros((1, 64, 55, 55), np.float32)],
+                     {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
+    assert prepack(spec) is None
 
 
 @pytest.mark.parametrize("batch,hw,expect", [(1, 14, False), (1, 28, True), (4, 14, True)])
