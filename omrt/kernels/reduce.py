@@ -80,7 +80,8 @@ def _reducer(op: str, dt: np.dtype) -> Callable:
             np.subtract(x, m, out=t)
             np.exp(t, out=t)
             np.sum(t, axis=ax, keepdims=kd, out=o, dtype=t.dtype)
-            np.log(o, out=o)
+            with np.errstate(divide="ignore"):  # an empty reduction is log(0) = -inf, as ONNX says
+                np.log(o, out=o)
             np.add(o, m.reshape(o.shape), out=o, casting="unsafe")
 
         return lse
