@@ -22,6 +22,10 @@ from omrt.runtime import state
 Task = Callable[[], None]
 _STOP = object()
 _EXIT_DRAIN_S = 5.0
+# At interpreter exit a daemon worker that wakes up dies as soon as it asks for the GIL, and if it
+# had just taken its stream's lock, the lock stays held for good. Calls made then (a client's
+# __del__ destroying its stream during the final garbage collection) wait this long at most.
+_EXIT_LOCK_S = 0.5
 _live_lock = threading.Lock()
 _live: set["Stream"] = set()
 
@@ -88,26 +92,40 @@ class Stream:
 
     def synchronize(self, timeout: float | None = None) -> None:
         """Block until every queued task ran; raise the first failure since the last synchronize."""
-        with self._cv:
+        if not self._lock():
+            return  # interpreter exit with a dead worker: nothing queued will run any more
+        try:
             if not self._cv.wait_for(lambda: self._pending == 0, timeout):
                 raise OmrtError(C.ACL_ERROR_RT_INTERNAL_ERROR, f"stream {self.handle:#x} did not drain in time")
             error, self._error = self._error, None
+        finally:
+            self._cv.release()
         if error is not None:
             raise error
 
     def idle(self) -> bool:
         return self._pending == 0
 
+    def _lock(self) -> bool:
+        """Take the stream's lock; False only at interpreter exit, when a dead worker holds it."""
+        if sys.is_finalizing():
+            return self._cv.acquire(timeout=_EXIT_LOCK_S)
+        return self._cv.acquire()
+
     def destroy(self) -> None:
         """Stop taking work; the worker finishes what is queued, then exits (never joined, so this
         is safe from __del__ at interpreter exit)."""
-        with self._cv:
+        locked = self._lock()
+        try:
             if not self.alive:
                 return
             self.alive = False
-            if self._worker is not None:
+            if locked and self._worker is not None:
                 self._tasks.append(_STOP)
                 self._cv.notify_all()
+        finally:
+            if locked:
+                self._cv.release()
         with _live_lock:
             _live.discard(self)
         unsubscribe_all(self)

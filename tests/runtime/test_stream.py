@@ -139,3 +139,33 @@ def test_thread_failure_and_unknown_thread():
     assert e.value.code == C.ACL_ERROR_INVALID_PARAM
     with pytest.raises(OmrtError):
         stream.start_thread(42, None)
+
+
+def test_destroy_at_interpreter_exit_survives_a_worker_that_died_holding_the_lock(ctx, monkeypatch):
+    """At exit a daemon worker can die right after taking its stream's lock; destroying the stream
+    from a __del__ in the final garbage collection must still return."""
+    s = ctx.create_stream()
+    s.submit(lambda: None)
+    s.synchronize()
+    taken, finish = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:  # stands in for the dead worker: takes the lock, never lets go in time
+        with s._cv:
+            taken.set()
+            finish.wait(30)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert taken.wait(5)
+        monkeypatch.setattr(stream.sys, "is_finalizing", lambda: True)
+        start = time.monotonic()
+        s.synchronize()
+        s.destroy()
+        assert time.monotonic() - start < 5
+        assert not s.alive
+        with pytest.raises(OmrtError):
+            stream.get(s.handle)
+    finally:
+        finish.set()
+        holder.join()
