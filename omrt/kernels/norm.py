@@ -37,6 +37,8 @@ def batch_norm(spec: OpSpec):
     if not training and all(i in spec.consts for i in (1, 2, 3, 4)):
         a, b = bn_affine(*(spec.consts[i].astype(np.float64) for i in (1, 2, 3, 4)), eps)
         const = (a.astype(dtype).reshape(bshape), b.astype(dtype).reshape(bshape))
+    # a BN whose scale went into the following Convs (omrt.compiler.passes.scale_into_conv)
+    unit_scale = const is not None and bool((const[0] == 1).all())
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -53,8 +55,11 @@ def batch_norm(spec: OpSpec):
         else:
             a, b = bn_affine(scale, bias, mean, var, eps)  # per-channel temporaries (C values)
             a, b = a.astype(dtype, copy=False).reshape(bshape), b.astype(dtype, copy=False).reshape(bshape)
-        np.multiply(x, a, out=y)
-        np.add(y, b, out=y)
+        if unit_scale:
+            np.add(x, b, out=y)
+        else:
+            np.multiply(x, a, out=y)
+            np.add(y, b, out=y)
         if activation:
             apply_activation(y, activation, act_params)
     return run

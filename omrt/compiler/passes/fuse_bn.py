@@ -148,7 +148,7 @@ def fuse_affine(graph: Graph, stats: dict[str, int]) -> int:
                 key = f"{node.op_type.lower()}_into_conv"
             elif p is not None and p.op_type == "BatchNormalization" and _bn_affine(graph, p) is not None:
                 scale, shift = _bn_affine(graph, p)  # type: ignore[misc]
-                _set_bn(graph, p, scale * vec if is_mul else scale, shift * vec if is_mul else shift + vec)
+                set_bn(graph, p, scale * vec if is_mul else scale, shift * vec if is_mul else shift + vec)
                 _absorb(graph, p, node)
                 key = f"{node.op_type.lower()}_into_bn"
             elif is_mul:
@@ -162,7 +162,7 @@ def fuse_affine(graph: Graph, stats: dict[str, int]) -> int:
                 if add_vec is None or graph.shape(nxt[0].outputs[0]) != graph.shape(src):
                     continue
                 node.op_type, node.inputs, node.attrs = "BatchNormalization", [src], {}
-                _set_bn(graph, node, vec, add_vec)
+                set_bn(graph, node, vec, add_vec)
                 node.outputs = [nxt[0].outputs[0]]
                 graph.nodes.remove(nxt[0])
                 key = "mul_add_to_bn"
@@ -175,7 +175,7 @@ def fuse_affine(graph: Graph, stats: dict[str, int]) -> int:
     return made
 
 
-def _set_bn(graph: Graph, bn: Node, scale: np.ndarray, shift: np.ndarray) -> None:
+def set_bn(graph: Graph, bn: Node, scale: np.ndarray, shift: np.ndarray) -> None:
     """Make `bn` compute x * scale + shift (mean 0, var 1, epsilon 0)."""
     dtype = graph.dtype(bn.outputs[0])
     c = len(scale)
