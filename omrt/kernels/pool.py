@@ -19,7 +19,7 @@ from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
 from omrt.kernels.separable import Separable
-from omrt.kernels.window3 import Window3, window3_eligible
+from omrt.kernels.window3 import Window3
 
 BLOCK_BYTES = 4 * 1024 * 1024  # input+output bytes per plane block; fewer blocks, fewer numpy calls
 # Input+output bytes above which blocks go to the thread pool. Plans with strided row passes do
@@ -68,15 +68,12 @@ def _plan(g: PoolGeom) -> Separable:
 
 def _window3(g: PoolGeom) -> Window3 | None:
     """The unpadded 3x3 plan (omrt.kernels.window3) where it applies."""
-    if not window3_eligible(g.in_sp, g.out_sp, g.kernel, g.strides, g.dilations, g.pb):
-        return None
-    return Window3.plan(g.in_sp, g.out_sp, g.strides, g.pb)
+    return Window3.plan(g.in_sp, g.out_sp, g.kernel, g.strides, g.dilations, g.pb)
 
 
-def _stage_elems(g: PoolGeom, plan: Separable) -> int:
+def _stage_elems(plan: Separable, direct: Window3 | None) -> int:
     """Elements per plane of each of the two intermediates, for whichever plan runs."""
     elems = max(plan.stage_elems(), plan.flat_elems())
-    direct = _window3(g)
     return max(elems, direct.buffer_elems()) if direct is not None else elems
 
 
@@ -85,7 +82,7 @@ def _pool_workspace(spec: OpSpec) -> int:
     g = pool_geom(spec)
     planes = g.n * g.c
     pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
-    return (pad + 2 * planes * _stage_elems(g, _plan(g))) * g.itemsize
+    return (pad + 2 * planes * _stage_elems(_plan(g), _window3(g))) * g.itemsize
 
 
 def _blocks(g: PoolGeom, threads: int, all_flat: bool) -> tuple[list[tuple[int, int]], bool]:
@@ -111,8 +108,8 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
     blocks, threaded = _blocks(g, pool.size, plan.all_flat)
     planes = g.n * g.c
     n_pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
-    n_stage = _stage_elems(g, plan)
     direct = _window3(g)
+    n_stage = _stage_elems(plan, direct)
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
         x3 = x.reshape((planes,) + x.shape[2:])

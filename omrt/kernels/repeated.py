@@ -32,12 +32,11 @@ class Repeats:
         return len(self.first)
 
 
-def _row_keys(raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _row_keys(rows: np.ndarray) -> np.ndarray:
     """One bytes key per row: evenly spaced elements plus the row's float64 sum."""
     k = rows.shape[1]
     picks = np.unique(np.linspace(0, k - 1, min(k, _KEY_SAMPLES)).astype(np.intp))
-    sums = rows.sum(axis=1, dtype=np.float64).reshape(-1, 1) if rows.dtype.kind in "fc" else \
-        rows.astype(np.float64).sum(axis=1).reshape(-1, 1)
+    sums = rows.sum(axis=1, dtype=np.float64).reshape(-1, 1)
     key = np.concatenate([np.ascontiguousarray(rows[:, picks]).view(np.uint8).reshape(len(rows), -1),
                           sums.view(np.uint8).reshape(len(rows), -1)], axis=1)
     return np.ascontiguousarray(key).view(np.dtype((np.void, key.shape[1]))).ravel()
@@ -50,10 +49,10 @@ def find_repeats(rows: np.ndarray) -> Repeats | None:
         return None
     rows = np.ascontiguousarray(rows.reshape(m, -1))
     raw = rows.view(np.uint8).reshape(m, -1)
-    _, key_of = np.unique(_row_keys(raw, rows), return_inverse=True)
-    key_of = key_of.ravel()
-    if len(np.unique(key_of)) == m:
+    keys, key_of = np.unique(_row_keys(rows), return_inverse=True)
+    if len(keys) == m:
         return None
+    key_of = key_of.ravel()
     first: list[int] = []
     index = np.empty(m, np.intp)
     by_key: dict[int, list[int]] = {}

@@ -49,12 +49,6 @@ def axis_runs(n: int, out: int, stride: int, pad: int) -> list[Run] | None:
     return runs
 
 
-def window3_eligible(in_sp, out_sp, kernel, strides, dilations, pb) -> bool:
-    return (len(in_sp) == 2 and tuple(kernel) == (3, 3) and tuple(dilations) == (1, 1)
-            and all(s in (1, 2) for s in strides) and min(in_sp) >= 2
-            and all(axis_runs(n, o, s, p) is not None for n, o, s, p in zip(in_sp, out_sp, strides, pb)))
-
-
 @dataclass(frozen=True)
 class Window3:
     """Plan for (rows, H, W) -> (rows, Ho, Wo): the runs of each axis."""
@@ -65,8 +59,14 @@ class Window3:
     runs: tuple[list[Run], list[Run]]
 
     @classmethod
-    def plan(cls, in_sp, out_sp, strides, pb) -> "Window3":
+    def plan(cls, in_sp, out_sp, kernel, strides, dilations, pb) -> "Window3 | None":
+        """The plan for a 2-D 3x3 window with strides 1 or 2, or None where it does not apply."""
+        if not (len(in_sp) == 2 and tuple(kernel) == (3, 3) and tuple(dilations) == (1, 1)
+                and all(s in (1, 2) for s in strides) and min(in_sp) >= 2):
+            return None
         runs = tuple(axis_runs(n, o, s, p) for n, o, s, p in zip(in_sp, out_sp, strides, pb))
+        if any(r is None for r in runs):
+            return None
         return cls(tuple(in_sp), tuple(out_sp), tuple(strides), runs)  # type: ignore[arg-type]
 
     def buffer_elems(self) -> int:

@@ -41,7 +41,7 @@ def test_window3_matches_brute_force(h, w, sh, sw, ph, pw, extra, use_max) -> No
         return
     op = np.maximum if use_max else np.add
     x = np.random.default_rng(h * 10 + w).standard_normal((3, h, w)).astype(np.float32)
-    plan = Window3.plan((h, w), out_sp, (sh, sw), (ph, pw))
+    plan = Window3.plan((h, w), out_sp, (3, 3), (sh, sw), (1, 1), (ph, pw))
     size = 3 * plan.buffer_elems()
     y = np.empty((3,) + out_sp, np.float32)
     plan.run(x, y, (np.empty(size, np.float32), np.empty(size, np.float32)), op)

@@ -66,8 +66,12 @@ def _scale_shift(graph: Graph, node: Node, scale: np.ndarray | None, shift: np.n
 def _bn_affine(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
     """The BN as (scale, shift), or None when it is not a pure affine map (it carries a fused
     activation, or its statistics are not constants)."""
-    if bn.attrs.get("_activation"):
-        return None
+    return None if bn.attrs.get("_activation") else bn_scale_shift(graph, bn)
+
+
+def bn_scale_shift(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
+    """The BN's own (scale, shift) per channel, before any fused activation; None when its
+    statistics are not constants or it also returns running statistics."""
     if not all(i in graph.constants for i in bn.inputs[1:5]) or any(o for o in bn.outputs[1:]):
         return None
     scale, bias, mean, var = (graph.constants[i].astype(np.float64) for i in bn.inputs[1:5])

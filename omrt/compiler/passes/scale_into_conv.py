@@ -11,22 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from omrt.compiler.ir import Graph, Node
-from omrt.compiler.passes.fuse_bn import set_bn
-
-
-def _affine(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
-    if not all(i in graph.constants for i in bn.inputs[1:5]) or any(o for o in bn.outputs[1:]):
-        return None
-    scale, bias, mean, var = (graph.constants[i].astype(np.float64) for i in bn.inputs[1:5])
-    s = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
-    return s, bias - mean * s
+from omrt.compiler.passes.fuse_bn import bn_scale_shift, set_bn
 
 
 def _takes_scale(graph: Graph, conv: Node, name: str) -> bool:
     """A group-1 Conv reading `name` only as its input, with constant float weights."""
     return (conv.op_type == "Conv" and int(conv.attrs.get("group", 1)) == 1 and conv.inputs[0] == name
             and name not in conv.inputs[1:] and conv.inputs[1] in graph.constants
-            and not conv.attrs.get("_winograd")
             and np.issubdtype(graph.constants[conv.inputs[1]].dtype, np.floating))
 
 
@@ -43,7 +34,7 @@ def scale_into_convs(graph: Graph, stats: dict[str, int]) -> int:
         users = consumers.get(out, [])
         if not users or out in graph.outputs or not all(_takes_scale(graph, c, out) for c in users):
             continue
-        affine = _affine(graph, bn)
+        affine = bn_scale_shift(graph, bn)
         if affine is None or not (affine[0] > 0).all() or (affine[0] == 1.0).all():
             continue
         scale, shift = affine
