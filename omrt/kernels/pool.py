@@ -209,6 +209,8 @@ def average_pool(spec: OpSpec):
         shape[ax] = -1
         total = total * cnt.sum(axis=1).reshape(shape)
     inv = (1.0 / np.maximum(total, 1)).astype(dtype)
+    if _whole_plane(g):
+        return _plane_mean(int(np.prod(g.in_sp)), dtype)
     blocked = _separable(g, 0, inv, np.add)
 
     def run(inputs, outputs, scratch):
@@ -216,14 +218,34 @@ def average_pool(spec: OpSpec):
     return run
 
 
+def _whole_plane(g: PoolGeom) -> bool:
+    """One unpadded window covering each whole plane (ResNet's and DenseNet's final 7x7 pools)."""
+    return g.kernel == g.in_sp and not g.needs_pad and all(o == 1 for o in g.out_sp)
+
+
+def _plane_mean(plane: int, dtype: np.dtype):
+    """Each plane's mean as one matrix-vector product with a 1/plane vector.
+
+    numpy's mean over short trailing axes runs a scalar loop per plane: 2048 planes of 7x7 took
+    40 us as a mean and 6 us as a product; the rounding differs only in the summation order.
+    """
+    weights = np.full(plane, 1.0 / max(plane, 1), dtype=dtype)
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        rows = x.reshape(y.size, plane)
+        if y.flags.c_contiguous:
+            np.matmul(rows, weights, out=y.reshape(y.size))
+        else:
+            np.copyto(y, np.matmul(rows, weights).reshape(y.shape))
+    return run
+
+
 @register("GlobalAveragePool")
 @float16_via_float32
 def global_average_pool(spec: OpSpec):
-    axes = tuple(range(2, len(spec.inputs[0].shape)))
-
-    def run(inputs, outputs, scratch):
-        np.mean(inputs[0], axis=axes, keepdims=True, out=outputs[0])
-    return run
+    shape = spec.inputs[0].shape
+    return _plane_mean(int(np.prod(shape[2:])), np.dtype(spec.outputs[0].dtype))
 
 
 @register("GlobalMaxPool")

@@ -110,3 +110,15 @@ def test_float16_pool() -> None:
     want = x.astype(np.float32).reshape(1, 2, 3, 2, 3, 2).mean(axis=(3, 5))
     assert got.dtype == np.float16
     np.testing.assert_allclose(got.astype(np.float32), want, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("include", [0, 1])
+@pytest.mark.parametrize("shape", [(1, 2048, 7, 7), (3, 5, 4, 6), (2, 3, 1, 1)])
+def test_average_pool_over_whole_planes(shape, include: int) -> None:
+    """A window as large as the unpadded plane is a global mean (the last pool of ResNet/DenseNet)."""
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    attrs = {"kernel_shape": list(shape[2:]), "count_include_pad": include}
+    want = ort_run("AveragePool", [x], attrs)[0]
+    got = run_in_view(make_spec("AveragePool", [x], [want], attrs), [x])
+    assert got.shape == shape[:2] + (1, 1)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
