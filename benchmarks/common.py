@@ -16,11 +16,11 @@ if str(ROOT) not in sys.path:
 THREADS = int(os.environ.get("OMRT_BENCH_THREADS", "2"))
 
 
-def ort_session(model_bytes: bytes):
+def ort_session(model_bytes: bytes, threads: int = THREADS):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = THREADS
+    so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
