@@ -2,7 +2,8 @@
 
 Y = A^T [(G g G^T) * (B^T d B)] A on 6x6 input tiles. Each 2-D transform is one GEMM with a
 Kronecker-product matrix, so all three stages run in BLAS; the weights are transformed at compile
-time (the prepack hook in omrt.kernels.conv). Tasks own image bands of tiles, never output channels.
+time (the prepack hook in omrt.kernels.conv). Tasks own image bands of tiles; one image with few
+tiles is split by output channels instead (by_channel_blocks).
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ WINOGRAD_MIN_TILES = 16
 FEW_OUTPUTS = 64
 FEW_OUTPUTS_MIN_TILES = 32
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
+CHANNEL_SPLIT_MAX_TILES = 32  # batch-1 maps up to about 22x22 split by output channels (by_channel_blocks)
+CHANNEL_ALIGN = 16
 # Transformed weights beyond what the last-level cache holds are streamed from memory by every
 # task, so a few tiles per pass make Winograd memory-bound: VGG's 512->512 on 14x14 at batch 1
 # (16 tiles, 38 MB of transformed weights) ran 1.4x slower than im2col.
@@ -67,11 +70,24 @@ def wino_tiles(g: ConvGeom) -> tuple[int, int]:
 
 
 def wino_workspace(g: ConvGeom) -> int:
-    """Padded batch plus two tile buffers for the whole batch, so tasks never share scratch."""
+    """Padded batch, two tile buffers for the whole batch (tasks never share scratch), and the
+    transformed outputs of the channel-block path."""
     th, tw = wino_tiles(g)
     t = g.n * th * tw
     pad = g.n * g.c * (4 * th + 2) * (4 * tw + 2)
-    return (pad + 36 * max(g.c, g.m) * t + max(36 * g.c, 16 * g.m) * t) * g.itemsize
+    return (pad + 36 * max(g.c, g.m) * t + max(36 * g.c, 16 * g.m) * t + 16 * g.m * t) * g.itemsize
+
+
+def by_channel_blocks(g: ConvGeom, threads: int) -> bool:
+    """One image with few tiles: split output channels, not tiles.
+
+    Cut into tile bands, every task multiplies all the transformed weights by a handful of tile
+    columns (8 per task for 14x14), so each task streams the whole weight set for thin GEMMs.
+    Cut by output channels after one shared input transform, each task reads only its rows of
+    the weights and multiplies them by every tile.
+    """
+    th, tw = wino_tiles(g)
+    return threads > 1 and g.n == 1 and th * tw <= CHANNEL_SPLIT_MAX_TILES and g.m >= 2 * CHANNEL_ALIGN
 
 
 def wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:
@@ -98,9 +114,12 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     a_w = 36 * max(c, m)
     b_w = max(36 * c, 16 * m)
     a_off, b_off = pad_n, pad_n + a_w * g.n * t
+    o_off = b_off + b_w * g.n * t
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
-    tasks = wino_tasks(g, pool.size)
+    channels = by_channel_blocks(g, pool.size)
+    tasks = [] if channels else wino_tasks(g, pool.size)
+    ranges = split(m, pool.size, CHANNEL_ALIGN) if channels else []
     pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
     bshape = (m, 1, 1)
 
@@ -121,6 +140,49 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
         s0, s1, s2, s3 = buf.strides
         y6 = y.reshape(g.n, m, th, 4, tw, 4) if exact else None
 
+        def transform_in(n0: int, ni: int, r0: int, rb: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            """B^T d B of the tiles of images n0.. and tile rows r0..: (36, C, tiles) in b (a: scratch)."""
+            cols = ni * rb * tw
+            d = a[:36 * c * cols]
+            tiles = as_strided(buf[n0, :, 4 * r0:], (6, 6, c, ni, rb, tw), (s2, s3, s1, s0, 4 * s2, 4 * s3),
+                               writeable=False)
+            np.copyto(d.reshape(6, 6, c, ni, rb, tw), tiles)
+            v = b[:36 * c * cols].reshape(36, c * cols)
+            np.matmul(k_in, d.reshape(36, c * cols), out=v)
+            return v.reshape(36, c, cols)
+
+        def transform_out(mo: np.ndarray, o: np.ndarray, stage: np.ndarray, n0: int, ni: int, r0: int, rb: int,
+                          ch: slice) -> None:
+            """A^T M A of mo (36, channels, tiles) into y[n0:n0+ni, ch], then bias, residual, activation."""
+            mb = mo.shape[1]
+            o = o[:16 * mb * mo.shape[2]].reshape(16, -1)
+            np.matmul(k_out, mo.reshape(36, -1), out=o)
+            blocks = o.reshape(4, 4, mb, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
+            rows = slice(4 * r0, min(4 * (r0 + rb), ho))
+            imgs = slice(n0, n0 + ni)
+            if y6 is not None:
+                np.copyto(y6[imgs, ch, r0:r0 + rb], blocks)
+            else:
+                st = stage[:16 * mb * ni * rb * tw].reshape(ni, mb, rb, 4, tw, 4)
+                np.copyto(st, blocks)
+                np.copyto(y[imgs, ch, rows], st.reshape(ni, mb, 4 * rb, 4 * tw)[:, :, :rows.stop - rows.start, :wo])
+            finish(epi, y[imgs, ch, rows], None if bvec is None else bvec[ch],
+                   None if res is None else res[imgs, ch, rows])
+
+        if channels:
+            a_all = work[a_off:a_off + a_w * t]
+            v = transform_in(0, 1, 0, th, a_all, work[b_off:b_off + b_w * t])
+            o_all = work[o_off:o_off + 16 * m * t]
+
+            def block(i: int) -> None:
+                lo, hi = ranges[i]
+                mo = a_all[36 * lo * t:36 * hi * t].reshape(36, hi - lo, t)
+                np.matmul(u[:, lo:hi], v, out=mo)
+                transform_out(mo, o_all[16 * lo * t:16 * hi * t], mo.reshape(-1), 0, 1, 0, th, slice(lo, hi))
+
+            pool.run(block, len(ranges))
+            return
+
         def task(i: int) -> None:
             n0, n1, r0, r1 = tasks[i]
             ni, rb = n1 - n0, r1 - r0
@@ -128,25 +190,10 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             col0 = n0 * t + r0 * tw
             a = work[a_off + a_w * col0:a_off + a_w * (col0 + cols)]
             b = work[b_off + b_w * col0:b_off + b_w * (col0 + cols)]
-            d = a[:36 * c * cols]
-            tiles = as_strided(buf[n0, :, 4 * r0:], (6, 6, c, ni, rb, tw), (s2, s3, s1, s0, 4 * s2, 4 * s3),
-                               writeable=False)
-            np.copyto(d.reshape(6, 6, c, ni, rb, tw), tiles)
-            v = b[:36 * c * cols].reshape(36, c * cols)
-            np.matmul(k_in, d.reshape(36, c * cols), out=v)
+            v = transform_in(n0, ni, r0, rb, a, b)
             mo = a[:36 * m * cols].reshape(36, m, cols)
-            np.matmul(u, v.reshape(36, c, cols), out=mo)
-            o = b[:16 * m * cols].reshape(16, m * cols)
-            np.matmul(k_out, mo.reshape(36, m * cols), out=o)
-            blocks = o.reshape(4, 4, m, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
-            rows = slice(4 * r0, min(4 * r1, ho))
-            if y6 is not None:
-                np.copyto(y6[n0:n1, :, r0:r1], blocks)
-            else:
-                stage = a[:16 * m * cols].reshape(ni, m, rb, 4, tw, 4)
-                np.copyto(stage, blocks)
-                np.copyto(y[n0:n1, :, rows], stage.reshape(ni, m, 4 * rb, 4 * tw)[:, :, :rows.stop - rows.start, :wo])
-            finish(epi, y[n0:n1, :, rows], bvec, res[n0:n1, :, rows] if res is not None else None)
+            np.matmul(u, v, out=mo)
+            transform_out(mo, b, a, n0, ni, r0, rb, slice(None))
 
         pool.run(task, len(tasks))
     return run

@@ -106,14 +106,6 @@ def test_pool_puts_blas_in_single_thread_mode() -> None:
     assert blas and all(i["num_threads"] == 1 for i in blas)
 
 
-@pytest.fixture
-def two_threads(monkeypatch):
-    """Run kernels with a 2-thread pool whatever the machine has."""
-    get_pool()
-    monkeypatch.setattr(parallel, "_pool", Pool(2))
-    yield
-
-
 def _spec(op: str, ins: list[np.ndarray], out_shape: tuple[int, ...], attrs: dict, consts: dict) -> OpSpec:
     return OpSpec(op, attrs, [TensorSpec(a.shape, a.dtype) for a in ins],
                   [TensorSpec(out_shape, np.dtype(np.float32))], consts)

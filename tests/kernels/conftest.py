@@ -1,0 +1,14 @@
+"""Fixtures shared by the kernel tests."""
+from __future__ import annotations
+
+import pytest
+
+from omrt.kernels import parallel
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Run kernels with a 2-thread pool whatever the machine has."""
+    parallel.get_pool()
+    monkeypatch.setattr(parallel, "_pool", parallel.Pool(2))
+    yield

@@ -1,0 +1,39 @@
+"""Winograd F(4x4, 3x3): the batch-1 channel-block split against onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omrt.kernels import TensorSpec, prepack
+from omrt.kernels.conv_common import conv_geom
+from omrt.kernels.winograd import by_channel_blocks
+from tests.kernels.test_conv import make_spec, ort_run, run_in_view
+
+
+@pytest.mark.parametrize("hw", [(16, 16), (14, 14), (15, 18)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_image_split_by_output_channels(two_threads, hw, bias: bool) -> None:
+    """One image, few tiles: each thread takes a block of output channels after one shared input
+    transform; bias, residual and Relu land on each block (exact and partial edge tiles)."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 32, *hw), dtype=np.float32)
+    w = rng.standard_normal((80, 32, 3, 3), dtype=np.float32) / 10
+    b = rng.standard_normal(80, dtype=np.float32)
+    ins = [x, w, b] if bias else [x, w]
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    conv = ort_run("Conv", ins, attrs)[0]
+    res = rng.standard_normal(conv.shape, dtype=np.float32)
+    want = np.maximum(conv + res, 0)
+
+    consts = {1: w, 2: b} if bias else {1: w}
+    spec = make_spec("Conv", ins, [want], dict(attrs, _activation="Relu", _residual=1), consts)
+    packed = prepack(spec)
+    assert packed is not None and packed[0] == {"_winograd": 1}
+    spec.attrs.update(packed[0])
+    spec.consts.update(packed[1])
+    spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    assert by_channel_blocks(conv_geom(spec), 2)
+    operands = [x, packed[1][1]] + ([b] if bias else [])
+    spec.inputs.append(TensorSpec(res.shape, res.dtype))
+    got = run_in_view(spec, operands + [res])
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
