@@ -223,3 +223,30 @@ def test_conv_transpose_matches_onnxruntime(cfg, bias: bool) -> None:
     fused = dict(attrs, _activation="Relu", _residual=1)
     got = run_in_view(make_spec("ConvTranspose", ins + [res], [want], fused, {1: ins[1]}), ins + [res])
     np.testing.assert_allclose(got, np.maximum(want + res, 0), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("batch,cfg", [
+    (3, {"shape": (24, 16, 15, 17), "w": (40, 16, 3, 3), "attrs": {"strides": [2, 2], "pads": [1, 1, 1, 1]}}),
+    (2, {"shape": (2, 3, 64, 60), "w": (16, 3, 7, 7), "attrs": {"strides": [2, 2], "pads": [3, 3, 3, 3]}}),
+    (9, {"shape": (9, 32, 14, 14), "w": (64, 32, 1, 1), "attrs": {"strides": [2, 2]}}),
+    (4, {"shape": (4, 8, 20, 20), "w": (12, 4, 3, 3), "attrs": {"group": 2, "dilations": [2, 2]}}),
+])
+def test_im2col_batch_as_whole_image_tasks(two_threads, monkeypatch, batch: int, cfg) -> None:
+    """A batch through the im2col path runs one task per scratch slot (image_slots), each taking
+    its images one after another; bias, residual and Relu land on every image."""
+    from omrt.kernels import conv as conv_module
+    from omrt.kernels.conv_common import conv_geom
+
+    monkeypatch.setattr(conv_module, "MIN_PARALLEL_FLOPS", 0)  # small shapes, same path
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal(cfg["shape"], dtype=np.float32)[:batch]
+    w = rng.standard_normal(cfg["w"], dtype=np.float32)
+    b = rng.standard_normal(cfg["w"][0], dtype=np.float32)
+    attrs = dict(cfg["attrs"], kernel_shape=list(cfg["w"][2:]))
+    conv = ort_run("Conv", [x, w, b], attrs)[0]
+    res = rng.standard_normal(conv.shape, dtype=np.float32)
+    want = np.maximum(conv + res, 0)
+    spec = make_spec("Conv", [x, w, b, res], [want], dict(attrs, _activation="Relu", _residual=1), {1: w, 2: b})
+    assert conv_module.image_slots(conv_geom(spec)) == min(batch, 8)
+    got = run_in_view(spec, [x, w, b, res])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-4)
