@@ -38,7 +38,7 @@ WINOGRAD_MIN_TILES = 16
 FEW_OUTPUTS = 64
 FEW_OUTPUTS_MIN_TILES = 32
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
-CHANNEL_SPLIT_MAX_TILES = 32  # batch-1 maps up to about 22x22 split by output channels (by_channel_blocks)
+CHANNEL_SPLIT_MAX_TILES = 32  # tiles of the whole batch up to which output channels are split (by_channel_blocks)
 CHANNEL_ALIGN = 16
 # Transformed weights beyond what the last-level cache holds are streamed from memory by every
 # task, so a few tiles per pass make Winograd memory-bound: VGG's 512->512 on 14x14 at batch 1
@@ -79,7 +79,7 @@ def wino_workspace(g: ConvGeom) -> int:
 
 
 def by_channel_blocks(g: ConvGeom, threads: int) -> bool:
-    """One image with few tiles: split output channels, not tiles.
+    """Few tiles in the whole batch: split output channels, not tiles.
 
     Cut into tile bands, every task multiplies all the transformed weights by a handful of tile
     columns (8 per task for 14x14), so each task streams the whole weight set for thin GEMMs.
@@ -89,7 +89,7 @@ def by_channel_blocks(g: ConvGeom, threads: int) -> bool:
     no faster this way than in bands.
     """
     th, tw = wino_tiles(g)
-    return threads > 1 and g.n == 1 and th * tw <= CHANNEL_SPLIT_MAX_TILES and g.m >= 2 * CHANNEL_ALIGN
+    return threads > 1 and g.n * th * tw <= CHANNEL_SPLIT_MAX_TILES and g.m >= 2 * CHANNEL_ALIGN
 
 
 def wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:
@@ -100,7 +100,10 @@ def wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:
         bands = max(1, round(t / WINO_TASK_COLS), -(-threads // g.n))
         return [(n, n + 1, a, b) for n in range(g.n) for a, b in split(th, bands)]
     per = max(1, min(-(-WINO_TASK_COLS // t), g.n // threads))
-    return [(a, b, 0, th) for a, b in split(g.n, -(-g.n // per))]
+    # a multiple of the thread count: 8 images of 49 tiles in 3 tasks left one thread idle a third
+    count = -(-g.n // per)
+    count = min(g.n, threads * -(-count // threads))
+    return [(a, b, 0, th) for a, b in split(g.n, count)]
 
 
 def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | None, epi: Epilogue,
@@ -175,20 +178,21 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
                    None if res is None else res[imgs, ch, rows])
 
         if channels:
-            a_all, b_all = work[a_off:a_off + a_w * t], work[b_off:b_off + b_w * t]
-            v = b_all[:36 * c * t].reshape(36, c, t)
+            nt = g.n * t
+            a_all, b_all = work[a_off:a_off + a_w * nt], work[b_off:b_off + b_w * nt]
+            v = b_all[:36 * c * nt].reshape(36, c, nt)
 
             def inputs_part(i: int) -> None:
-                transform_in(0, 1, 0, th, a_all, b_all, *in_ranges[i])
+                transform_in(0, g.n, 0, th, a_all, b_all, *in_ranges[i])
 
             pool.run(inputs_part, len(in_ranges))
-            o_all = work[o_off:o_off + 16 * m * t]
+            o_all = work[o_off:o_off + 16 * m * nt]
 
             def block(i: int) -> None:
                 lo, hi = ranges[i]
-                mo = a_all[36 * lo * t:36 * hi * t].reshape(36, hi - lo, t)
+                mo = a_all[36 * lo * nt:36 * hi * nt].reshape(36, hi - lo, nt)
                 np.matmul(u[:, lo:hi], v, out=mo)
-                transform_out(mo, o_all[16 * lo * t:16 * hi * t], mo.reshape(-1), 0, 1, 0, th, slice(lo, hi))
+                transform_out(mo, o_all[16 * lo * nt:16 * hi * nt], mo.reshape(-1), 0, g.n, 0, th, slice(lo, hi))
 
             pool.run(block, len(ranges))
             return

@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3): the batch-1 channel-block split against onnxruntime."""
+"""Winograd F(4x4, 3x3): the channel-block split for few tiles, against onnxruntime."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,13 +10,14 @@ from omrt.kernels.winograd import by_channel_blocks
 from tests.kernels.test_conv import make_spec, ort_run, run_in_view
 
 
-@pytest.mark.parametrize("hw", [(16, 16), (14, 14), (15, 18)])
+@pytest.mark.parametrize("batch,hw", [(1, (16, 16)), (1, (14, 14)), (1, (15, 18)), (2, (14, 14)), (3, (9, 7))])
 @pytest.mark.parametrize("bias", [True, False])
-def test_one_image_split_by_output_channels(two_threads, hw, bias: bool) -> None:
-    """One image, few tiles: each thread takes a block of output channels after one shared input
-    transform; bias, residual and Relu land on each block (exact and partial edge tiles)."""
+def test_few_tiles_split_by_output_channels(two_threads, batch: int, hw, bias: bool) -> None:
+    """Few tiles in the batch: each thread takes a block of output channels after an input
+    transform split by input channels; bias, residual and Relu land on each block (exact and
+    partial edge tiles, one image or several)."""
     rng = np.random.default_rng(12)
-    x = rng.standard_normal((1, 32, *hw), dtype=np.float32)
+    x = rng.standard_normal((batch, 32, *hw), dtype=np.float32)
     w = rng.standard_normal((80, 32, 3, 3), dtype=np.float32) / 10
     b = rng.standard_normal(80, dtype=np.float32)
     ins = [x, w, b] if bias else [x, w]
