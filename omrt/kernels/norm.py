@@ -6,6 +6,22 @@ import numpy as np
 from omrt.kernels.base import OpSpec, register
 from omrt.kernels.conv_common import compute_itemsize
 from omrt.kernels.epilogue import apply_activation, float16_via_float32
+from omrt.kernels.parallel import get_pool, split
+
+# Inference BN tensors from this size are split over the kernel threads (whole images, or channel
+# blocks of one image). DenseNet-121's 58 pre-activation BN+Relu at 2 threads: batch 8 42 -> 27 ms
+# per run, batch 1 4.4 -> 4.1 ms; from 256 KB batch 1 went to 4.8-5.4 ms.
+NORM_PARALLEL_BYTES = 1 << 20
+
+
+def _norm_tasks(shape: tuple[int, ...], itemsize: int, threads: int) -> list[tuple[int, int, int, int]]:
+    """(first image, end image, first channel, end channel) pieces; one piece when not worth threads."""
+    n, c = shape[0], shape[1] if len(shape) > 1 else 1
+    if threads == 1 or int(np.prod(shape)) * itemsize < NORM_PARALLEL_BYTES:
+        return [(0, n, 0, c)]
+    if n >= threads:
+        return [(a, b, 0, c) for a, b in split(n, threads)]
+    return [(i, i + 1, a, b) for i in range(n) for a, b in split(c, threads)]
 
 
 def bn_affine(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray,
@@ -55,6 +71,17 @@ def batch_norm(spec: OpSpec):
         else:
             a, b = bn_affine(scale, bias, mean, var, eps)  # per-channel temporaries (C values)
             a, b = a.astype(dtype, copy=False).reshape(bshape), b.astype(dtype, copy=False).reshape(bshape)
+        if len(tasks) == 1:
+            _affine(x, y, a, b)
+            return
+
+        def task(i: int) -> None:
+            n0, n1, c0, c1 = tasks[i]
+            _affine(x[n0:n1, c0:c1], y[n0:n1, c0:c1], a[c0:c1], b[c0:c1])
+
+        pool.run(task, len(tasks))
+
+    def _affine(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         if unit_scale:
             np.add(x, b, out=y)
         else:
@@ -62,6 +89,10 @@ def batch_norm(spec: OpSpec):
             np.add(y, b, out=y)
         if activation:
             apply_activation(y, activation, act_params)
+
+    pool = get_pool()
+    tasks = [(0, 1, 0, 1)] if training or len(x_spec.shape) < 2 else _norm_tasks(
+        tuple(x_spec.shape), np.dtype(dtype).itemsize, pool.size)
     return run
 
 

@@ -43,3 +43,23 @@ def test_lrn(size: int, beta: float) -> None:
         want = x / (1.5 + 0.01 / size * sq) ** beta
     got = run_in_view(make_spec("LRN", [x], [want], attrs), [x])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("const", [False, True])
+@pytest.mark.parametrize("shape", [(1, 37, 9, 8), (3, 5, 6, 7), (2, 6, 11)])
+def test_batchnorm_split_over_threads(two_threads, monkeypatch, shape, const: bool) -> None:
+    """Large BNs run as whole images (batch >= threads) or channel blocks of each image; the fused
+    Relu applies on every piece."""
+    from omrt.kernels import norm
+
+    monkeypatch.setattr(norm, "NORM_PARALLEL_BYTES", 0)
+    assert len(norm._norm_tasks(shape, 4, 2)) == (2 if shape[0] >= 2 else 2 * shape[0])
+    rng = np.random.default_rng(7)
+    c = shape[1]
+    ins = [rng.standard_normal(shape).astype(np.float32)] + [rng.standard_normal(c).astype(np.float32)
+                                                             for _ in range(3)]
+    ins.append(rng.random(c).astype(np.float32) + 0.5)
+    want = np.maximum(ort_run("BatchNormalization", ins, {})[0], 0)
+    consts = {i: ins[i] for i in range(1, 5)} if const else {}
+    got = run_in_view(make_spec("BatchNormalization", ins, [want], {"_activation": "Relu"}, consts), ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
