@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels.conv_common import CHUNK_BYTES, ConvGeom, finish, pad_into, split_inputs
+from omrt.kernels.conv_common import CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import get_pool, split
 
@@ -122,8 +122,10 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     o_off = b_off + b_w * g.n * t
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
-    channels = by_channel_blocks(g, pool.size)
-    tasks = [] if channels else wino_tasks(g, pool.size)
+    # the flops of the direct conv decide threading, as for every other conv path
+    threads = pool.size if 2.0 * m * c * 9 * g.n * ho * wo >= MIN_PARALLEL_FLOPS else 1
+    channels = by_channel_blocks(g, threads)
+    tasks = [] if channels else wino_tasks(g, threads)
     ranges = split(m, pool.size, CHANNEL_ALIGN) if channels else []
     in_ranges = split(c, pool.size) if channels else []
     pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
@@ -209,5 +211,9 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             np.matmul(u, v, out=mo)
             transform_out(mo, b, a, n0, ni, r0, rb, slice(None))
 
-        pool.run(task, len(tasks))
+        if threads > 1:
+            pool.run(task, len(tasks))
+        else:
+            for i in range(len(tasks)):
+                task(i)
     return run

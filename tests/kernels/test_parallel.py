@@ -111,7 +111,15 @@ def _spec(op: str, ins: list[np.ndarray], out_shape: tuple[int, ...], attrs: dic
                   [TensorSpec(out_shape, np.dtype(np.float32))], consts)
 
 
-def test_fc_feature_split_matches_one_blas_call_bitwise(two_threads) -> None:
+@pytest.fixture
+def split_small_products(monkeypatch):
+    """Split products of any size, so small shapes take the threaded path."""
+    from omrt.kernels import gemm
+
+    monkeypatch.setattr(gemm, "MIN_PARALLEL_FLOPS", 0)
+
+
+def test_fc_feature_split_matches_one_blas_call_bitwise(two_threads, split_small_products) -> None:
     # Batch 1, large magnitudes (as in the onnx light models): every rounding difference shows.
     rng = np.random.default_rng(0)
     x = (rng.random((1, 512), dtype=np.float32) * 1e7).astype(np.float32)
@@ -125,7 +133,7 @@ def test_fc_feature_split_matches_one_blas_call_bitwise(two_threads) -> None:
     assert (equal == equal[:, :1]).all()
 
 
-def test_fc_batch_split_keeps_rows_whole(two_threads) -> None:
+def test_fc_batch_split_keeps_rows_whole(two_threads, split_small_products) -> None:
     rng = np.random.default_rng(3)
     x = rng.standard_normal((8, 300), dtype=np.float32)
     w = rng.standard_normal((300, 700), dtype=np.float32)
