@@ -86,10 +86,15 @@ def by_channel_blocks(g: ConvGeom, threads: int) -> bool:
     Cut by output channels, each task reads only its rows of the weights and multiplies them by
     every tile; the input transform before it is split by input channels. ResNet-50's 256->256 on
     14x14 (5 convs, 2 threads, in the model): 4.0-4.4 -> 3.0-3.2 ms. 28x28 maps (49 tiles) were
-    no faster this way than in bands.
+    no faster this way than in bands, unless the weights are streamed from memory (beyond
+    STREAMED_WEIGHT_BYTES), where every band re-reads all of them: VGG-19's 512->512 on 28x28
+    (3 convs, 37.7 MB of transformed weights each) 18.3-26.7 -> 13.9-17.0 ms at batch 1 and
+    97-101 -> 89-95 ms at batch 8.
     """
     th, tw = wino_tiles(g)
-    return threads > 1 and g.n * th * tw <= CHANNEL_SPLIT_MAX_TILES and g.m >= 2 * CHANNEL_ALIGN
+    streamed = 36 * g.m * g.c * g.itemsize > STREAMED_WEIGHT_BYTES
+    few = g.n * th * tw <= CHANNEL_SPLIT_MAX_TILES
+    return threads > 1 and (few or streamed) and g.m >= 2 * CHANNEL_ALIGN
 
 
 def wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:

@@ -38,3 +38,27 @@ def test_few_tiles_split_by_output_channels(two_threads, batch: int, hw, bias: b
     spec.inputs.append(TensorSpec(res.shape, res.dtype))
     got = run_in_view(spec, operands + [res])
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads, monkeypatch) -> None:
+    """Weights too large for the cache go by output-channel blocks whatever the tile count, so each
+    thread reads only its rows of them (here 'too large' is lowered to fit a small conv)."""
+    from omrt.kernels import winograd
+
+    monkeypatch.setattr(winograd, "STREAMED_WEIGHT_BYTES", 1024)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 32, 27, 26), dtype=np.float32)
+    w = rng.standard_normal((48, 32, 3, 3), dtype=np.float32) / 10
+    b = rng.standard_normal(48, dtype=np.float32)
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    want = np.maximum(ort_run("Conv", [x, w, b], attrs)[0], 0)
+    spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation="Relu"), {1: w, 2: b})
+    packed = prepack(spec)
+    assert packed is not None
+    spec.attrs.update(packed[0])
+    spec.consts.update(packed[1])
+    spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    g = conv_geom(spec)
+    assert g.n * 7 * 7 > winograd.CHANNEL_SPLIT_MAX_TILES and by_channel_blocks(g, 2)
+    got = run_in_view(spec, [x, packed[1][1], b])
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
