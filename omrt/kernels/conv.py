@@ -34,9 +34,11 @@ CHANNEL_SPLIT_MIN = 128       # output channels from which channel blocks beat c
 CHANNEL_SPLIT_MAX_COLS = 128  # up to this many pixels channel blocks win whatever the channel count
 CHANNEL_ALIGN = 16
 IMAGE_SLOTS = 8            # concurrent whole-image im2col tasks a batch can have (image_slots)
-# Columns + output per band inside an image task. The 7x7 stem (10.6 MB per image) on one
-# thread: 2.08 ms as one band, 1.81 ms in 4 bands, 2.17 ms in 14. Bands of 2 MB cut ResNet-50's
-# 256->512 1x1/2 convs (2.4 MB) in two, each re-packing the weights: 5.1 -> 7.3 ms at batch 8.
+# Columns + output per im2col band (per image task, or per thread-pool piece of one image). The
+# 7x7 stem (10.6 MB per image) on one thread: 2.08 ms as one band, 1.81 ms in 4 bands, 2.17 ms in
+# 14; on two threads in ResNet-50 at batch 1 (`profile_model.py`, three alternations), 1.50-1.57
+# ms in 22 bands of 512 KB, 1.24-1.39 ms in 4. Bands of 2 MB cut ResNet-50's 256->512 1x1/2 convs
+# (2.4 MB) in two, each re-packing the weights: 5.1 -> 7.3 ms at batch 8.
 IMAGE_BAND_BYTES = 4 * 1024 * 1024
 from omrt.kernels.parallel import get_pool, split
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
@@ -187,7 +189,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     rest = p // o0 if o0 else 0
     flops = 2.0 * g.m * kdim * p
     head = (slice(None),) * (1 + nd)
-    parts = task_parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops)
+    parts = task_parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops, chunk=IMAGE_BAND_BYTES)
     bands = split(o0, min(parts, max(1, (o0 * rest) // MIN_COLS)))
     small = len(bands) > 1 and p < BAND_MIN_COLS * len(bands)
     pieces = col_ranges(p, pool.size) if small else []

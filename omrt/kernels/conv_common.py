@@ -166,11 +166,12 @@ EPILOGUE_PARALLEL_BYTES = 4 * 1024 * 1024
 BAND_MIN_COLS = 512        # im2col row bands narrower than this multiply channel blocks instead
 
 
-def task_parts(total_bytes: float, threads: int, flops: float, min_flops: float = MIN_PARALLEL_FLOPS) -> int:
-    """How many pieces to cut an op into: a multiple of the thread count, each about CHUNK_BYTES."""
+def task_parts(total_bytes: float, threads: int, flops: float, min_flops: float = MIN_PARALLEL_FLOPS,
+               chunk: int = CHUNK_BYTES) -> int:
+    """How many pieces to cut an op into: a multiple of the thread count, each about `chunk` bytes."""
     if threads == 1 or flops < min_flops:
         return 1
-    by_cache = -(-int(total_bytes) // CHUNK_BYTES)
+    by_cache = -(-int(total_bytes) // chunk)
     return threads * max(1, -(-by_cache // threads))
 
 
