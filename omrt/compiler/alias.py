@@ -1,12 +1,14 @@
-"""Which tensors share bytes: zero-copy views and in-place elementwise ops.
+"""Which tensors share bytes: zero-copy views, Concats written in place, in-place elementwise ops.
 
-Tensors that share bytes are merged into one group (union-find); the group becomes one block for
-the planner. Model inputs are never written, so nothing is done in place on them; a view of a
-model input is itself a view into the caller's input buffer.
+Tensors that share bytes are merged into one group (union-find with byte offsets); the group
+becomes one block for the planner, each tensor at its offset inside it. Model inputs are never
+written, so nothing is done in place on them; a view of a model input is itself a view into the
+caller's input buffer.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from omrt.compiler.ir import Graph
 
@@ -23,25 +25,43 @@ INPLACE_OPS = {
 
 @dataclass
 class Sharing:
-    """Groups of tensors that share bytes, and which ops are views."""
+    """Groups of tensors that share bytes, each tensor's byte offset in its group, and view ops."""
 
     parent: dict[str, str] = field(default_factory=dict)
+    rel: dict[str, int] = field(default_factory=dict)         # byte offset of a tensor in its parent
     input_of: dict[str, int] = field(default_factory=dict)   # tensor -> model input index it views
     views: set[int] = field(default_factory=set)              # indices of view (alias) ops
     inplace: int = 0
+    concats: int = 0
 
     def find(self, name: str) -> str:
+        path = []
         root = name
         while self.parent.get(root, root) != root:
+            path.append(root)
             root = self.parent[root]
-        while name != root:
-            self.parent[name], name = root, self.parent.get(name, name)
+        # path compression: offsets become relative to the root, deepest first
+        for node in reversed(path):
+            parent = self.parent[node]
+            if parent != root:
+                self.rel[node] = self.rel.get(node, 0) + self.rel.get(parent, 0)
+            self.parent[node] = root
         return root
 
-    def union(self, keep: str, other: str) -> None:
+    def offset(self, name: str) -> int:
+        """Byte offset of `name` from the start of its group."""
+        return 0 if self.find(name) == name else self.rel.get(name, 0)
+
+    def union(self, keep: str, other: str, delta: int = 0) -> None:
+        """Put `other` at byte `delta` of `keep` (0: the same bytes), merging their groups."""
         a, b = self.find(keep), self.find(other)
-        if a != b:
-            self.parent[b] = a
+        if a == b:
+            return
+        shift = self.offset(keep) + delta - self.offset(other)  # where b's group starts in a's
+        if shift >= 0:
+            self.parent[b], self.rel[b] = a, shift
+        else:
+            self.parent[a], self.rel[a] = b, -shift
 
 
 def find_views(graph: Graph, work: set[str]) -> Sharing:
@@ -87,7 +107,47 @@ def find_inplace(graph: Graph, share: Sharing, work: set[str], last: dict[str, i
             if root == out_root or last.get(root, -1) != k:
                 continue
             merged_last = max(last.get(root, k), last.get(out_root, k))
-            share.union(root, out_root)
+            share.union(name, out)  # the output takes exactly the input's bytes
             last[share.find(root)] = merged_last
             share.inplace += 1
             break
+
+
+def find_concats(graph: Graph, share: Sharing, work: set[str], nbytes: Callable[[str], int],
+                  align: int) -> None:
+    """Let each input of a Concat be written straight into its slice of the output.
+
+    Applies where every slice is one contiguous run of bytes (all dims before the axis are 1, as
+    for channel Concats at batch 1), starts on an `align` boundary, and every input is a work
+    tensor that makes up its whole group (so chained Concats, DenseNet's growing feature maps,
+    nest). The Concat becomes a view op.
+    """
+    outputs = set(graph.outputs)
+    extent: dict[str, int] = {}
+
+    def group_extent(root: str) -> int:
+        return extent.get(root, nbytes(root))
+
+    for k, node in enumerate(graph.nodes):
+        if node.op_type != "Concat" or k in share.views or not node.outputs:
+            continue
+        out = node.outputs[0]
+        if out not in work or out in outputs:
+            continue
+        shape = graph.tensors[out].shape
+        axis = int(node.attrs.get("axis", 0)) % len(shape)
+        if any(d != 1 for d in shape[:axis]):
+            continue
+        names = [i for i in node.inputs if i]
+        roots = [share.find(i) for i in names]
+        starts = [sum(nbytes(i) for i in names[:j]) for j in range(len(names))]
+        if (len(set(roots)) != len(roots) or share.find(out) in roots
+                or any(start % align for start in starts)
+                or any(i not in work or share.offset(i) != 0 or group_extent(r) != nbytes(i)
+                       for i, r in zip(names, roots))):
+            continue
+        for i, start in zip(names, starts):
+            share.union(out, i, start)
+        extent[share.find(out)] = max(group_extent(share.find(out)), nbytes(out))
+        share.views.add(k)
+        share.concats += 1

@@ -1,13 +1,14 @@
 """Work-memory placement: blocks with lifetimes in execution steps, handed to the planner.
 
-A block is a group of tensors sharing bytes (see alias.py); it lives from the first step that
-writes any of them to the last step that reads any of them. Op scratch lives only during its op.
+A block is a group of tensors sharing bytes (see alias.py), each at its offset inside the block;
+it lives from the first step that writes any of them to the last step that reads any of them. Op
+scratch lives only during its op.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from omrt.compiler.alias import Sharing, find_inplace, find_views
+from omrt.compiler.alias import Sharing, find_concats, find_inplace, find_views
 from omrt.compiler.ir import Graph
 from omrt.compiler.planner import Block, plan_memory
 
@@ -39,6 +40,7 @@ def place(graph: Graph, scratch: list[int]) -> Placement:
     work = {o for n in graph.nodes for o in n.outputs if o and o not in outputs and o not in inputs}
     share = find_views(graph, work)
     work -= set(share.input_of)
+    find_concats(graph, share, work, lambda name: _nbytes(graph, name), ALIGNMENT)
 
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -61,12 +63,13 @@ def place(graph: Graph, scratch: list[int]) -> Placement:
         groups.setdefault(share.find(name), []).append(name)
     blocks = []
     for root, members in groups.items():
-        blocks.append(Block(("t", root), max(1, max(_nbytes(graph, m) for m in members)),
+        size = max(share.offset(m) + _nbytes(graph, m) for m in members)
+        blocks.append(Block(("t", root), max(1, size),
                             min(first[m] for m in members), max(last[m] for m in members)))
     for k, nbytes in enumerate(scratch):
         if nbytes > 0:
             blocks.append(Block(("ws", str(k)), nbytes, k, k))
     plan = plan_memory(blocks, alignment=ALIGNMENT)
-    offsets = {name: plan.offsets[("t", share.find(name))] for name in work}
+    offsets = {name: plan.offsets[("t", share.find(name))] + share.offset(name) for name in work}
     workspace = {k: (plan.offsets[("ws", str(k))], n) for k, n in enumerate(scratch) if n > 0}
     return Placement(share, work, offsets, workspace, plan.size, plan.lower_bound, plan.naive)

@@ -1,0 +1,128 @@
+"""Byte sharing: Concat inputs written straight into their slices of the output, against onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from omrt.compiler import compile_onnx
+from omrt.compiler.alias import Sharing
+from omrt.om import write_om
+from omrt.session import InferenceSession
+from tests.compiler.compiler_checks import check_bounds, check_no_clobber
+
+RNG = np.random.default_rng(0)
+
+
+def _w(name: str, out_c: int, in_c: int, k: int = 1) -> tuple[str, np.ndarray]:
+    return name, (RNG.standard_normal((out_c, in_c, k, k)) / np.sqrt(in_c * k * k)).astype(np.float32)
+
+
+def _conv(x: str, w: str, y: str, k: int = 1) -> helper.NodeProto:
+    return helper.make_node("Conv", [x, w], [y], name=y, pads=[k // 2] * 4)
+
+
+def _build(nodes, x_shape, outputs, inits):
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, [x_shape[0], 8, None, None])
+                           for o in outputs],
+                          [numpy_helper.from_array(v, k) for k, v in inits])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _compile_and_compare(model, x_shape):
+    """Compile, check the plan's structure, and match onnxruntime on a random input."""
+    om = compile_onnx(model)
+    g = om.graphs[0]
+    check_bounds(om, g)
+    check_no_clobber(g)
+    x = RNG.standard_normal(x_shape).astype(np.float32)
+    got = InferenceSession(write_om(om)).run(None, {"x": x})
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    return g
+
+
+def _op(g, name):
+    return next(op for op in g.ops if op.outputs[0].desc.name == name)
+
+
+def test_branch_outputs_are_written_into_the_concat():
+    """Inception-style: two branches concatenated on channels at batch 1; no copy is made."""
+    nodes = [_conv("x", "wa", "a"), _conv("x", "wb", "b", 3),
+             helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1), _conv("c", "wy", "y")]
+    inits = [_w("wa", 16, 4), _w("wb", 16, 4, 3), _w("wy", 8, 32)]
+    g = _compile_and_compare(_build(nodes, [1, 4, 6, 6], ["y"], inits), (1, 4, 6, 6))
+    concat, a, b = _op(g, "c"), _op(g, "a").outputs[0], _op(g, "b").outputs[0]
+    assert concat.alias
+    assert a.loc.offset == concat.outputs[0].loc.offset
+    assert b.loc.offset == concat.outputs[0].loc.offset + a.desc.nbytes
+
+
+def test_chained_concats_nest_in_one_buffer():
+    """DenseNet-style: each Concat extends the previous one, which other ops still read."""
+    nodes, inits, prev = [_conv("x", "w0", "f0")], [_w("w0", 16, 4)], "f0"
+    for k in range(1, 4):
+        c_in = 16 * k
+        nodes += [helper.make_node("Relu", [prev], [f"r{k}"], name=f"r{k}"),
+                  _conv(f"r{k}", f"w{k}", f"n{k}", 3),
+                  helper.make_node("Concat", [prev, f"n{k}"], [f"c{k}"], name=f"c{k}", axis=1)]
+        inits.append(_w(f"w{k}", 16, c_in, 3))
+        prev = f"c{k}"
+    nodes.append(_conv(prev, "wy", "y"))
+    inits.append(_w("wy", 8, 64))
+    g = _compile_and_compare(_build(nodes, [1, 4, 5, 5], ["y"], inits), (1, 4, 5, 5))
+    base = _op(g, "f0").outputs[0].loc.offset
+    for k in range(1, 4):
+        assert _op(g, f"c{k}").alias and _op(g, f"c{k}").outputs[0].loc.offset == base
+        assert _op(g, f"n{k}").outputs[0].loc.offset == base + 16 * k * 25 * 4
+
+
+def test_inplace_op_on_a_concat_input_takes_that_inputs_bytes():
+    """An elementwise op that is the last reader of a Concat's group works in place on its input's
+    slice, not at the start of the group."""
+    nodes = [_conv("x", "wa", "a"), _conv("x", "wb", "b"),
+             helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1), _conv("c", "wy", "y"),
+             helper.make_node("Sigmoid", ["b"], ["s"], name="s"), _conv("s", "wz", "z")]
+    inits = [_w("wa", 16, 4), _w("wb", 16, 4), _w("wy", 8, 32), _w("wz", 8, 16)]
+    g = _compile_and_compare(_build(nodes, [1, 4, 4, 4], ["y", "z"], inits), (1, 4, 4, 4))
+    assert _op(g, "s").outputs[0].loc == _op(g, "b").outputs[0].loc
+
+
+def test_concats_that_cannot_share_bytes_still_copy():
+    """Batch 2 (slices not contiguous), a repeated input, a model input, a slice off a 64-byte
+    boundary, and an input already placed in another Concat: each stays a real copy."""
+    cases = [
+        ([_conv("x", "wa", "a"), _conv("x", "wb", "b"),
+          helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1), _conv("c", "wy", "y")],
+         [2, 4, 4, 4], [_w("wa", 16, 4), _w("wb", 16, 4), _w("wy", 8, 32)]),
+        ([_conv("x", "wa", "a"), helper.make_node("Concat", ["a", "a"], ["c"], name="c", axis=1),
+          _conv("c", "wy", "y")], [1, 4, 4, 4], [_w("wa", 16, 4), _w("wy", 8, 32)]),
+        ([_conv("x", "wa", "a"), helper.make_node("Concat", ["x", "a"], ["c"], name="c", axis=1),
+          _conv("c", "wy", "y")], [1, 4, 4, 4], [_w("wa", 16, 4), _w("wy", 8, 20)]),
+        ([_conv("x", "wa", "a"), _conv("x", "wb", "b"),
+          helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1), _conv("c", "wy", "y")],
+         [1, 4, 3, 3], [_w("wa", 3, 4), _w("wb", 16, 4), _w("wy", 8, 19)]),
+    ]
+    for nodes, shape, inits in cases:
+        g = _compile_and_compare(_build(nodes, shape, ["y"], inits), tuple(shape))
+        assert not _op(g, "c").alias
+    nodes = [_conv("x", "wa", "a"), _conv("x", "wb", "b"), _conv("x", "wd", "d"),
+             helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1),
+             helper.make_node("Concat", ["b", "d"], ["e"], name="e", axis=1),
+             _conv("c", "wy", "y"), _conv("e", "wz", "z")]
+    inits = [_w("wa", 16, 4), _w("wb", 16, 4), _w("wd", 16, 4), _w("wy", 8, 32), _w("wz", 8, 32)]
+    g = _compile_and_compare(_build(nodes, [1, 4, 4, 4], ["y", "z"], inits), (1, 4, 4, 4))
+    assert _op(g, "c").alias and not _op(g, "e").alias
+
+
+def test_offsets_compose_through_nested_unions():
+    share = Sharing()
+    share.union("outer", "inner", 128)
+    share.union("inner", "leaf", 64)
+    share.union("leaf", "alias")
+    assert share.find("alias") == "outer"
+    assert [share.offset(n) for n in ("outer", "inner", "leaf", "alias")] == [0, 128, 192, 192]
+    share.union("lone", "leaf")  # "lone" takes leaf's bytes: its group goes under leaf's root
+    assert share.find("lone") == "outer" and share.offset("lone") == 192
