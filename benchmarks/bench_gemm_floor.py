@@ -19,6 +19,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench_models import model_flops
 from common import THREADS, alternate, ort_session
 
 from omrt.compiler import compile_onnx
@@ -64,18 +65,16 @@ def gemm_ms(shape: GemmShape, repeats: int) -> float:
     return best * 1e3
 
 
-def gemm_floor_ms(compiled, repeats: int) -> tuple[float, float]:
-    """(summed GEMM floor in ms, GFLOP) of one inference, each distinct shape timed once."""
+def gemm_floor_ms(compiled, repeats: int) -> float:
+    """Summed GEMM floor of one inference in ms, each distinct shape timed once."""
     cache: dict[GemmShape, float] = {}
-    total = flops = 0.0
+    total = 0.0
     with threadpool_limits(1, user_api="blas"):
         for shape, images in gemm_shapes(compiled):
             if shape not in cache:
                 cache[shape] = gemm_ms(shape, repeats)
-            groups, m, k, n = shape
             total += cache[shape] * images
-            flops += 2.0 * groups * m * k * n * images
-    return total, flops / 1e9
+    return total
 
 
 def main() -> None:
@@ -96,7 +95,7 @@ def main() -> None:
         one, many = ort_session(model_bytes, threads=1), ort_session(model_bytes)
         times = alternate({"ort1": lambda: one.run(None, feeds), "ort": lambda: many.run(None, feeds),
                            "omrt": lambda: session.run(None, feeds)}, repeats=args.repeats)
-        floor, gflop = gemm_floor_ms(compiled, args.repeats)
+        floor, gflop = gemm_floor_ms(compiled, args.repeats), model_flops(compiled) / 1e9
         med = {k: float(np.median(v)) for k, v in times.items()}
         print(f"{name:<14}{gflop:>7.2f}{floor:>10.2f}{med['ort1']:>9.2f}{floor / THREADS:>10.2f}"
               f"{med['ort']:>9.2f}{med['omrt']:>9.2f}", flush=True)

@@ -19,20 +19,25 @@ import numpy as np
 
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other kernel modules)
-    BAND_MIN_COLS, CHUNK_BYTES, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges, compute_itemsize,
-    conv_geom, finish, finish_blocks, pad_into, res_view, same_pads, split_inputs, task_parts, windows,
+    BAND_MIN_COLS, CHANNEL_ALIGN, CHUNK_BYTES, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges,
+    compute_itemsize, conv_geom, finish, finish_blocks, pad_into, res_view, same_pads, split_inputs,
+    task_parts, windows,
 )
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
+from omrt.kernels.parallel import get_pool, split
+from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
+from omrt.kernels.winograd import (  # noqa: F401
+    WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, wino_build, wino_eligible, wino_weight, wino_workspace,
+)
 
 # Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
 # thread wake-ups and thin pieces than a second core gives back.
 GROUPED_MIN_PARALLEL_FLOPS = 6e7
 CHANNEL_SPLIT_MIN = 128       # output channels from which channel blocks beat column pieces
 CHANNEL_SPLIT_MAX_COLS = 128  # up to this many pixels channel blocks win whatever the channel count
-CHANNEL_ALIGN = 16
 IMAGE_SLOTS = 8            # concurrent whole-image im2col tasks a batch can have (image_slots)
 # Columns + output per im2col band (per image task, or per thread-pool piece of one image). The
 # 7x7 stem (10.6 MB per image) on one thread: 2.08 ms as one band, 1.81 ms in 4 bands, 2.17 ms in
@@ -40,11 +45,6 @@ IMAGE_SLOTS = 8            # concurrent whole-image im2col tasks a batch can hav
 # ms in 22 bands of 512 KB, 1.24-1.39 ms in 4. Bands of 2 MB cut ResNet-50's 256->512 1x1/2 convs
 # (2.4 MB) in two, each re-packing the weights: 5.1 -> 7.3 ms at batch 8.
 IMAGE_BAND_BYTES = 4 * 1024 * 1024
-from omrt.kernels.parallel import get_pool, split
-from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
-from omrt.kernels.winograd import (  # noqa: F401
-    WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, wino_build, wino_eligible, wino_weight, wino_workspace,
-)
 
 
 def _conv_workspace(spec: OpSpec) -> int:
@@ -62,9 +62,13 @@ def _conv_workspace(spec: OpSpec) -> int:
         return tap_gemm_workspace(g)
     if flat_eligible(g):
         return flat_workspace(g)
-    pad = g.c * int(np.prod(g.pad_sp)) if g.padded else 0
-    one_image = pad + g.c * g.k_size * g.p_size
+    one_image = _pad_elems(g) + g.c * g.k_size * g.p_size
     return max(one_image, image_slots(g) * _slot_elems(g)) * g.itemsize
+
+
+def _pad_elems(g: ConvGeom) -> int:
+    """Elements of one padded image in scratch (0 when the conv needs no padding)."""
+    return g.c * int(np.prod(g.pad_sp)) if g.padded else 0
 
 
 def image_slots(g: ConvGeom) -> int:
@@ -86,10 +90,9 @@ def _image_bands(g: ConvGeom) -> list[tuple[int, int]]:
 
 def _slot_elems(g: ConvGeom) -> int:
     """One slot: the padded image and the largest band's columns."""
-    pad = g.c * int(np.prod(g.pad_sp)) if g.padded else 0
     rows = max((b - a for a, b in _image_bands(g)), default=0)
     rest = g.p_size // g.out_sp[0] if g.out_sp[0] else 0
-    return pad + g.c * g.k_size * rows * rest
+    return _pad_elems(g) + g.c * g.k_size * rows * rest
 
 
 def _channel_split(g: "ConvGeom") -> bool:
@@ -174,7 +177,7 @@ def channel_blocks(pool, epi: Epilogue, w: np.ndarray, cols: np.ndarray, y: np.n
     pool.run(block, len(ranges))
 
 
-def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype, pad_elems: int):
+def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype):
     """im2col into scratch, then GEMM.
 
     Small outputs (a few hundred pixels, where bands of rows make thin GEMMs and strided epilogues)
@@ -189,6 +192,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     rest = p // o0 if o0 else 0
     flops = 2.0 * g.m * kdim * p
     head = (slice(None),) * (1 + nd)
+    pad_elems = _pad_elems(g)
     parts = task_parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops, chunk=IMAGE_BAND_BYTES)
     bands = split(o0, min(parts, max(1, (o0 * rest) // MIN_COLS)))
     small = len(bands) > 1 and p < BAND_MIN_COLS * len(bands)
@@ -290,7 +294,6 @@ def conv(spec: OpSpec):
     w_const = spec.consts.get(1)
     b_const = spec.consts.get(2)
     cg, mg, ks = g.c // g.group, g.m // g.group, g.k_size
-    pad_elems = g.c * int(np.prod(g.pad_sp)) if g.padded else 0
 
     def weights(w: np.ndarray) -> np.ndarray:
         if g.depthwise:
@@ -308,4 +311,4 @@ def conv(spec: OpSpec):
         return tap_gemm_build(g, wmat, weights, bcol, epi, pool, dtype)
     if flat_eligible(g):
         return flat_build(g, wmat, weights, bcol, epi, pool, dtype)
-    return _im2col_build(g, wmat, weights, bcol, epi, pool, dtype, pad_elems)
+    return _im2col_build(g, wmat, weights, bcol, epi, pool, dtype)

@@ -164,6 +164,7 @@ MIN_COLS = 16              # narrower GEMM pieces lose more to packing than thre
 # thread on this class of machine, and waking one costs more than a small pass.
 EPILOGUE_PARALLEL_BYTES = 4 * 1024 * 1024
 BAND_MIN_COLS = 512        # im2col row bands narrower than this multiply channel blocks instead
+CHANNEL_ALIGN = 16         # channel blocks start on multiples of this
 
 
 def task_parts(total_bytes: float, threads: int, flops: float, min_flops: float = MIN_PARALLEL_FLOPS,

@@ -15,8 +15,9 @@ NORM_PARALLEL_BYTES = 1 << 20
 
 
 def _norm_tasks(shape: tuple[int, ...], itemsize: int, threads: int) -> list[tuple[int, int, int, int]]:
-    """(first image, end image, first channel, end channel) pieces; one piece when not worth threads."""
-    n, c = shape[0], shape[1] if len(shape) > 1 else 1
+    """(first image, end image, first channel, end channel) pieces of an (N, C, ...) tensor; one
+    piece when it is not worth threads."""
+    n, c = shape[:2]
     if threads == 1 or int(np.prod(shape)) * itemsize < NORM_PARALLEL_BYTES:
         return [(0, n, 0, c)]
     if n >= threads:
@@ -71,7 +72,7 @@ def batch_norm(spec: OpSpec):
         else:
             a, b = bn_affine(scale, bias, mean, var, eps)  # per-channel temporaries (C values)
             a, b = a.astype(dtype, copy=False).reshape(bshape), b.astype(dtype, copy=False).reshape(bshape)
-        if len(tasks) == 1:
+        if len(tasks) < 2:
             _affine(x, y, a, b)
             return
 
@@ -91,7 +92,7 @@ def batch_norm(spec: OpSpec):
             apply_activation(y, activation, act_params)
 
     pool = get_pool()
-    tasks = [(0, 1, 0, 1)] if training or len(x_spec.shape) < 2 else _norm_tasks(
+    tasks = [] if training or len(x_spec.shape) < 2 else _norm_tasks(
         tuple(x_spec.shape), np.dtype(dtype).itemsize, pool.size)
     return run
 

@@ -97,15 +97,16 @@ class Pool:
         self._busy = threading.Lock()
         self._workers = [_Worker(i) for i in range(1, self.size)]
 
-    def run(self, fn: Task, n: int) -> None:
+    def run(self, fn: Task, n: int, threaded: bool = True) -> None:
         """Call fn(i) for every i in range(n), spread over the threads; returns when all are done.
 
         Tasks are handed out dynamically, so a thread slowed by other load simply takes fewer.
-        Exceptions from any task are re-raised here (the first one seen).
+        Exceptions from any task are re-raised here (the first one seen). With threaded=False
+        (an op too small to repay a wake-up) the tasks run in order on the calling thread.
         """
         if n <= 0:
             return
-        if n == 1 or self.size == 1 or not self._busy.acquire(blocking=False):
+        if not threaded or n == 1 or self.size == 1 or not self._busy.acquire(blocking=False):
             for i in range(n):
                 fn(i)
             return

@@ -134,11 +134,7 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
             if scale is not None:
                 np.multiply(out, scale, out=out)
 
-        if threaded:
-            pool.run(task, len(blocks))
-        else:
-            for i in range(len(blocks)):
-                task(i)
+        pool.run(task, len(blocks), threaded)
     return run_blocks
 
 
@@ -201,6 +197,8 @@ def max_pool(spec: OpSpec):
 def average_pool(spec: OpSpec):
     g = pool_geom(spec)
     dtype = np.dtype(spec.outputs[0].dtype)
+    if _whole_plane(g):
+        return _plane_mean(int(np.prod(g.in_sp)), dtype)
     include = bool(spec.attr("count_include_pad", 0))
     counts = g.axis_counts(with_pads=include)
     total = np.ones(g.out_sp)
@@ -209,8 +207,6 @@ def average_pool(spec: OpSpec):
         shape[ax] = -1
         total = total * cnt.sum(axis=1).reshape(shape)
     inv = (1.0 / np.maximum(total, 1)).astype(dtype)
-    if _whole_plane(g):
-        return _plane_mean(int(np.prod(g.in_sp)), dtype)
     blocked = _separable(g, 0, inv, np.add)
 
     def run(inputs, outputs, scratch):

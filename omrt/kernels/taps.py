@@ -1,4 +1,4 @@
-"""Sliding-window taps as long contiguous slices (depthwise conv, pooling).
+"""Sliding-window taps as long contiguous slices (depthwise conv).
 
 numpy's elementwise loops pay a fixed cost per innermost row, so a tap read as a (C, Ho, Wo)
 view of a padded image spends more time on rows of Wo elements than on arithmetic. Here the padded

@@ -2,8 +2,9 @@
 
 Y = A^T [(G g G^T) * (B^T d B)] A on 6x6 input tiles. Each 2-D transform is one GEMM with a
 Kronecker-product matrix, so all three stages run in BLAS; the weights are transformed at compile
-time (the prepack hook in omrt.kernels.conv). Tasks own image bands of tiles; one image with few
-tiles is split by output channels instead (by_channel_blocks).
+time (the prepack hook in omrt.kernels.conv). Tasks own image bands of tiles; with few tiles in
+the batch, or weights streamed from memory, they own blocks of output channels instead
+(by_channel_blocks).
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels.conv_common import CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs
+from omrt.kernels.conv_common import (
+    CHANNEL_ALIGN, CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs,
+)
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import get_pool, split
 
@@ -39,7 +42,6 @@ FEW_OUTPUTS = 64
 FEW_OUTPUTS_MIN_TILES = 32
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
 CHANNEL_SPLIT_MAX_TILES = 32  # tiles of the whole batch up to which output channels are split (by_channel_blocks)
-CHANNEL_ALIGN = 16
 # Transformed weights beyond what the last-level cache holds are streamed from memory by every
 # task, so a few tiles per pass make Winograd memory-bound: VGG's 512->512 on 14x14 at batch 1
 # (16 tiles, 38 MB of transformed weights) ran 1.4x slower than im2col.
@@ -47,15 +49,19 @@ STREAMED_WEIGHT_BYTES = 16 * 1024 * 1024
 STREAMED_MIN_TILES = 32
 
 
+def _streamed(g: ConvGeom) -> bool:
+    """The transformed float32 weights are beyond what the last-level cache holds."""
+    return 36 * g.m * g.c * 4 > STREAMED_WEIGHT_BYTES
+
+
 def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
     th, tw = wino_tiles(g)
     tiles = g.n * th * tw
-    streamed = 36 * g.m * g.c * 4 > STREAMED_WEIGHT_BYTES
     return (np.dtype(dtype) == np.float32 and len(g.kernel) == 2 and g.kernel == (3, 3)
             and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
             and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.c >= WINOGRAD_MIN_INPUTS
             and tiles >= (FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else WINOGRAD_MIN_TILES)
-            and (not streamed or tiles >= STREAMED_MIN_TILES))
+            and (not _streamed(g) or tiles >= STREAMED_MIN_TILES))
 
 
 def wino_weight(w: np.ndarray) -> np.ndarray:
@@ -92,9 +98,8 @@ def by_channel_blocks(g: ConvGeom, threads: int) -> bool:
     97-101 -> 89-95 ms at batch 8.
     """
     th, tw = wino_tiles(g)
-    streamed = 36 * g.m * g.c * g.itemsize > STREAMED_WEIGHT_BYTES
     few = g.n * th * tw <= CHANNEL_SPLIT_MAX_TILES
-    return threads > 1 and (few or streamed) and g.m >= 2 * CHANNEL_ALIGN
+    return threads > 1 and (few or _streamed(g)) and g.m >= 2 * CHANNEL_ALIGN
 
 
 def wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:
@@ -216,9 +221,5 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             np.matmul(u, v, out=mo)
             transform_out(mo, b, a, n0, ni, r0, rb, slice(None))
 
-        if threads > 1:
-            pool.run(task, len(tasks))
-        else:
-            for i in range(len(tasks)):
-                task(i)
+        pool.run(task, len(tasks), threads > 1)
     return run
