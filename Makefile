@@ -18,8 +18,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
+# The figures in benchmarks/README.md: whole models against onnxruntime, then per-op dispatch.
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMRT_NUM_THREADS=2 $(PY) benchmarks/bench_models.py --batches 1,8 --repeats 20
+	$(PY) benchmarks/bench_dispatch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info out
