@@ -56,6 +56,11 @@ def batch_norm(spec: OpSpec):
         const = (a.astype(dtype).reshape(bshape), b.astype(dtype).reshape(bshape))
     # a BN whose scale went into the following Convs (omrt.compiler.passes.scale_into_conv)
     unit_scale = const is not None and bool((const[0] == 1).all())
+    # ... and whose shift went into their biases too: relu(a*x + b) - b = max(a*x, -b), so the
+    # constant pair then carries -b
+    floor = const is not None and activation == "Relu" and bool(spec.attr("_bias_to_consumers"))
+    if floor:
+        const = (const[0], -const[1])
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -83,6 +88,12 @@ def batch_norm(spec: OpSpec):
         pool.run(task, len(tasks))
 
     def _affine(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        if floor:
+            if not unit_scale:
+                np.multiply(x, a, out=y)
+                x = y
+            np.maximum(x, b, out=y)
+            return
         if unit_scale:
             np.add(x, b, out=y)
         else:
