@@ -2,7 +2,8 @@
 
 Paths, chosen once at build time:
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
-  * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise.
+  * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_cl
+    (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
   * small 2-D stride-1 group-1 k x k: omrt.kernels.tap_gemm (one GEMM per tap, few outputs) or
     omrt.kernels.flat_im2col (im2col from shifted flat slices).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
@@ -24,6 +25,7 @@ from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other ker
     task_parts, windows,
 )
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
+from omrt.kernels.depthwise_cl import channels_last_wins, depthwise_cl_build, depthwise_cl_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
 from omrt.kernels.parallel import get_pool, split
@@ -55,7 +57,7 @@ def _conv_workspace(spec: OpSpec) -> int:
     if spec.attr("_winograd"):
         return wino_workspace(g)
     if g.depthwise:
-        return depthwise_workspace(g)
+        return depthwise_cl_workspace(g) if channels_last_wins(g) else depthwise_workspace(g)
     if _direct_view(g):
         return 0
     if tap_gemm_eligible(g):
@@ -303,7 +305,8 @@ def conv(spec: OpSpec):
     wmat = weights(w_const) if w_const is not None else None
     if g.depthwise:
         bcol = b_const.reshape(g.c, 1) if b_const is not None else None
-        return depthwise_build(g, wmat, weights, bcol, epi, pool, dtype)
+        build = depthwise_cl_build if channels_last_wins(g) else depthwise_build
+        return build(g, wmat, weights, bcol, epi, pool, dtype)
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _direct_view(g):
         return _direct_build(g, wmat, weights, bcol, epi, pool)

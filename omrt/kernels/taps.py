@@ -12,6 +12,7 @@ slack after its grid, filled like the border, so the last tap's slice stays insi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -39,17 +40,14 @@ class FlatTaps:
         full = acc.reshape((acc.shape[0], self.out_sp[0]) + self.phase_sp[1:])
         return full[(slice(None), slice(None)) + tuple(slice(0, o) for o in self.out_sp[1:])]
 
-    def fill(self, x: np.ndarray, buf: np.ndarray, value: Any = 0) -> None:
-        """Scatter x (rows, *in_sp) into its phases buf (rows, n_phases, phase_size), border = value."""
-        rows = x.shape[0]
-        nd = len(self.in_sp)
-        grid = int(np.prod(self.phase_sp))
-        if self.phase_size > grid:
-            buf[:, :, grid:] = value
+    @cached_property
+    def phase_copies(self) -> list[tuple[int, tuple[slice, ...] | None, tuple[slice, ...]]]:
+        """Per phase: (index, spatial slice of the phase grid the input fills or None when it
+        fills none of it, the matching strided spatial slice of the input)."""
+        out = []
         for ph, phase in enumerate(np.ndindex(*self.strides)):
-            dst = buf[:, ph, :grid].reshape((rows,) + self.phase_sp)
-            src_idx: list[slice] = [slice(None)]
-            dst_idx: list[slice] = [slice(None)]
+            src_idx: list[slice] = []
+            dst_idx: list[slice] = []
             empty = False
             for a, s, p, n, q in zip(phase, self.strides, self.pb, self.in_sp, self.phase_sp):
                 i0 = max(0, -(-(p - a) // s))
@@ -60,19 +58,52 @@ class FlatTaps:
                 start = s * i0 + a - p
                 src_idx.append(slice(start, start + (i1 - i0 - 1) * s + 1, s))
                 dst_idx.append(slice(i0, i1))
-            if empty:
+            out.append((ph, None if empty else tuple(dst_idx), tuple(src_idx)))
+        return out
+
+    def fill(self, x: np.ndarray, buf: np.ndarray, value: Any = 0) -> None:
+        """Scatter x (rows, *in_sp) into its phases buf (rows, n_phases, phase_size), border = value."""
+        rows = x.shape[0]
+        grid = int(np.prod(self.phase_sp))
+        if self.phase_size > grid:
+            buf[:, :, grid:] = value
+        for ph, dst_idx, src_idx in self.phase_copies:
+            dst = buf[:, ph, :grid].reshape((rows,) + self.phase_sp)
+            if dst_idx is None:
                 dst[...] = value
                 continue
-            np.copyto(dst[tuple(dst_idx)], x[tuple(src_idx)])
-            for d in range(nd):
-                idx: list[slice] = [slice(None)] * (nd + 1)
-                lo, hi = dst_idx[d + 1].start, dst_idx[d + 1].stop
-                if lo > 0:
-                    idx[d + 1] = slice(0, lo)
-                    dst[tuple(idx)] = value
-                if hi < self.phase_sp[d]:
-                    idx[d + 1] = slice(hi, None)
-                    dst[tuple(idx)] = value
+            np.copyto(dst[(slice(None),) + dst_idx], x[(slice(None),) + src_idx])
+            _fill_border(dst, dst_idx, self.phase_sp, value, lead=1)
+
+    def fill_channels_last(self, x: np.ndarray, buf: np.ndarray, value: Any = 0) -> None:
+        """Scatter x (images, C, *in_sp) into channels-last phases buf (images, n_phases,
+        phase_size, C), border = value: every copy covers all the images at once."""
+        images, c = x.shape[:2]
+        grid = int(np.prod(self.phase_sp))
+        if self.phase_size > grid:
+            buf[:, :, grid:] = value
+        order = (0,) + tuple(range(2, x.ndim)) + (1,)
+        for ph, dst_idx, src_idx in self.phase_copies:
+            dst = buf[:, ph, :grid].reshape((images,) + self.phase_sp + (c,))
+            if dst_idx is None:
+                dst[...] = value
+                continue
+            np.copyto(dst[(slice(None),) + dst_idx], x[(slice(None), slice(None)) + src_idx].transpose(order))
+            _fill_border(dst, dst_idx, self.phase_sp, value, lead=1)
+
+
+def _fill_border(dst: np.ndarray, inner: tuple[slice, ...], extent: tuple[int, ...], value: Any, lead: int) -> None:
+    """Set everything of dst outside `inner` (one slice per spatial axis, after `lead` axes) to value."""
+    nd = len(extent)
+    for d in range(nd):
+        idx: list[slice] = [slice(None)] * dst.ndim
+        lo, hi = inner[d].start, inner[d].stop
+        if lo > 0:
+            idx[lead + d] = slice(0, lo)
+            dst[tuple(idx)] = value
+        if hi < extent[d]:
+            idx[lead + d] = slice(hi, None)
+            dst[tuple(idx)] = value
 
 
 def flat_taps(in_sp: Sequence[int], out_sp: Sequence[int], kernel: Sequence[int], strides: Sequence[int],

@@ -48,14 +48,14 @@ def run_in_view(spec: OpSpec, inputs: list[np.ndarray]) -> np.ndarray:
     buf = np.full(size + 64, 7, dtype=o.dtype)
     out = buf[32:32 + size].reshape(o.shape)
     nbytes = workspace_bytes(spec)
-    scratch = np.full(nbytes + 64, 0xAB, dtype=np.uint8)
+    scratch = np.full(nbytes + 64, 0x7F, dtype=np.uint8)  # float32 3.4e38: stale scratch shows
     kernel = build_kernel(spec)
     kernel(inputs, [out], scratch[:nbytes] if nbytes else None)
     first = out.copy()
     kernel(inputs, [out], scratch[:nbytes] if nbytes else None)
     np.testing.assert_array_equal(out, first)
     assert (buf[:32] == 7).all() and (buf[32 + size:] == 7).all()
-    assert (scratch[nbytes:] == 0xAB).all()
+    assert (scratch[nbytes:] == 0x7F).all()
     return first
 
 
@@ -251,3 +251,35 @@ def test_im2col_batch_as_whole_image_tasks(two_threads, monkeypatch, batch: int,
     got = run_in_view(spec, [x, w, b, res])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-4)
 
+
+
+@pytest.mark.parametrize("shape,kernel,attrs", [
+    ((9, 8, 56, 57), (3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 1]}),   # phases, chunks of 2
+    ((3, 8, 30, 31), (3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ((1, 12, 9, 11), (5, 5), {"pads": [2, 1, 2, 3]}),                      # one small image
+    ((1, 16, 13, 13), (3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+])
+@pytest.mark.parametrize("bias", [False, True])
+def test_depthwise_channels_last(two_threads, shape, kernel, attrs, bias: bool) -> None:
+    """Depthwise convs on the channels-last path: taps as whole-image passes, images in chunks
+    spread over both threads, then bias, residual and Relu on the NCHW output."""
+    from omrt.kernels.conv_common import conv_geom
+    from omrt.kernels.depthwise_cl import channels_last_wins
+
+    rng = np.random.default_rng(23)
+    c = shape[1]
+    x = rng.standard_normal(shape, dtype=np.float32)
+    w = rng.standard_normal((c, 1) + kernel, dtype=np.float32)
+    b = rng.standard_normal(c, dtype=np.float32)
+    attrs = dict(attrs, kernel_shape=list(kernel), group=c)
+    ins = [x, w] + ([b] if bias else [])
+    conv = ort_run("Conv", ins, attrs)[0]
+    res = rng.standard_normal(conv.shape, dtype=np.float32)
+    want = np.maximum(conv + res, 0)
+    consts = {1: w} | ({2: b} if bias else {})
+    spec = make_spec("Conv", ins + [res], [want], dict(attrs, _activation="Relu", _residual=1), consts)
+    assert channels_last_wins(conv_geom(spec))
+    got = run_in_view(spec, ins + [res])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-4)
+    plain = make_spec("Conv", ins, [conv], attrs)  # weights as a run-time input
+    np.testing.assert_allclose(run_in_view(plain, ins), conv, rtol=RTOL, atol=1e-4)
