@@ -137,6 +137,10 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
     by_channels = not whole and _channel_split(g)
     ranges = split(g.m, pool.size, CHANNEL_ALIGN if by_channels else 1)
     shape4 = (g.n, gr, mg, p)
+    # Images of one task go through in blocks of about CHUNK_BYTES of output: one numpy call per
+    # block instead of per image (small images), the epilogue still on cached output.
+    image_tasks = split(g.n, min(g.n, pool.size))
+    per_call = max(1, CHUNK_BYTES // (g.m * p * g.itemsize))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -146,11 +150,14 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
         x4, y4, r4 = x.reshape(g.n, gr, cg, p), y.reshape(shape4), res_view(res, shape4)
 
         if whole:
-            def image(n: int) -> None:
-                np.matmul(w, x4[n], out=y4[n])
-                finish(epi, y4[n], bv, None if r4 is None else r4[n])
+            def images(i: int) -> None:
+                a, b = image_tasks[i]
+                for n0 in range(a, b, per_call):
+                    n1 = min(b, n0 + per_call)
+                    np.matmul(w, x4[n0:n1], out=y4[n0:n1])
+                    finish(epi, y4[n0:n1], bv, None if r4 is None else r4[n0:n1])
 
-            pool.run(image, g.n)
+            pool.run(images, len(image_tasks))
             return
         b2 = None if bv is None else bv.reshape(g.m, 1)
         for n in range(g.n):
