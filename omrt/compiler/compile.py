@@ -24,6 +24,7 @@ from omrt.compiler.passes.identity import remove_identities
 from omrt.compiler.passes.outputs import separate_outputs
 from omrt.compiler.passes.prepack import prepack_weights
 from omrt.compiler.passes.scale_into_conv import scale_into_convs
+from omrt.compiler.passes.shuffle_into_conv import shuffle_into_convs
 from omrt.compiler.report import CompileReport, GraphReport
 from omrt.compiler.spec import op_spec
 from omrt.compiler.weights import WeightBlob
@@ -136,6 +137,7 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
         while fuse_affine(graph, fusions) + fuse_epilogues(graph, fusions):
             pass
         scale_into_convs(graph, fusions)
+        shuffle_into_convs(graph, fusions)
         remove_dead(graph)
     progress.step("fuse")
     with _timed(timings, "prepack"):

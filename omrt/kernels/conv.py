@@ -50,7 +50,7 @@ IMAGE_BAND_BYTES = 4 * 1024 * 1024
 
 
 def _conv_workspace(spec: OpSpec) -> int:
-    repeats = conv_repeats(spec)
+    repeats = None if spec.attr("_shuffle_out") else conv_repeats(spec)
     if repeats is not None:
         return repeated_conv_workspace(repeats[0])
     g = conv_geom(spec)
@@ -123,14 +123,15 @@ def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] 
     return {"_winograd": 1}, {1: wino_weight(spec.consts[1])}
 
 
-def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
+def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffled: bool = False):
     """1x1 stride-1 conv: GEMMs straight on the NCHW input, one task per image, or column pieces
-    of one image followed by the epilogue on channel blocks."""
+    of one image followed by the epilogue on channel blocks. `shuffled`: group k's channels go to
+    k, k + G, ... of Y (omrt.compiler.passes.shuffle_into_conv), written through a strided view."""
     gr, cg, mg, p = g.group, g.c // g.group, g.m // g.group, g.p_size
     flops = 2.0 * g.m * cg * p
     min_flops = GROUPED_MIN_PARALLEL_FLOPS if gr > 1 else MIN_PARALLEL_FLOPS
     parts = task_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n, min_flops)
-    whole = parts == 1 or g.n >= pool.size
+    whole = parts == 1 or g.n >= pool.size or shuffled
     cols = [slice(0, p)] if whole else [slice(a, b) for a, b in col_ranges(p, pool.size)]
     if len(cols) == 1:
         whole = True
@@ -147,7 +148,8 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool):
         bias, res = split_inputs(inputs, epi.residual)
         w = wmat if wmat is not None else weights(inputs[1])
         bv = bcol if bcol is not None else (bias.reshape(gr, mg, 1) if bias is not None else None)
-        x4, y4, r4 = x.reshape(g.n, gr, cg, p), y.reshape(shape4), res_view(res, shape4)
+        x4, r4 = x.reshape(g.n, gr, cg, p), res_view(res, shape4)
+        y4 = y.reshape(g.n, mg, gr, p).transpose(0, 2, 1, 3) if shuffled else y.reshape(shape4)
 
         if whole:
             def images(i: int) -> None:
@@ -293,9 +295,12 @@ def conv(spec: OpSpec):
     g = conv_geom(spec)
     epi = Epilogue(spec.attrs)
     dtype = np.dtype(spec.outputs[0].dtype)
+    shuffled = bool(spec.attr("_shuffle_out"))
+    check(not shuffled or (_direct_view(g) and not g.depthwise and not epi.residual and not spec.attr("_winograd")),
+          f"Conv {spec.name}: a shuffled output needs a grouped 1x1 stride-1 unpadded conv without residual")
     if spec.attr("_winograd"):
         return wino_build(g, spec.consts.get(1), spec.consts.get(2), epi, dtype)
-    repeats = conv_repeats(spec)
+    repeats = None if shuffled else conv_repeats(spec)
     if repeats is not None:
         return repeated_conv_build(spec, *repeats)
     check(g.c % g.group == 0 and g.m % g.group == 0, f"Conv {spec.name}: channels not divisible by group")
@@ -316,7 +321,7 @@ def conv(spec: OpSpec):
         return build(g, wmat, weights, bcol, epi, pool, dtype)
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _direct_view(g):
-        return _direct_build(g, wmat, weights, bcol, epi, pool)
+        return _direct_build(g, wmat, weights, bcol, epi, pool, shuffled)
     if tap_gemm_eligible(g):
         return tap_gemm_build(g, wmat, weights, bcol, epi, pool, dtype)
     if flat_eligible(g):
