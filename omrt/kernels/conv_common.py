@@ -188,6 +188,17 @@ def finish(epi: Epilogue, y: np.ndarray, bias: np.ndarray | None, res: np.ndarra
     epi(y, res)
 
 
+def finish_staged(epi: Epilogue, out: np.ndarray, valid: np.ndarray, bias: np.ndarray | None,
+                  res: np.ndarray | None) -> None:
+    """Move `valid` (a view of a staging buffer) into out with the bias added in the same pass,
+    then the residual and activation."""
+    if bias is not None:
+        np.add(valid, bias, out=out)
+    else:
+        np.copyto(out, valid)
+    epi(out, res)
+
+
 def res_view(res: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     return None if res is None else res.reshape(shape)
 

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels.conv_common import ConvGeom, split_inputs
+from omrt.kernels.conv_common import ConvGeom, finish_staged, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
 from omrt.kernels.taps import FlatTaps, flat_taps
@@ -86,7 +86,7 @@ def tap_groups(ft: FlatTaps, kernel: tuple[int, ...]) -> list[TapGroup]:
 def depthwise_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.ndarray], np.ndarray],
                     bcol: np.ndarray | None, epi: Epilogue, pool: Pool, dtype: np.dtype):
     ft = layout(g)
-    ks, p = g.k_size, g.p_size
+    ks = g.k_size
     length, n_ph, q = ft.length, ft.n_phases, ft.phase_size
     tasks = _tasks(g, ft, pool.size)
     n_buf = g.n * g.c * n_ph * q
@@ -98,13 +98,14 @@ def depthwise_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.
         return np.ascontiguousarray(w.reshape(g.c, 1, ks)[:, :, order])
 
     w_cols = columns(wmat) if wmat is not None else None
-    b_const = bcol.reshape(g.c, 1) if bcol is not None else None
+    b_const = bcol.reshape((g.c,) + (1,) * len(g.out_sp)) if bcol is not None else None
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         bias, res = split_inputs(inputs, epi.residual)
         wc = w_cols if w_cols is not None else columns(weights(inputs[1]))
-        bv = b_const if b_const is not None else (bias.reshape(g.c, 1) if bias is not None else None)
+        bv = b_const if b_const is not None else (
+            bias.reshape((g.c,) + (1,) * len(g.out_sp)) if bias is not None else None)
         work = scratch.view(dtype)
         src_all = work[:n_buf].reshape(g.n, g.c, n_ph, q)
         acc_all = work[n_buf:n_buf + g.n * g.c * length].reshape(g.n, g.c, length)
@@ -128,12 +129,9 @@ def depthwise_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.
                 start += cnt
             acc = acc_all[n0:n1, a:b]
             np.matmul(wc[a:b], cols, out=acc.reshape(n1 - n0, b - a, 1, length))
-            out = y[n0:n1, a:b]
-            np.copyto(out.reshape((rows,) + out.shape[2:]), ft.out_view(acc.reshape(rows, length)))
-            flat = out.reshape(n1 - n0, b - a, p)
-            if bv is not None:
-                np.add(flat, bv[a:b], out=flat)
-            epi(flat, None if res is None else res[n0:n1, a:b].reshape(n1 - n0, b - a, p))
+            valid = ft.out_view(acc.reshape(rows, length)).reshape((n1 - n0, b - a) + g.out_sp)
+            finish_staged(epi, y[n0:n1, a:b], valid, None if bv is None else bv[a:b],
+                          None if res is None else res[n0:n1, a:b])
 
         pool.run(task, len(tasks))
     return run

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omrt.kernels.conv_common import ConvGeom, split_inputs
+from omrt.kernels.conv_common import ConvGeom, finish_staged, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
 from omrt.kernels.taps import FlatTaps, flat_taps
@@ -107,12 +107,7 @@ def depthwise_cl_build(g: ConvGeom, wmat: np.ndarray | None, weights, bcol: np.n
                     np.multiply(tap, wt[t], out=prod)
                     np.add(acc, prod, out=acc)
             valid = acc.reshape(m, rows, cols, c).transpose(0, 3, 1, 2)
-            out = y[n0:n1]
-            if bv is not None:
-                np.add(valid, bv, out=out)
-            else:
-                np.copyto(out, valid)
-            epi(out, None if res is None else res[n0:n1])
+            finish_staged(epi, y[n0:n1], valid, bv, None if res is None else res[n0:n1])
 
         def task(i: int) -> None:
             a, b = tasks[i]

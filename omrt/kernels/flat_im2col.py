@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels.conv_common import ConvGeom, pad_into, split_inputs, task_parts
+from omrt.kernels.conv_common import ConvGeom, finish_staged, pad_into, split_inputs, task_parts
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import split
 
@@ -87,12 +87,7 @@ def flat_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.
                 stage = work[stage_off + m * a:stage_off + m * b].reshape(m, k)
                 np.matmul(w, cols.reshape(c * ks, k), out=stage)
                 valid = stage.reshape(m, r1 - r0, wp)[:, :, :wo]
-                out = y[n, :, r0:r1]
-                if bv is not None:
-                    np.add(valid, bv, out=out)
-                else:
-                    np.copyto(out, valid)
-                epi(out, None if res is None else res[n, :, r0:r1])
+                finish_staged(epi, y[n, :, r0:r1], valid, bv, None if res is None else res[n, :, r0:r1])
 
             pool.run(band, len(bands))
     return run

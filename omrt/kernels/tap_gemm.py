@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, pad_into, split_inputs
+from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish_staged, pad_into, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.flat_im2col import flat_eligible, flat_layout
 from omrt.kernels.parallel import split
@@ -76,12 +76,7 @@ def tap_gemm_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype:
             np.matmul(wt, xs, out=stage[:, a:b].reshape(kh, kw, b - a, m, ncols))
             np.add.reduce(stage[:, a:b], axis=0, out=acc[a:b])
             valid = acc[a:b].reshape(b - a, m, ho, wp)[..., :wo]
-            out = y[a:b]
-            if bv is not None:
-                np.add(valid, bv, out=out)
-            else:
-                np.copyto(out, valid)
-            epi(out, None if res is None else res[a:b])
+            finish_staged(epi, y[a:b], valid, bv, None if res is None else res[a:b])
 
         pool.run(task, len(images))
     return run
