@@ -28,7 +28,7 @@ from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.depthwise_cl import channels_last_wins, depthwise_cl_build, depthwise_cl_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
-from omrt.kernels.parallel import get_pool, split
+from omrt.kernels.parallel import get_pool, lead_split, split
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
 from omrt.kernels.winograd import (  # noqa: F401
@@ -136,7 +136,7 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
     if len(cols) == 1:
         whole = True
     by_channels = not whole and _channel_split(g)
-    ranges = split(g.m, pool.size, CHANNEL_ALIGN if by_channels else 1)
+    ranges = lead_split(g.m, pool.size, CHANNEL_ALIGN, flops) if by_channels else split(g.m, pool.size)
     shape4 = (g.n, gr, mg, p)
     # Images of one task go through in blocks of about CHUNK_BYTES of output: one numpy call per
     # block instead of per image (small images), the epilogue still on cached output.
@@ -210,7 +210,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     pieces = col_ranges(p, pool.size) if small else []
     fills = split(g.c, pool.size) if small else []
     by_channels = small and _channel_split(g)
-    ranges = split(g.m, pool.size, CHANNEL_ALIGN if by_channels else 1)
+    ranges = lead_split(g.m, pool.size, CHANNEL_ALIGN, flops) if by_channels else split(g.m, pool.size)
     slots = image_slots(g) if pool.size > 1 and flops * g.n >= MIN_PARALLEL_FLOPS else 0
     slot_elems = _slot_elems(g)
     image_bands = _image_bands(g)

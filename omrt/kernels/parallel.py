@@ -28,6 +28,10 @@ MAX_DEFAULT_THREADS = 8
 # block would and the tail rows/columns fall where a single call would put them.
 FEATURE_ALIGN = 192
 Task = Callable[[int], None]
+# How much later than the caller a parked worker starts on its task (a futex wake-up on this kind
+# of virtual machine: 20-60 us), and the single-thread GEMM rate that turns flops into time.
+WORKER_LAG_SECONDS = 20e-6
+THREAD_FLOPS = 2e11
 
 
 def _configured_threads() -> int:
@@ -158,3 +162,20 @@ def split(total: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
     parts = max(1, min(parts, units))
     cuts = [min(total, units * k // parts * align) for k in range(parts)] + [total]
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def lead_split(total: int, parts: int, align: int = 1, flops: float = 0.0) -> list[tuple[int, int]]:
+    """split() for one Pool.run whose first piece goes to the caller (it takes index 0 before any
+    worker is awake): that piece is larger by the work of WORKER_LAG_SECONDS, so the workers,
+    starting late, finish with the caller instead of after it, and the caller need not sleep
+    waiting for them (a second wake-up). `flops` is the whole op's; 0 gives an even split."""
+    units = -(-total // align)
+    parts = max(1, min(parts, units))
+    seconds = flops / THREAD_FLOPS
+    if parts == 1 or seconds <= WORKER_LAG_SECONDS * parts:
+        return split(total, parts, align)
+    # caller: (S - d)/p + d, every worker (S - d)/p, for serial time S and lag d
+    lead = (seconds - WORKER_LAG_SECONDS) / parts + WORKER_LAG_SECONDS
+    first = min(units - (parts - 1), max(-(-units // parts), round(units * lead / seconds)))
+    rest = split(total - first * align, parts - 1, align)
+    return [(0, first * align)] + [(a + first * align, b + first * align) for a, b in rest]

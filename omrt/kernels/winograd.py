@@ -17,7 +17,7 @@ from omrt.kernels.conv_common import (
     CHANNEL_ALIGN, CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs,
 )
 from omrt.kernels.epilogue import Epilogue
-from omrt.kernels.parallel import get_pool, split
+from omrt.kernels.parallel import get_pool, lead_split, split
 
 _BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64)
@@ -136,7 +136,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     threads = pool.size if 2.0 * m * c * 9 * g.n * ho * wo >= MIN_PARALLEL_FLOPS else 1
     channels = by_channel_blocks(g, threads)
     tasks = [] if channels else wino_tasks(g, threads)
-    ranges = split(m, pool.size, CHANNEL_ALIGN) if channels else []
+    ranges = lead_split(m, pool.size, CHANNEL_ALIGN, 72.0 * m * c * g.n * t) if channels else []
     in_ranges = split(c, pool.size) if channels else []
     pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
     bshape = (m, 1, 1)

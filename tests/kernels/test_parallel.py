@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from omrt.kernels import OpSpec, TensorSpec, run_op
 from omrt.kernels import parallel
-from omrt.kernels.parallel import Pool, get_pool, split
+from omrt.kernels.parallel import Pool, get_pool, lead_split, split
 
 
 def test_every_task_runs_once() -> None:
@@ -88,6 +88,26 @@ def test_split_covers_range_on_aligned_cuts(total: int, parts: int, align: int) 
     flat = [i for a, b in pieces for i in range(a, b)]
     assert flat == list(range(total))
     assert all(a % align == 0 for a, _ in pieces)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 5000), st.integers(1, 9), st.sampled_from([1, 16, 64]), st.floats(0, 1e10))
+def test_lead_split_covers_range_on_aligned_cuts(total: int, parts: int, align: int, flops: float) -> None:
+    pieces = lead_split(total, parts, align, flops)
+    assert len(pieces) <= parts and all(b > a for a, b in pieces)
+    assert [i for a, b in pieces for i in range(a, b)] == list(range(total))
+    assert all(a % align == 0 for a, _ in pieces)
+
+
+def test_lead_split_gives_the_caller_the_workers_lag() -> None:
+    """The caller's piece (index 0) is larger by about WORKER_LAG_SECONDS of work on short ops;
+    long ops and ops too short to split stay even."""
+    short = lead_split(256, 2, 16, 2 * 256 * 576 * 169)        # ~250 us on one thread
+    assert short[0] == (0, 144) and short[1] == (144, 256)
+    assert lead_split(256, 2, 16, 2e10) == split(256, 2, 16)    # 0.1 s: the lag is noise
+    assert lead_split(256, 2, 16, 0.0) == split(256, 2, 16)
+    three = lead_split(300, 3, 1, 2.4e7)                        # 120 us over three threads
+    assert three[0][1] - three[0][0] > three[1][1] - three[1][0]
 
 
 def test_thread_count_from_environment(monkeypatch) -> None:
