@@ -2,17 +2,18 @@
 
 The NCHW path (omrt.kernels.depthwise) copies k*k tap columns per channel and multiplies them in
 one stacked matmul: its traffic is k*k times the input, and at batch > 1 that leaves the caches.
-Here each image is scattered once into its stride phases laid out (position, channel), the
+Here a chunk of images is scattered once into its stride phases laid out (position, channel), the
 channel index innermost (omrt.kernels.taps gives the phase geometry). A tap is then a contiguous
-(rows, phase row x channels) block of one phase, and its weights, tiled once along a phase row,
-are a contiguous row of the same width: acc += tap * weights is two SIMD passes with no copy and
-no per-channel loop. One transposing pass with the bias writes NCHW output, where the epilogue
-runs. Per image the working set is the phases and two accumulator-sized buffers, which stay in L2
-for the shapes where this path is chosen (see `channels_last_wins`).
+block of (output rows, output row x channels) of one phase, and its weights, tiled once along an
+output row, are a contiguous row of the same width: acc += tap * weights is two SIMD passes with
+no copy and no per-channel loop. One transposing pass with the bias writes NCHW output, where the
+epilogue runs. A chunk's phases and two accumulator-sized buffers stay in L2.
 
-Measured on one thread against the NCHW path (ShuffleNet's shapes, Zen 5): batch 8, 272
-channels on 14x14, 1.96 -> 0.89 ms; 136 on 28x28, 3.7 -> 2.2 ms; batch 1, 544 on 7x7,
-0.125 -> 0.058 ms; it lost at batch 1 on 136 channels of 28x28 (0.21 -> 0.24 ms).
+Chosen where it won on one and two threads against the NCHW path (ShuffleNet's shapes, Zen 5):
+one image of at most 14x14 outputs (544 channels on 7x7: 0.125-0.131 -> 0.077-0.081 ms) and a
+batch of at least 28x28 (136 channels on 28x28 at batch 8, two threads: 2.2-2.9 -> 1.3-1.5 ms).
+It lost on one image of 28x28 (0.21 -> 0.27 ms), and on a batch of small planes with two threads,
+where its many short numpy calls queue for the GIL between the threads.
 """
 from __future__ import annotations
 

@@ -62,18 +62,9 @@ class FlatTaps:
         return out
 
     def fill(self, x: np.ndarray, buf: np.ndarray, value: Any = 0) -> None:
-        """Scatter x (rows, *in_sp) into its phases buf (rows, n_phases, phase_size), border = value."""
-        rows = x.shape[0]
-        grid = int(np.prod(self.phase_sp))
-        if self.phase_size > grid:
-            buf[:, :, grid:] = value
-        for ph, dst_idx, src_idx in self.phase_copies:
-            dst = buf[:, ph, :grid].reshape((rows,) + self.phase_sp)
-            if dst_idx is None:
-                dst[...] = value
-                continue
-            np.copyto(dst[(slice(None),) + dst_idx], x[(slice(None),) + src_idx])
-            _fill_border(dst, dst_idx, self.phase_sp, value, lead=1)
+        """Scatter x (rows, *in_sp) into its phases buf (rows, n_phases, phase_size), border = value:
+        the channels-last fill with one channel per row."""
+        self.fill_channels_last(x[:, None], buf[..., None], value)
 
     def fill_channels_last(self, x: np.ndarray, buf: np.ndarray, value: Any = 0) -> None:
         """Scatter x (images, C, *in_sp) into channels-last phases buf (images, n_phases,
@@ -89,20 +80,19 @@ class FlatTaps:
                 dst[...] = value
                 continue
             np.copyto(dst[(slice(None),) + dst_idx], x[(slice(None), slice(None)) + src_idx].transpose(order))
-            _fill_border(dst, dst_idx, self.phase_sp, value, lead=1)
+            _fill_border(dst, dst_idx, self.phase_sp, value)
 
 
-def _fill_border(dst: np.ndarray, inner: tuple[slice, ...], extent: tuple[int, ...], value: Any, lead: int) -> None:
-    """Set everything of dst outside `inner` (one slice per spatial axis, after `lead` axes) to value."""
-    nd = len(extent)
-    for d in range(nd):
+def _fill_border(dst: np.ndarray, inner: tuple[slice, ...], extent: tuple[int, ...], value: Any) -> None:
+    """Set everything of dst (images, *extent, C) outside `inner` (one slice per spatial axis) to value."""
+    for d in range(len(extent)):
         idx: list[slice] = [slice(None)] * dst.ndim
         lo, hi = inner[d].start, inner[d].stop
         if lo > 0:
-            idx[lead + d] = slice(0, lo)
+            idx[1 + d] = slice(0, lo)
             dst[tuple(idx)] = value
         if hi < extent[d]:
-            idx[lead + d] = slice(hi, None)
+            idx[1 + d] = slice(hi, None)
             dst[tuple(idx)] = value
 
 

@@ -29,7 +29,8 @@ def _takes_scale(graph: Graph, conv: Node, name: str) -> bool:
             and np.issubdtype(graph.constants[conv.inputs[1]].dtype, np.floating))
 
 
-def _unpadded(conv: Node) -> bool:
+def unpadded(conv: Node) -> bool:
+    """The Conv reads no padding (auto_pad NOTSET or VALID, every pad 0)."""
     auto_pad = conv.attrs.get("auto_pad", "NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     return auto_pad in ("NOTSET", "VALID") and not any(int(p) for p in conv.attrs.get("pads", []))
@@ -78,7 +79,7 @@ def scale_into_convs(graph: Graph, stats: dict[str, int]) -> int:
             continue
         scale, shift = affine
         activation = {k: bn.attrs[k] for k in ("_activation", "_activation_params") if k in bn.attrs}
-        if all(_unpadded(conv) for conv in users):
+        if all(unpadded(conv) for conv in users):
             # relu(s*x + t) = |s| * (max(sign(s)*x, -t/|s|) + t/|s|); a zero scale leaves relu(t)
             size = np.abs(scale)
             live = size > 0

@@ -10,6 +10,7 @@ go away.
 from __future__ import annotations
 
 from omrt.compiler.ir import Graph, Node
+from omrt.compiler.passes.scale_into_conv import unpadded
 
 
 def _direct_conv(conv: Node, groups: int) -> bool:
@@ -18,9 +19,7 @@ def _direct_conv(conv: Node, groups: int) -> bool:
     a = conv.attrs
     return (conv.op_type == "Conv" and int(a.get("group", 1)) == groups and groups > 1
             and all(int(k) == 1 for k in a.get("kernel_shape", [])) and a.get("kernel_shape")
-            and all(int(s) == 1 for s in a.get("strides", [1]))
-            and not any(int(p) for p in a.get("pads", []))
-            and a.get("auto_pad", "NOTSET") in ("NOTSET", "VALID", b"NOTSET", b"VALID")
+            and all(int(s) == 1 for s in a.get("strides", [1])) and unpadded(conv)
             and not a.get("_residual") and not a.get("_shuffle_out"))
 
 
@@ -34,10 +33,11 @@ def _only_consumer(graph: Graph, name: str, consumers: dict[str, list[Node]], op
 def shuffle_into_convs(graph: Graph, stats: dict[str, int]) -> int:
     """Fold every Conv -> Reshape -> Transpose -> Reshape channel shuffle; returns how many."""
     made = 0
+    # a fold only removes the three nodes of its own chain, so the map stays right for the rest
+    consumers = graph.consumers()
     for conv in list(graph.nodes):
         if conv.op_type != "Conv" or len(conv.outputs) != 1:
             continue
-        consumers = graph.consumers()
         out = conv.outputs[0]
         split = _only_consumer(graph, out, consumers, "Reshape")
         if split is None:
