@@ -1,4 +1,4 @@
-"""Time omrt's Conv kernel against onnxruntime (2 threads) on single-Conv models; prints omrt/ort.
+"""Time omrt's Conv kernel against onnxruntime (OMRT_BENCH_THREADS threads, default 2) on single-Conv models; prints omrt/ort.
 
 Usage: python benchmarks/bench_conv_kernel.py [--winograd] [--cases a,dw1] [--batch N]
 (median of 20 after warm-up)
@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+from common import ort_session
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, prepack, workspace_bytes
 
@@ -91,9 +92,7 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, 
     scratch = np.empty(workspace_bytes(spec), np.uint8)
     inputs = [x, spec.consts[1], b]
     t_omrt = median_ms(lambda: kernel(inputs, [y], scratch))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_session(model.SerializeToString())
     # timed after omrt and closed before the next case: idle onnxruntime threads spin
     t_ort = median_ms(lambda: sess.run(None, {"x": x}))
     ref = sess.run(None, {"x": x})[0]

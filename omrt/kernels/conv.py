@@ -4,8 +4,9 @@ Paths, chosen once at build time:
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
   * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_cl
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
-  * small 2-D stride-1 group-1 k x k: omrt.kernels.tap_gemm (one GEMM per tap, few outputs) or
-    omrt.kernels.flat_im2col (im2col from shifted flat slices).
+  * 2-D stride-1 group-1 k x k with few outputs: omrt.kernels.tap_gemm (one GEMM for all taps,
+    then shifted sums); small ones with more outputs: omrt.kernels.flat_im2col (im2col from
+    shifted flat slices).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights.
 Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images, or,
@@ -118,7 +119,8 @@ def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] 
     if spec.attr("_winograd") or 1 not in spec.consts:
         return None
     g = conv_geom(spec)
-    if not wino_eligible(g, spec.outputs[0].dtype) or conv_repeats(spec) is not None:
+    if (not wino_eligible(g, spec.outputs[0].dtype) or tap_gemm_eligible(g)
+            or conv_repeats(spec) is not None):
         return None
     return {"_winograd": 1}, {1: wino_weight(spec.consts[1])}
 

@@ -1,82 +1,186 @@
-"""Small stride-1 convs with few output channels as one batched GEMM over kernel taps, no im2col.
+"""Stride-1 convs with few output channels: one GEMM for all kernel taps, then shifted sums.
 
-On the padded image laid out flat (row length Wp), tap (i, j) of every output pixel on the
-padded-width grid reads the flat slice starting at i*dh*Wp + j*dw (omrt.kernels.flat_im2col). That
-slice, taken for every channel, is already a (C, Ho*Wp) matrix with row stride Hp*Wp, so each tap
-is a GEMM straight on the padded input: W_tap (M, C) x X_tap (C, Ho*Wp). One numpy matmul runs
-all taps of all images (a strided batch view), one reduction sums the taps, and the bias add moves
-the valid columns into the output. The im2col copy (C*k*k values per pixel) disappears; the price
-is k*k partial outputs of M values per pixel, which is cheap only when M is small.
+On the padded image laid out flat (row length Wp), tap (i, j) of the output pixel at flat position
+f of the padded-width grid reads the input at f + i*dh*Wp + j*dw (omrt.kernels.flat_im2col). So
+one GEMM of the stacked tap weights (k*k*M, C) by the padded image (C, Hp*Wp + slack) gives every
+tap's contribution at every position, P[t, m, f], and the output is the sum over taps of P[t]
+shifted by the tap's offset: k*k - 1 adds of long contiguous rows, the first partial sum being the
+staging buffer. BLAS reads and packs the image once, where im2col first writes C*k*k values per
+pixel and a GEMM per tap packs the image k*k times; the price is k*k partial outputs of M values
+per position, which is cheap only while M is small.
 
-Measured against flat im2col (2 threads, Zen 5, fused Relu, batch 1): DenseNet's 128->32 on 14x14
-0.147 -> 0.101 ms and on 7x7 0.068 -> 0.035; a tie at 64 outputs, slower at 128 (96->128 on 14x14
-0.22 -> 0.28).
+Measured on one thread (Zen 5, bias + Relu) against im2col + GEMM and against one GEMM per tap,
+DenseNet's 128->32 per image: 56x56 2.05 / 1.42 -> 1.24 ms, 28x28 0.54 / 0.40 -> 0.35,
+14x14 0.18 / 0.11 -> 0.11. With 64 outputs (128->64 on 56x56) it ties the per-tap form and beats
+im2col by 20 %; with 128 im2col is as fast. Against Winograd F(4x4, 3x3) it wins on these shapes
+because the input transform costs as much per input channel as 36 outputs' worth of GEMM.
+
+Work split: a batch goes in blocks of images per numpy call (about BLOCK_BYTES of padded input and
+partial sums, so small maps make few calls), one task per block, each in its own scratch slot.
+One image is cut into bands of output rows, one per thread; each band's GEMM covers its rows plus
+the halo the taps reach.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish_staged, pad_into, split_inputs
 from omrt.kernels.epilogue import Epilogue
-from omrt.kernels.flat_im2col import flat_eligible, flat_layout
 from omrt.kernels.parallel import split
 
 TAP_GEMM_MAX_OUTPUTS = 48
+BLOCK_BYTES = 2 * 1024 * 1024
+IMAGE_SLOTS = 8     # scratch slots of the batch path: tasks never share one
+MAX_BANDS = 8       # bands of one image, each with its own partial sums
+# Partial sums up to this size are reduced in one call (DenseNet's 128->32 per image, one thread:
+# 7x7 16 -> 4 us, 14x14 26 -> 10, 28x28 58 -> 29); beyond it tap-by-tap adds stream better
+# (56x56, 3.9 MB: 71 us against 108).
+REDUCE_MAX_BYTES = 2 * 1024 * 1024
 
 
 def tap_gemm_eligible(g: ConvGeom) -> bool:
-    return flat_eligible(g) and g.m <= TAP_GEMM_MAX_OUTPUTS
+    """2-D, stride 1, group 1, a kernel larger than 1x1, and few outputs."""
+    return (len(g.kernel) == 2 and g.strides == (1, 1) and g.group == 1 and g.k_size > 1
+            and not g.depthwise and g.m <= TAP_GEMM_MAX_OUTPUTS)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Flat geometry of one padded image and where each tap reads in it."""
+
+    hp: int
+    wp: int
+    span: int                    # elements per padded image, with the slack the last tap reads past
+    rows_len: int                # output positions per image on the padded-width grid (Ho * Wp)
+    halo: int                    # the farthest tap offset
+    offsets: tuple[int, ...]     # flat offset per tap, row-major over the kernel
+    kernel: tuple[int, int]
+    steps: tuple[int, int]       # flat offset between neighbouring taps along each kernel axis
+
+    @classmethod
+    def of(cls, g: ConvGeom) -> "_Layout":
+        hp, wp = g.pad_sp
+        (kh, kw), (dh, dw) = g.kernel, g.dilations
+        offsets = tuple(i * dh * wp + j * dw for i in range(kh) for j in range(kw))
+        return cls(hp, wp, hp * wp + (kw - 1) * dw, g.out_sp[0] * wp, offsets[-1], offsets,
+                   (kh, kw), (dh * wp, dw))
+
+    def image_elems(self, g: ConvGeom) -> int:
+        """Padded input, partial sums and their total for one image in the batch path."""
+        return (g.c + (g.k_size + 1) * g.m) * self.span
+
+
+def _batch_plan(g: ConvGeom, lay: _Layout) -> tuple[int, int]:
+    """(images per block, scratch slots) of the batch path."""
+    per_block = max(1, min(-(-g.n // 2), BLOCK_BYTES // (lay.image_elems(g) * g.itemsize)))
+    return per_block, min(-(-g.n // per_block), IMAGE_SLOTS)
 
 
 def tap_gemm_workspace(g: ConvGeom) -> int:
-    """Padded batch plus slack, the per-tap partial outputs and their sum."""
-    hp, wp, ncols, slack = flat_layout(g)
-    return (g.n * g.c * hp * wp + slack + (g.k_size + 1) * g.n * g.m * ncols) * g.itemsize
+    lay = _Layout.of(g)
+    if g.n == 1:
+        return (g.c * lay.span + (g.k_size + 1) * g.m * (lay.rows_len + MAX_BANDS * lay.halo)) * g.itemsize
+    per_block, slots = _batch_plan(g, lay)
+    return slots * per_block * lay.image_elems(g) * g.itemsize
+
+
+def stacked_taps(w: np.ndarray, g: ConvGeom) -> np.ndarray:
+    """(M, C*kh*kw) weights -> (kh*kw*M, C): tap t's matrix is rows t*M .. t*M + M - 1."""
+    m, c = g.m, g.c
+    return np.ascontiguousarray(w.reshape(m, c, g.k_size).transpose(2, 0, 1).reshape(g.k_size * m, c))
+
+
+def _sum_taps(part: np.ndarray, lay: _Layout, m: int, length: int, stage: np.ndarray) -> np.ndarray:
+    """Sum over taps t of part[t*M:(t+1)*M, off_t:off_t + length]; returns an (M, cols) buffer whose
+    first `length` columns hold it. Partial sums that fit in L2 are summed by one reduction over
+    a (kh, kw, M, length) view into `stage` (one numpy call); larger ones tap by tap over tap 0's
+    block (its offset is 0, so each element is read before it is replaced), which streams them
+    once instead of the reduction's scattered passes."""
+    cols = part.shape[1]
+    if part.nbytes <= REDUCE_MAX_BYTES:
+        s = part.strides[1]
+        (kh, kw), (step_i, step_j) = lay.kernel, lay.steps
+        taps = as_strided(part, (kh, kw, m, length),
+                          ((kw * m * cols + step_i) * s, (m * cols + step_j) * s, cols * s, s), writeable=False)
+        np.add.reduce(taps, axis=(0, 1), out=stage[:, :length])
+        return stage
+    acc = part[:m, :length]
+    for t, off in enumerate(lay.offsets[1:], start=1):
+        np.add(acc, part[t * m:(t + 1) * m, off:off + length], out=acc)
+    return part[:m]
 
 
 def tap_gemm_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype):
-    hp, wp, ncols, slack = flat_layout(g)
-    n, c, m, ks = g.n, g.c, g.m, g.k_size
-    kh, kw = g.kernel
-    dh, dw = g.dilations
+    lay = _Layout.of(g)
+    c, m, ks = g.c, g.m, g.k_size
     ho, wo = g.out_sp
-    plane = hp * wp
-    pad_n = n * c * plane
-    stage_off = pad_n + slack
-    acc_off = stage_off + ks * n * m * ncols
-    flops = 2.0 * m * c * ks * g.p_size * n
-    images = split(n, pool.size if flops >= MIN_PARALLEL_FLOPS else 1)
+    plane = lay.hp * lay.wp
+    threaded = 2.0 * ks * m * c * lay.span * g.n >= MIN_PARALLEL_FLOPS
+    w_taps = stacked_taps(wmat.reshape(m, c * ks), g) if wmat is not None else None
 
-    def per_tap(w: np.ndarray) -> np.ndarray:
-        """(M, C*kh*kw) -> (kh, kw, 1, M, C): one weight matrix per tap, broadcast over images."""
-        return np.ascontiguousarray(w.reshape(m, c, kh, kw).transpose(2, 3, 0, 1))[:, :, None]
-
-    w_taps = per_tap(wmat) if wmat is not None else None
-
-    def run(inputs, outputs, scratch):
-        x, y = inputs[0], outputs[0]
+    def prepare(inputs):
         bias, res = split_inputs(inputs, epi.residual)
-        wt = w_taps if w_taps is not None else per_tap(weights(inputs[1]))
+        wt = w_taps if w_taps is not None else stacked_taps(weights(inputs[1]).reshape(m, c * ks), g)
         bv = bcol if bcol is not None else bias
-        bv = None if bv is None else bv.reshape(m, 1, 1)
+        return wt, None if bv is None else bv.reshape(m, 1, 1), res
+
+    if g.n == 1:
+        bands = split(ho, min(MAX_BANDS, ho, pool.size if threaded else 1))
+        starts = np.cumsum([0] + [(r1 - r0) * lay.wp + lay.halo for r0, r1 in bands]).tolist()
+
+        def run_one(inputs, outputs, scratch):
+            x, y = inputs[0], outputs[0]
+            wt, bv, res = prepare(inputs)
+            work = scratch.view(dtype)
+            image = work[:c * lay.span].reshape(c, lay.span)
+            image[:, plane:] = 0
+            pad_into(x[0], image[:, :plane].reshape(c, lay.hp, lay.wp), g.pb)
+            sums = work[c * lay.span:]
+            totals = sums[ks * m * starts[-1]:]
+
+            def band(i: int) -> None:
+                r0, r1 = bands[i]
+                cols = (r1 - r0) * lay.wp + lay.halo
+                part = sums[ks * m * starts[i]:ks * m * (starts[i] + cols)].reshape(ks * m, cols)
+                np.matmul(wt, image[:, r0 * lay.wp:r0 * lay.wp + cols], out=part)
+                stage = totals[m * starts[i]:m * (starts[i] + cols)].reshape(m, cols)
+                acc = _sum_taps(part, lay, m, (r1 - r0) * lay.wp, stage)[:, :(r1 - r0) * lay.wp]
+                valid = acc.reshape(m, r1 - r0, lay.wp)[:, :, :wo]
+                finish_staged(epi, y[0, :, r0:r1], valid, bv, None if res is None else res[0, :, r0:r1])
+
+            pool.run(band, len(bands), threaded)
+        return run_one
+
+    per_block, slots = _batch_plan(g, lay)
+    blocks = split(g.n, -(-g.n // per_block))
+    slot_elems = per_block * lay.image_elems(g)
+    in_elems = c * per_block * lay.span
+
+    def run_batch(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        wt, bv, res = prepare(inputs)
         work = scratch.view(dtype)
-        flat = work[:stage_off]
-        flat[pad_n:] = 0
-        buf = flat[:pad_n].reshape(n, c, hp, wp)
-        stage = work[stage_off:acc_off].reshape(ks, n, m, ncols)
-        acc = work[acc_off:acc_off + n * m * ncols].reshape(n, m, ncols)
-        s = flat.strides[0]
 
-        def task(i: int) -> None:
-            a, b = images[i]
-            pad_into(x[a:b], buf[a:b], g.pb)
-            xs = as_strided(flat[a * c * plane:], (kh, kw, b - a, c, ncols),
-                            (dh * wp * s, dw * s, c * plane * s, plane * s, s), writeable=False)
-            np.matmul(wt, xs, out=stage[:, a:b].reshape(kh, kw, b - a, m, ncols))
-            np.add.reduce(stage[:, a:b], axis=0, out=acc[a:b])
-            valid = acc[a:b].reshape(b - a, m, ho, wp)[..., :wo]
-            finish_staged(epi, y[a:b], valid, bv, None if res is None else res[a:b])
+        def task(k: int) -> None:
+            slot = work[k * slot_elems:(k + 1) * slot_elems]
+            images = slot[:in_elems].reshape(c, per_block, lay.span)
+            images[:, :, plane:] = 0   # read only for discarded columns: keep stale NaNs out of them
+            for a, b in blocks[k::slots]:
+                nb = b - a
+                cols = nb * lay.span
+                # channels outermost, the block's images side by side: one GEMM, and every tap
+                # sum runs along whole rows of the block (positions between images are not read)
+                padded = images[:, :nb, :plane].reshape(c, nb, lay.hp, lay.wp).transpose(1, 0, 2, 3)
+                pad_into(x[a:b], padded, g.pb)
+                part = slot[in_elems:in_elems + ks * m * cols].reshape(ks * m, cols)
+                np.matmul(wt, images.reshape(c, -1)[:, :cols], out=part)
+                stage = slot[in_elems + ks * m * per_block * lay.span:][:m * cols].reshape(m, cols)
+                acc = _sum_taps(part, lay, m, cols - lay.halo, stage).reshape(m, nb, lay.span)[:, :, :lay.rows_len]
+                valid = acc.reshape(m, nb, ho, lay.wp)[..., :wo].transpose(1, 0, 2, 3)
+                finish_staged(epi, y[a:b], valid, bv, None if res is None else res[a:b])
 
-        pool.run(task, len(images))
-    return run
+        pool.run(task, min(slots, len(blocks)), threaded)
+    return run_batch

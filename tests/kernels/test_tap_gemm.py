@@ -1,9 +1,10 @@
-"""Few-output stride-1 convs as one batched GEMM over taps, against onnxruntime."""
+"""Few-output stride-1 convs as one GEMM over all taps and shifted sums, against onnxruntime."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from omrt.kernels import prepack
 from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.epilogue import apply_activation
 from omrt.kernels.tap_gemm import tap_gemm_eligible
@@ -16,6 +17,9 @@ CASES = [
     (1, 12, 20, (10, 10), (3, 3), {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),
     (3, 8, 16, (7, 7), (5, 5), {"auto_pad": "SAME_UPPER"}),
     (4, 128, 32, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]}),   # enough work for the thread pool
+    (5, 16, 24, (6, 5), (3, 3), {"pads": [1, 1, 1, 1]}),      # blocks of 3 and 2 images
+    (2, 8, 32, (44, 44), (3, 3), {"pads": [1, 1, 1, 1]}),     # partial sums beyond REDUCE_MAX_BYTES
+    (1, 16, 32, (60, 60), (3, 3), {"pads": [1, 1, 1, 1]}),    # one image over 2.4 MB of partial sums
 ]
 
 
@@ -23,6 +27,19 @@ CASES = [
 @pytest.mark.parametrize("const_weights", [True, False])
 @pytest.mark.parametrize("cfg", CASES)
 def test_tap_gemm_matches_onnxruntime(cfg, const_weights: bool, residual: bool) -> None:
+    _check(cfg, const_weights, residual)
+
+
+@pytest.mark.parametrize("cfg", [
+    (1, 64, 24, (40, 40), (3, 3), {"pads": [1, 1, 1, 1]}),    # one image in bands, one per thread
+    (1, 32, 16, (45, 38), (5, 5), {"pads": [2, 1, 2, 3], "dilations": [1, 2]}),
+    (6, 64, 32, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]}),    # image blocks over both threads
+])
+def test_tap_gemm_on_two_threads(two_threads, cfg) -> None:
+    _check(cfg, const_weights=True, residual=True)
+
+
+def _check(cfg, const_weights: bool, residual: bool) -> None:
     n, c, m, sp, k, attrs = cfg
     rng = np.random.default_rng(c + m)
     x = rng.standard_normal((n, c) + sp).astype(np.float32)
@@ -39,6 +56,15 @@ def test_tap_gemm_matches_onnxruntime(cfg, const_weights: bool, residual: bool) 
     assert tap_gemm_eligible(conv_geom(spec))
     got = run_in_view(spec, ins)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_few_outputs_skip_winograd() -> None:
+    """DenseNet's 128->32 3x3 at batch 8 has tiles enough for Winograd, but the taps GEMM is faster."""
+    x = np.zeros((8, 128, 28, 28), np.float32)
+    w = np.random.default_rng(4).standard_normal((32, 128, 3, 3)).astype(np.float32)
+    spec = make_spec("Conv", [x, w], [np.zeros((8, 32, 28, 28), np.float32)],
+                     {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
+    assert tap_gemm_eligible(conv_geom(spec)) and prepack(spec) is None
 
 
 def test_many_outputs_keep_im2col() -> None:

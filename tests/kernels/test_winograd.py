@@ -48,8 +48,8 @@ def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads
     monkeypatch.setattr(winograd, "STREAMED_WEIGHT_BYTES", 1024)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((2, 32, 27, 26), dtype=np.float32)
-    w = rng.standard_normal((48, 32, 3, 3), dtype=np.float32) / 10
-    b = rng.standard_normal(48, dtype=np.float32)
+    w = rng.standard_normal((64, 32, 3, 3), dtype=np.float32) / 10
+    b = rng.standard_normal(64, dtype=np.float32)
     attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
     want = np.maximum(ort_run("Conv", [x, w, b], attrs)[0], 0)
     spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation="Relu"), {1: w, 2: b})
