@@ -1,7 +1,7 @@
 """Time omrt's pooling and LRN kernels against onnxruntime (2 threads) on single-node models.
 
 Usage: python benchmarks/bench_pool_kernel.py [--cases m112,lrn192]
-(median of 50 after warm-up; the shapes are Inception-v1's and ResNet-50's)
+(median of 50 after warm-up; the shapes are Inception-v1's, ResNet-50's and SqueezeNet's)
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ CASES = {
     "m14 MaxPool 512x14x14 /1": ("MaxPool", (1, 512, 14, 14), _pool(1, [1, 1, 1, 1])),
     "m7 MaxPool 832x7x7 /1": ("MaxPool", (1, 832, 7, 7), _pool(1, [1, 1, 1, 1])),
     "a28 AveragePool 256x28x28 /1": ("AveragePool", (1, 256, 28, 28), _pool(1, [1, 1, 1, 1])),
+    "s111 MaxPool 64x111x111 /2": ("MaxPool", (1, 64, 111, 111), _pool(2, [0, 0, 0, 0])),
+    "s55 MaxPool 128x55x55 /2": ("MaxPool", (1, 128, 55, 55), _pool(2, [0, 0, 0, 0])),
+    "s27 MaxPool 256x27x27 /2": ("MaxPool", (1, 256, 27, 27), _pool(2, [0, 0, 0, 0])),
     "sq111 MaxPool 8x64x111x111 /2": ("MaxPool", (8, 64, 111, 111), _pool(2, [0, 0, 0, 0])),
     "sq55 MaxPool 8x128x55x55 /2": ("MaxPool", (8, 128, 55, 55), _pool(2, [0, 0, 0, 0])),
     "lrn64 LRN 64x56x56": ("LRN", (1, 64, 56, 56), _LRN),

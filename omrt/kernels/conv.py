@@ -4,9 +4,9 @@ Paths, chosen once at build time:
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
   * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_cl
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
-  * 2-D stride-1 group-1 k x k with few outputs: omrt.kernels.tap_gemm (one GEMM for all taps,
-    then shifted sums); small ones with more outputs: omrt.kernels.flat_im2col (im2col from
-    shifted flat slices).
+  * 2-D stride-1 group-1 k x k with at most 48 outputs, fewer than its inputs: omrt.kernels.tap_gemm
+    (one GEMM for all taps, then shifted sums; never Winograd); other small ones:
+    omrt.kernels.flat_im2col (im2col from shifted flat slices).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights.
 Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images, or,
@@ -21,7 +21,7 @@ import numpy as np
 
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other kernel modules)
-    BAND_MIN_COLS, CHANNEL_ALIGN, CHUNK_BYTES, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges,
+    BAND_MIN_COLS, CHANNEL_ALIGN, CHUNK_BYTES, IMAGE_SLOTS, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges,
     compute_itemsize, conv_geom, finish, finish_blocks, pad_into, res_view, same_pads, split_inputs,
     task_parts, windows,
 )
@@ -41,7 +41,6 @@ from omrt.kernels.winograd import (  # noqa: F401
 GROUPED_MIN_PARALLEL_FLOPS = 6e7
 CHANNEL_SPLIT_MIN = 128       # output channels from which channel blocks beat column pieces
 CHANNEL_SPLIT_MAX_COLS = 128  # up to this many pixels channel blocks win whatever the channel count
-IMAGE_SLOTS = 8            # concurrent whole-image im2col tasks a batch can have (image_slots)
 # Columns + output per im2col band (per image task, or per thread-pool piece of one image). The
 # 7x7 stem (10.6 MB per image) on one thread: 2.08 ms as one band, 1.81 ms in 4 bands, 2.17 ms in
 # 14; on two threads in ResNet-50 at batch 1 (`profile_model.py`, three alternations), 1.50-1.57

@@ -165,6 +165,9 @@ MIN_COLS = 16              # narrower GEMM pieces lose more to packing than thre
 EPILOGUE_PARALLEL_BYTES = 4 * 1024 * 1024
 BAND_MIN_COLS = 512        # im2col row bands narrower than this multiply channel blocks instead
 CHANNEL_ALIGN = 16         # channel blocks start on multiples of this
+# Scratch slots a batch can be spread over (whole-image tasks, each in a slot of its own): a count
+# that depends only on the batch, so work memory planned at compile time fits any thread count.
+IMAGE_SLOTS = 8
 
 
 def task_parts(total_bytes: float, threads: int, flops: float, min_flops: float = MIN_PARALLEL_FLOPS,

@@ -1,39 +1,37 @@
-"""Stride-1 convs with few output channels: one GEMM for all kernel taps, then shifted sums.
+"""Stride-1 convs with fewer outputs than inputs: one GEMM for all kernel taps, then shifted sums.
 
-On the padded image laid out flat (row length Wp), tap (i, j) of the output pixel at flat position
-f of the padded-width grid reads the input at f + i*dh*Wp + j*dw (omrt.kernels.flat_im2col). So
-one GEMM of the stacked tap weights (k*k*M, C) by the padded image (C, Hp*Wp + slack) gives every
-tap's contribution at every position, P[t, m, f], and the output is the sum over taps of P[t]
-shifted by the tap's offset: k*k - 1 adds of long contiguous rows, the first partial sum being the
-staging buffer. BLAS reads and packs the image once, where im2col first writes C*k*k values per
-pixel and a GEMM per tap packs the image k*k times; the price is k*k partial outputs of M values
-per position, which is cheap only while M is small.
+On padded images laid out flat (omrt.kernels.flat_images), tap (i, j) of the output at flat
+position f reads the input at f + i*dh*Wp + j*dw. So one GEMM of the stacked tap weights
+(k*k*M, C) by the padded image (C, Hp*Wp + slack) gives every tap's contribution at every
+position, P[t, m, f], and the output is the sum over taps of P[t] shifted by the tap's offset.
+BLAS reads and packs the image once, where im2col first writes C*k*k values per pixel and a GEMM
+per tap packs the image k*k times; the price is k*k partial sums of M values per position, fewer
+than im2col's C*k*k columns only while M < C.
 
 Measured on one thread (Zen 5, bias + Relu) against im2col + GEMM and against one GEMM per tap,
 DenseNet's 128->32 per image: 56x56 2.05 / 1.42 -> 1.24 ms, 28x28 0.54 / 0.40 -> 0.35,
 14x14 0.18 / 0.11 -> 0.11. With 64 outputs (128->64 on 56x56) it ties the per-tap form and beats
 im2col by 20 %; with 128 im2col is as fast. Against Winograd F(4x4, 3x3) it wins on these shapes
-because the input transform costs as much per input channel as 36 outputs' worth of GEMM.
+because the input transform costs as much per input channel as 36 outputs' worth of GEMM. With
+more outputs than inputs it loses: Inception's 16->32 5x5 on 28x28 (800 partial sums per
+position against 400 columns) 0.34 ms against flat im2col's 0.19 (2 threads).
 
-Work split: a batch goes in blocks of images per numpy call (about BLOCK_BYTES of padded input and
-partial sums, so small maps make few calls), one task per block, each in its own scratch slot.
-One image is cut into bands of output rows, one per thread; each band's GEMM covers its rows plus
-the halo the taps reach.
-"""
-from __future__ import annotations
-
-from dataclasses import dataclass
+Work split: a batch goes in blocks of images side by side (about BLOCK_BYTES of padded input and
+partial sums, so small maps make few numpy calls), one task per scratch slot. One image is cut
+into bands of output rows, one per thread; each band's GEMM covers its rows plus the halo the
+taps reach.
+"""from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish_staged, pad_into, split_inputs
+from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish_staged, split_inputs
 from omrt.kernels.epilogue import Epilogue
+from omrt.kernels.flat_images import FlatImages, block_plan
 from omrt.kernels.parallel import split
 
 TAP_GEMM_MAX_OUTPUTS = 48
 BLOCK_BYTES = 2 * 1024 * 1024
-IMAGE_SLOTS = 8     # scratch slots of the batch path: tasks never share one
 MAX_BANDS = 8       # bands of one image, each with its own partial sums
 # Partial sums up to this size are reduced in one call (DenseNet's 128->32 per image, one thread:
 # 7x7 16 -> 4 us, 14x14 26 -> 10, 28x28 58 -> 29); beyond it tap-by-tap adds stream better
@@ -44,47 +42,20 @@ REDUCE_MAX_BYTES = 2 * 1024 * 1024
 def tap_gemm_eligible(g: ConvGeom) -> bool:
     """2-D, stride 1, group 1, a kernel larger than 1x1, and few outputs."""
     return (len(g.kernel) == 2 and g.strides == (1, 1) and g.group == 1 and g.k_size > 1
-            and not g.depthwise and g.m <= TAP_GEMM_MAX_OUTPUTS)
+            and not g.depthwise and g.m <= TAP_GEMM_MAX_OUTPUTS and g.m < g.c)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Flat geometry of one padded image and where each tap reads in it."""
-
-    hp: int
-    wp: int
-    span: int                    # elements per padded image, with the slack the last tap reads past
-    rows_len: int                # output positions per image on the padded-width grid (Ho * Wp)
-    halo: int                    # the farthest tap offset
-    offsets: tuple[int, ...]     # flat offset per tap, row-major over the kernel
-    kernel: tuple[int, int]
-    steps: tuple[int, int]       # flat offset between neighbouring taps along each kernel axis
-
-    @classmethod
-    def of(cls, g: ConvGeom) -> "_Layout":
-        hp, wp = g.pad_sp
-        (kh, kw), (dh, dw) = g.kernel, g.dilations
-        offsets = tuple(i * dh * wp + j * dw for i in range(kh) for j in range(kw))
-        return cls(hp, wp, hp * wp + (kw - 1) * dw, g.out_sp[0] * wp, offsets[-1], offsets,
-                   (kh, kw), (dh * wp, dw))
-
-    def image_elems(self, g: ConvGeom) -> int:
-        """Padded input, partial sums and their total for one image in the batch path."""
-        return (g.c + (g.k_size + 1) * g.m) * self.span
-
-
-def _batch_plan(g: ConvGeom, lay: _Layout) -> tuple[int, int]:
-    """(images per block, scratch slots) of the batch path."""
-    per_block = max(1, min(-(-g.n // 2), BLOCK_BYTES // (lay.image_elems(g) * g.itemsize)))
-    return per_block, min(-(-g.n // per_block), IMAGE_SLOTS)
+def _image_elems(g: ConvGeom, lay: FlatImages) -> int:
+    """Padded input, partial sums and their total for one image in the batch path."""
+    return (g.c + (g.k_size + 1) * g.m) * lay.span
 
 
 def tap_gemm_workspace(g: ConvGeom) -> int:
-    lay = _Layout.of(g)
+    lay = FlatImages.of(g)
     if g.n == 1:
         return (g.c * lay.span + (g.k_size + 1) * g.m * (lay.rows_len + MAX_BANDS * lay.halo)) * g.itemsize
-    per_block, slots = _batch_plan(g, lay)
-    return slots * per_block * lay.image_elems(g) * g.itemsize
+    per_block, slots, _ = block_plan(g.n, _image_elems(g, lay) * g.itemsize, BLOCK_BYTES)
+    return slots * per_block * _image_elems(g, lay) * g.itemsize
 
 
 def stacked_taps(w: np.ndarray, g: ConvGeom) -> np.ndarray:
@@ -93,7 +64,7 @@ def stacked_taps(w: np.ndarray, g: ConvGeom) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(m, c, g.k_size).transpose(2, 0, 1).reshape(g.k_size * m, c))
 
 
-def _sum_taps(part: np.ndarray, lay: _Layout, m: int, length: int, stage: np.ndarray) -> np.ndarray:
+def _sum_taps(part: np.ndarray, lay: FlatImages, m: int, length: int, stage: np.ndarray) -> np.ndarray:
     """Sum over taps t of part[t*M:(t+1)*M, off_t:off_t + length]; returns an (M, cols) buffer whose
     first `length` columns hold it. Partial sums that fit in L2 are summed by one reduction over
     a (kh, kw, M, length) view into `stage` (one numpy call); larger ones tap by tap over tap 0's
@@ -114,10 +85,9 @@ def _sum_taps(part: np.ndarray, lay: _Layout, m: int, length: int, stage: np.nda
 
 
 def tap_gemm_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype):
-    lay = _Layout.of(g)
+    lay = FlatImages.of(g)
     c, m, ks = g.c, g.m, g.k_size
     ho, wo = g.out_sp
-    plane = lay.hp * lay.wp
     threaded = 2.0 * ks * m * c * lay.span * g.n >= MIN_PARALLEL_FLOPS
     w_taps = stacked_taps(wmat.reshape(m, c * ks), g) if wmat is not None else None
 
@@ -136,8 +106,7 @@ def tap_gemm_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype:
             wt, bv, res = prepare(inputs)
             work = scratch.view(dtype)
             image = work[:c * lay.span].reshape(c, lay.span)
-            image[:, plane:] = 0
-            pad_into(x[0], image[:, :plane].reshape(c, lay.hp, lay.wp), g.pb)
+            lay.fill(x, image.reshape(c, 1, lay.span))
             sums = work[c * lay.span:]
             totals = sums[ks * m * starts[-1]:]
 
@@ -154,10 +123,10 @@ def tap_gemm_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype:
             pool.run(band, len(bands), threaded)
         return run_one
 
-    per_block, slots = _batch_plan(g, lay)
-    blocks = split(g.n, -(-g.n // per_block))
-    slot_elems = per_block * lay.image_elems(g)
+    per_block, slots, blocks = block_plan(g.n, _image_elems(g, lay) * g.itemsize, BLOCK_BYTES)
+    slot_elems = per_block * _image_elems(g, lay)
     in_elems = c * per_block * lay.span
+    part_elems = ks * m * per_block * lay.span
 
     def run_batch(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -167,20 +136,14 @@ def tap_gemm_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype:
         def task(k: int) -> None:
             slot = work[k * slot_elems:(k + 1) * slot_elems]
             images = slot[:in_elems].reshape(c, per_block, lay.span)
-            images[:, :, plane:] = 0   # read only for discarded columns: keep stale NaNs out of them
             for a, b in blocks[k::slots]:
-                nb = b - a
-                cols = nb * lay.span
-                # channels outermost, the block's images side by side: one GEMM, and every tap
-                # sum runs along whole rows of the block (positions between images are not read)
-                padded = images[:, :nb, :plane].reshape(c, nb, lay.hp, lay.wp).transpose(1, 0, 2, 3)
-                pad_into(x[a:b], padded, g.pb)
+                cols = (b - a) * lay.span
+                lay.fill(x[a:b], images)
                 part = slot[in_elems:in_elems + ks * m * cols].reshape(ks * m, cols)
                 np.matmul(wt, images.reshape(c, -1)[:, :cols], out=part)
-                stage = slot[in_elems + ks * m * per_block * lay.span:][:m * cols].reshape(m, cols)
-                acc = _sum_taps(part, lay, m, cols - lay.halo, stage).reshape(m, nb, lay.span)[:, :, :lay.rows_len]
-                valid = acc.reshape(m, nb, ho, lay.wp)[..., :wo].transpose(1, 0, 2, 3)
-                finish_staged(epi, y[a:b], valid, bv, None if res is None else res[a:b])
+                stage = slot[in_elems + part_elems:in_elems + part_elems + m * cols].reshape(m, cols)
+                sums = _sum_taps(part, lay, m, lay.block_len(b - a), stage)
+                finish_staged(epi, y[a:b], lay.valid(sums, b - a), bv, None if res is None else res[a:b])
 
-        pool.run(task, min(slots, len(blocks)), threaded)
+        pool.run(task, slots, threaded)
     return run_batch
