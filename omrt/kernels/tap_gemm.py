@@ -20,7 +20,8 @@ Work split: a batch goes in blocks of images side by side (about BLOCK_BYTES of 
 partial sums, so small maps make few numpy calls), one task per scratch slot. One image is cut
 into bands of output rows, one per thread; each band's GEMM covers its rows plus the halo the
 taps reach.
-"""from __future__ import annotations
+"""
+from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
