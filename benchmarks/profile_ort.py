@@ -1,0 +1,77 @@
+"""Where onnxruntime spends its time on one randomized light model, per op type and per node shape.
+
+    python benchmarks/profile_ort.py densenet121 [--batch 8] [--repeats 10] [--top 25]
+
+The counterpart of profile_model.py: onnxruntime's own profiler (OMRT_BENCH_THREADS intra-op
+threads, spinning off, as in bench_models.py), kernel time per run summed over the nodes of one
+op type and input -> output shape. Its Convs run in a blocked layout, so some of its time sits in
+ReorderInput / ReorderOutput nodes, and it may split a BatchNormalization into Mul and Add.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import tempfile
+
+import onnxruntime as ort
+
+import common
+from tests.support.light_models import random_input, randomized
+
+WARMUP = 3
+
+
+def node_key(event: dict) -> str:
+    args = event["args"]
+    shapes_in = args.get("input_type_shape") or [{}]
+    shapes_out = args.get("output_type_shape") or [{}]
+    return f"{args.get('op_name')} {json.dumps(shapes_in[0])} -> {json.dumps(shapes_out[0])}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    model = randomized(args.model, batch=args.batch)
+    feed = random_input(model)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = common.THREADS
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        so.profile_file_prefix = os.path.join(tmp, "ort")
+        session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        for _ in range(WARMUP + args.repeats):
+            session.run(None, feed)
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    runs = [e["dur"] / 1e3 for e in events if e.get("name") == "model_run"][WARMUP:]
+    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    nodes = nodes[len(nodes) * WARMUP // (WARMUP + args.repeats):]
+    per_shape: dict[str, float] = collections.defaultdict(float)
+    count: collections.Counter[str] = collections.Counter()
+    for e in nodes:
+        per_shape[node_key(e)] += e["dur"] / 1e3 / args.repeats
+        count[node_key(e)] += 1
+    per_op: dict[str, float] = collections.defaultdict(float)
+    for key, ms in per_shape.items():
+        per_op[key.split()[0]] += ms
+    runs.sort()
+    print(f"{args.model} batch {args.batch}: onnxruntime run {runs[len(runs) // 2]:.2f} ms (median), "
+          f"kernels {sum(per_shape.values()):.2f} ms per run")
+    for op, ms in sorted(per_op.items(), key=lambda kv: -kv[1]):
+        print(f"  {op:22s} {ms:7.2f}")
+    print("top shapes (ms per run, all nodes of that shape, x nodes)")
+    for key, ms in sorted(per_shape.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f"  {ms:7.3f}  x{count[key] // args.repeats:<3d} {key}")
+
+
+if __name__ == "__main__":
+    main()
