@@ -41,7 +41,8 @@ REDUCE_MAX_BYTES = 2 * 1024 * 1024
 
 
 def tap_gemm_eligible(g: ConvGeom) -> bool:
-    """2-D, stride 1, group 1, a kernel larger than 1x1, and few outputs."""
+    """2-D, stride 1, group 1, a kernel larger than 1x1, at most TAP_GEMM_MAX_OUTPUTS outputs and
+    fewer outputs than inputs (so the partial sums are fewer than im2col's columns)."""
     return (len(g.kernel) == 2 and g.strides == (1, 1) and g.group == 1 and g.k_size > 1
             and not g.depthwise and g.m <= TAP_GEMM_MAX_OUTPUTS and g.m < g.c)
 
