@@ -12,3 +12,11 @@ def two_threads(monkeypatch):
     parallel.get_pool()
     monkeypatch.setattr(parallel, "_pool", parallel.Pool(2))
     yield
+
+
+@pytest.fixture
+def small_winograd(monkeypatch):
+    """Let prepack pick Winograd for convs below WINOGRAD_MIN_FLOPS, so small shapes test its paths."""
+    from omrt.kernels import winograd
+
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_FLOPS", 0.0)

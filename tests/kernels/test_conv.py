@@ -150,7 +150,7 @@ def test_conv_residual_without_bias() -> None:
 
 
 @pytest.mark.parametrize("hw,pads", [((12, 12), [1, 1, 1, 1]), ((9, 11), [1, 1, 1, 1]), ((10, 10), [0, 2, 1, 0])])
-def test_conv_winograd_prepack(hw, pads) -> None:
+def test_conv_winograd_prepack(small_winograd, hw, pads) -> None:
     rng = np.random.default_rng(11)
     ins = [_rand(rng, 2, 32, *hw), _rand(rng, 64, 32, 3, 3), _rand(rng, 64)]
     attrs = {"kernel_shape": [3, 3], "pads": pads}
@@ -166,6 +166,17 @@ def test_conv_winograd_prepack(hw, pads) -> None:
     runtime_w = make_spec("Conv", [ins[0], packed[1][1], ins[2]], [want], spec.attrs)
     got = run_op(runtime_w, [ins[0], packed[1][1], ins[2]])[0]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("cin,cout,hw,expect", [(32, 128, 27, False), (64, 256, 13, False), (128, 192, 27, True)])
+def test_winograd_skips_small_convs(cin: int, cout: int, hw: int, expect: bool) -> None:
+    """SqueezeNet's 3x3 convs at batch 1 (28-54 Mflop) run faster as im2col; Inception's
+    128->192 on 27x27 (322 Mflop) as Winograd."""
+    x = np.zeros((1, cin, hw, hw), np.float32)
+    w = np.random.default_rng(6).standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    spec = make_spec("Conv", [x, w], [np.zeros((1, cout, hw, hw), np.float32)],
+                     {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
+    assert (prepack(spec) is not None) is expect
 
 
 def test_winograd_needs_enough_input_channels() -> None:

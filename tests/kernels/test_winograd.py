@@ -12,7 +12,7 @@ from tests.kernels.test_conv import make_spec, ort_run, run_in_view
 
 @pytest.mark.parametrize("batch,hw", [(1, (16, 16)), (1, (14, 14)), (1, (15, 18)), (2, (14, 14)), (3, (9, 7))])
 @pytest.mark.parametrize("bias", [True, False])
-def test_few_tiles_split_by_output_channels(two_threads, batch: int, hw, bias: bool) -> None:
+def test_few_tiles_split_by_output_channels(two_threads, small_winograd, batch: int, hw, bias: bool) -> None:
     """Few tiles in the batch: each thread takes a block of output channels after an input
     transform split by input channels; bias, residual and Relu land on each block (exact and
     partial edge tiles, one image or several)."""
@@ -40,7 +40,7 @@ def test_few_tiles_split_by_output_channels(two_threads, batch: int, hw, bias: b
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
 
 
-def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads, monkeypatch) -> None:
+def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads, small_winograd, monkeypatch) -> None:
     """Weights too large for the cache go by output-channel blocks whatever the tile count, so each
     thread reads only its rows of them (here 'too large' is lowered to fit a small conv)."""
     from omrt.kernels import winograd
