@@ -42,3 +42,13 @@ def alternate(runs: dict[str, Callable[[], object]], repeats: int = 20, warmup: 
             fn()
             samples[key].append((time.perf_counter() - start) * 1e3)
     return {k: np.asarray(v) for k, v in samples.items()}
+
+
+def print_breakdown(header: str, by_type: dict[str, float], by_shape: dict[str, float], top: int) -> None:
+    """A profile in ms per run: the header, every op type, then the `top` costliest shapes."""
+    print(header)
+    for key, ms in sorted(by_type.items(), key=lambda kv: -kv[1]):
+        print(f"  {key:20s} {ms:8.2f}")
+    print("top shapes (ms per run, all ops of that shape)")
+    for key, ms in sorted(by_shape.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {key:50s} {ms:8.2f}")

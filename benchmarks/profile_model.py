@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-import common  # noqa: F401  (puts the repository root on sys.path)
+from common import print_breakdown
 
 from omrt.compiler import compile_onnx
 from omrt.om import write_om
@@ -59,12 +59,9 @@ def main() -> None:
             by_type[op.op_type] += dt
             by_shape[shape_key(op)] += dt
     scale = 1e3 / args.repeats
-    print(f"{args.model} batch {args.batch}: kernels {sum(by_type.values()) * scale:.2f} ms per run")
-    for key, v in sorted(by_type.items(), key=lambda kv: -kv[1]):
-        print(f"  {key:20s} {v * scale:8.2f}")
-    print("top shapes (ms per run, all ops of that shape)")
-    for key, v in sorted(by_shape.items(), key=lambda kv: -kv[1])[:args.top]:
-        print(f"  {key:50s} {v * scale:8.2f}")
+    print_breakdown(f"{args.model} batch {args.batch}: kernels {sum(by_type.values()) * scale:.2f} ms per run",
+                    {k: v * scale for k, v in by_type.items()}, {k: v * scale for k, v in by_shape.items()},
+                    args.top)
 
 
 if __name__ == "__main__":

@@ -56,22 +56,16 @@ def main() -> None:
     nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
     nodes = nodes[len(nodes) * WARMUP // (WARMUP + args.repeats):]
     per_shape: dict[str, float] = collections.defaultdict(float)
-    count: collections.Counter[str] = collections.Counter()
-    for e in nodes:
-        per_shape[node_key(e)] += e["dur"] / 1e3 / args.repeats
-        count[node_key(e)] += 1
     per_op: dict[str, float] = collections.defaultdict(float)
-    for key, ms in per_shape.items():
-        per_op[key.split()[0]] += ms
+    for e in nodes:
+        ms = e["dur"] / 1e3 / args.repeats
+        per_shape[node_key(e)] += ms
+        per_op[e["args"].get("op_name", "?")] += ms
+    nodes_per_run = collections.Counter(node_key(e) for e in nodes)
+    by_shape = {f"{key} x{count // args.repeats}": per_shape[key] for key, count in nodes_per_run.items()}
     runs.sort()
-    print(f"{args.model} batch {args.batch}: onnxruntime run {runs[len(runs) // 2]:.2f} ms (median), "
-          f"kernels {sum(per_shape.values()):.2f} ms per run")
-    for op, ms in sorted(per_op.items(), key=lambda kv: -kv[1]):
-        print(f"  {op:22s} {ms:7.2f}")
-    print("top shapes (ms per run, all nodes of that shape, x nodes)")
-    for key, ms in sorted(per_shape.items(), key=lambda kv: -kv[1])[:args.top]:
-        print(f"  {ms:7.3f}  x{count[key] // args.repeats:<3d} {key}")
-
+    common.print_breakdown(f"{args.model} batch {args.batch}: onnxruntime run {runs[len(runs) // 2]:.2f} ms "
+                           f"(median), kernels {sum(per_shape.values()):.2f} ms per run", per_op, by_shape, args.top)
 
 if __name__ == "__main__":
     main()
