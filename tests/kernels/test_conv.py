@@ -196,9 +196,10 @@ def test_winograd_skips_streamed_weights_with_few_tiles(batch: int, hw: int, exp
     assert (prepack(spec) is not None) is expect
 
 
-def test_conv_float16_and_double() -> None:
+@pytest.mark.parametrize("batch,cin,cout", [(1, 4, 6), (3, 8, 4)])   # flat im2col; tap GEMM in blocks
+def test_conv_float16_and_double(batch: int, cin: int, cout: int) -> None:
     rng = np.random.default_rng(2)
-    x, w = _rand(rng, 1, 4, 8, 8), _rand(rng, 6, 4, 3, 3)
+    x, w = _rand(rng, batch, cin, 8, 8), _rand(rng, cout, cin, 3, 3)
     attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
     want = ort_run("Conv", [x, w], attrs)[0]
     for dt, tol in ((np.float16, 2e-2), (np.float64, 1e-5)):
