@@ -129,7 +129,7 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
     of one image followed by the epilogue on channel blocks. `shuffled`: group k's channels go to
     k, k + G, ... of Y (omrt.compiler.passes.shuffle_into_conv), written through a strided view."""
     gr, cg, mg, p = g.group, g.c // g.group, g.m // g.group, g.p_size
-    flops = 2.0 * g.m * cg * p
+    flops = g.image_flops
     min_flops = GROUPED_MIN_PARALLEL_FLOPS if gr > 1 else MIN_PARALLEL_FLOPS
     parts = task_parts(g.m * p * g.n * g.itemsize, pool.size, flops * g.n, min_flops)
     whole = parts == 1 or g.n >= pool.size or shuffled
@@ -202,7 +202,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     kdim = cg * ks
     o0 = g.out_sp[0]
     rest = p // o0 if o0 else 0
-    flops = 2.0 * g.m * kdim * p
+    flops = g.image_flops
     head = (slice(None),) * (1 + nd)
     pad_elems = _pad_elems(g)
     parts = task_parts((g.c * ks + g.m) * p * g.itemsize, pool.size, flops, chunk=IMAGE_BAND_BYTES)

@@ -133,6 +133,12 @@ class ConvGeom(WindowGeom):
     def p_size(self) -> int:
         return int(np.prod(self.out_sp))
 
+    @property
+    def image_flops(self) -> float:
+        """Flops of the direct convolution of one image (2 per multiply-add): what every path's
+        threading and path thresholds are measured against."""
+        return 2.0 * self.m * (self.c // self.group) * self.k_size * self.p_size
+
 
 def conv_geom(spec: OpSpec) -> ConvGeom:
     if spec.attr("_winograd"):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omrt.kernels.conv_common import ConvGeom, finish_staged, split_inputs
+from omrt.kernels.conv_common import IMAGE_SLOTS, ConvGeom, finish_staged, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
 from omrt.kernels.taps import FlatTaps, flat_taps
@@ -30,7 +30,6 @@ LARGE_PLANE = 28 * 28
 # Scratch per chunk of images: each numpy call covers a whole chunk (few, long calls, so two
 # threads do not queue for the GIL between them) while the chunk's buffers stay in L2.
 CHUNK_BYTES = 1 << 20
-MAX_SLOTS = 8
 
 
 def _layout(g: ConvGeom) -> FlatTaps:
@@ -57,7 +56,7 @@ def _chunk(g: ConvGeom, ft: FlatTaps) -> int:
 def _slots(g: ConvGeom) -> int:
     """Scratch slots, one per task, each reused chunk after chunk so it stays in cache. The
     count depends only on the batch, so the planned work memory fits any thread count."""
-    return min(g.n, MAX_SLOTS)
+    return min(g.n, IMAGE_SLOTS)
 
 
 def depthwise_cl_workspace(g: ConvGeom) -> int:

@@ -26,14 +26,10 @@ FLAT_MAX_FLOPS = 5e7
 BLOCK_BYTES = 1024 * 1024   # padded images, columns and staging per block of a batch
 
 
-def _flops(g: ConvGeom) -> float:
-    return 2.0 * g.m * g.c * g.k_size * g.p_size
-
-
 def flat_eligible(g: ConvGeom) -> bool:
     """2-D, stride 1, group 1, a kernel larger than 1x1, small enough to be overhead-bound."""
     return (len(g.kernel) == 2 and g.strides == (1, 1) and g.group == 1 and g.k_size > 1
-            and not g.depthwise and _flops(g) < FLAT_MAX_FLOPS)
+            and not g.depthwise and g.image_flops < FLAT_MAX_FLOPS)
 
 
 def _image_elems(g: ConvGeom, lay: FlatImages) -> int:
@@ -57,7 +53,7 @@ def flat_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.
     lay = FlatImages.of(g)
     c, m, ks = g.c, g.m, g.k_size
     ho = g.out_sp[0]
-    flops = _flops(g)
+    flops = g.image_flops
     per_block, slots, blocks = _plan(g, lay) if g.n > 1 else (1, 1, [(0, 1)])
     in_elems = c * per_block * lay.span
     cols_elems = c * ks * per_block * lay.span

@@ -69,7 +69,7 @@ def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
             and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.c >= WINOGRAD_MIN_INPUTS
             and tiles >= (FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else WINOGRAD_MIN_TILES)
             and (not _streamed(g) or tiles >= STREAMED_MIN_TILES)
-            and 2.0 * 9 * g.m * g.c * g.n * g.out_sp[0] * g.out_sp[1] >= WINOGRAD_MIN_FLOPS)
+            and g.image_flops * g.n >= WINOGRAD_MIN_FLOPS)
 
 
 def wino_weight(w: np.ndarray) -> np.ndarray:
@@ -141,7 +141,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
     # the flops of the direct conv decide threading, as for every other conv path
-    threads = pool.size if 2.0 * m * c * 9 * g.n * ho * wo >= MIN_PARALLEL_FLOPS else 1
+    threads = pool.size if g.image_flops * g.n >= MIN_PARALLEL_FLOPS else 1
     channels = by_channel_blocks(g, threads)
     tasks = [] if channels else wino_tasks(g, threads)
     ranges = lead_split(m, pool.size, CHANNEL_ALIGN, 72.0 * m * c * g.n * t) if channels else []
