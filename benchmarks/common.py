@@ -16,7 +16,8 @@ if str(ROOT) not in sys.path:
 THREADS = int(os.environ.get("OMRT_BENCH_THREADS", "2"))
 
 
-def ort_session(model_bytes: bytes, threads: int = THREADS):
+def ort_session(model_bytes: bytes, threads: int = THREADS, profile_prefix: str | None = None):
+    """`profile_prefix`: turn on onnxruntime's profiler, writing its JSON under that path prefix."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -27,6 +28,9 @@ def ort_session(model_bytes: bytes, threads: int = THREADS):
     # Idle intra-op threads would otherwise spin after each run and take the cores from the omrt
     # run that follows in an alternating loop.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 

@@ -15,8 +15,6 @@ import json
 import os
 import tempfile
 
-import onnxruntime as ort
-
 import common
 from tests.support.light_models import random_input, randomized
 
@@ -39,15 +37,8 @@ def main() -> None:
     args = ap.parse_args()
     model = randomized(args.model, batch=args.batch)
     feed = random_input(model)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = common.THREADS
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
-        so.profile_file_prefix = os.path.join(tmp, "ort")
-        session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        session = common.ort_session(model.SerializeToString(), profile_prefix=os.path.join(tmp, "ort"))
         for _ in range(WARMUP + args.repeats):
             session.run(None, feed)
         with open(session.end_profiling()) as f:
@@ -57,15 +48,18 @@ def main() -> None:
     nodes = nodes[len(nodes) * WARMUP // (WARMUP + args.repeats):]
     per_shape: dict[str, float] = collections.defaultdict(float)
     per_op: dict[str, float] = collections.defaultdict(float)
+    count: collections.Counter[str] = collections.Counter()
     for e in nodes:
         ms = e["dur"] / 1e3 / args.repeats
-        per_shape[node_key(e)] += ms
+        key = node_key(e)
+        per_shape[key] += ms
+        count[key] += 1
         per_op[e["args"].get("op_name", "?")] += ms
-    nodes_per_run = collections.Counter(node_key(e) for e in nodes)
-    by_shape = {f"{key} x{count // args.repeats}": per_shape[key] for key, count in nodes_per_run.items()}
+    by_shape = {f"{key} x{count[key] // args.repeats}": ms for key, ms in per_shape.items()}
     runs.sort()
     common.print_breakdown(f"{args.model} batch {args.batch}: onnxruntime run {runs[len(runs) // 2]:.2f} ms "
                            f"(median), kernels {sum(per_shape.values()):.2f} ms per run", per_op, by_shape, args.top)
+
 
 if __name__ == "__main__":
     main()
