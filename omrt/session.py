@@ -112,21 +112,21 @@ class InferenceSession:
             raise OmrtError(ACL_ERROR_INVALID_PARAM, f"unknown input(s): {', '.join(sorted(unknown))}")
         batch = self._batch_of(arrays)
         graph = self.model.graph_for_batch(batch)
-        for arr, ref in zip(arrays, graph.inputs):
-            if tuple(arr.shape) != tuple(ref.desc.shape):
+        for arr, desc in zip(arrays, graph.input_descs):
+            if tuple(arr.shape) != tuple(desc.shape):
                 raise OmrtError(
                     ACL_ERROR_INVALID_PARAM,
-                    f"input {ref.desc.name!r} has shape {tuple(arr.shape)}, model expects {tuple(ref.desc.shape)}",
+                    f"input {desc.name!r} has shape {tuple(arr.shape)}, model expects {tuple(desc.shape)}",
                 )
         in_bufs = [a.reshape(-1).view(np.uint8) for a in arrays]
         if self.model.gears:
             in_bufs.append(np.array([batch], dtype=np.int32).view(np.uint8))
-        outs = [np.empty(ref.desc.shape, dtype=ref.desc.dtype) for ref in graph.outputs]
+        outs = [np.empty(desc.shape, dtype=desc.dtype) for desc in graph.output_descs]
         with self._lock:
             self._executor.execute(in_bufs, [o.reshape(-1).view(np.uint8) for o in outs], batch)
         if output_names is None:
             return outs
-        names = [ref.desc.name for ref in graph.outputs]
+        names = [desc.name for desc in graph.output_descs]
         try:
             return [outs[names.index(n)] for n in output_names]
         except ValueError:

@@ -14,8 +14,10 @@ from omrt.compiler import onnx_import, shapes
 from omrt.compiler.dynamic_batch import shapes_for_gear, validate_gears
 from omrt.compiler.emit import emit
 from omrt.compiler.ir import Graph
+from omrt.compiler.lanes import NotLaneSafe, check_lanes, choose_lanes, data_batch, retarget_reshapes, split_inputs
 from omrt.compiler.lifetimes import place
 from omrt.compiler.options import CompileOptions
+from omrt.compiler.planner import DEFAULT_ALIGNMENT, align_up
 from omrt.compiler.passes.dead import remove_dead
 from omrt.compiler.passes.fold import fold_constants
 from omrt.compiler.passes.fuse_bn import fuse_affine
@@ -52,6 +54,11 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
             self.bar = tqdm(total=total, file=sys.stderr, desc="omrt compile", unit="pass", leave=False)
+
+    def restart(self) -> None:
+        """Back to the first stage (a lane plan was given up for the whole batch)."""
+        if self.bar is not None:
+            self.bar.reset()
 
     def step(self, label: str) -> None:
         if self.bar is not None:
@@ -116,7 +123,10 @@ def _drop_unused_outputs(graph: Graph) -> None:
 
 
 def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], blob: WeightBlob,
-                   options: CompileOptions, batch: int | None, progress: _Progress) -> tuple[GraphPlan, GraphReport]:
+                   options: CompileOptions, batch: int | None, progress: _Progress,
+                   lanes: int = 1) -> tuple[GraphPlan, GraphReport]:
+    """One plan; with lanes > 1, the plan of one lane, or NotLaneSafe before anything is added to
+    the weight blob."""
     timings: dict[str, float] = {}
     fusions: dict[str, int] = {}
     opsets = list(proto.opset_import)
@@ -124,9 +134,14 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
         graph = onnx_import.to_ir(proto, input_shape)
         if options.out_nodes:
             select_outputs(graph, options.out_nodes)
+        if lanes > 1:
+            lane_batch = split_inputs(graph, lanes)
+            retarget_reshapes(graph, lane_batch * lanes, lane_batch)
     progress.step("import")
     with _timed(timings, "fold"):
         folded = _fold_to_fixpoint(graph, opsets)
+        if lanes > 1:
+            check_lanes(graph, lane_batch)
     progress.step("fold")
     with _timed(timings, "simplify"):
         remove_identities(graph)
@@ -151,11 +166,30 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
     progress.step("place")
     with _timed(timings, "emit"):
         plan = emit(graph, placement, blob, output_names, options.input_format, batch)
+        plan.lanes = lanes
+        plan.memory_size = lanes * align_up(plan.memory_size, DEFAULT_ALIGNMENT)
     progress.step("emit")
     report = GraphReport(plan.name, batch, placement.size, placement.lower_bound, placement.naive,
                          len(proto.graph.node), len(plan.ops), folded, fusions,
-                         len(placement.share.views), placement.share.inplace, timings)
+                         len(placement.share.views), placement.share.inplace, timings, lanes)
     return plan, report
+
+
+def _compile_static(proto: onnx.ModelProto, options: CompileOptions, blob: WeightBlob,
+                    progress: _Progress) -> tuple[GraphPlan, GraphReport]:
+    """A static model's plan: in batch lanes where the graph allows (omrt.compiler.lanes)."""
+    lanes = choose_lanes(data_batch(proto, options.input_shape), options.lanes)
+    if lanes > 1:
+        try:
+            return _compile_graph(proto, options.input_shape, blob, options, None, progress, lanes)
+        except NotLaneSafe as exc:
+            if options.lanes is not None:
+                raise OmrtError(ACL_ERROR_INVALID_PARAM, f"lanes {options.lanes}: {exc}") from None
+        except OmrtError:  # e.g. a Reshape target the lane's batch does not fit; the whole batch decides
+            if options.lanes is not None:
+                raise
+        progress.restart()
+    return _compile_graph(proto, options.input_shape, blob, options, None, progress)
 
 
 def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,
@@ -167,19 +201,23 @@ def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,
     proto = onnx_import.load(model)
     onnx_import.check_supported(proto)
     blob = WeightBlob()
-    shape_sets = [(shapes_for_gear(options.input_shape, g), g) for g in gears] or [(options.input_shape, None)]
-    progress = _Progress(options.progress, len(STAGES) * len(shape_sets))
+    shape_sets = [(shapes_for_gear(options.input_shape, g), g) for g in gears]
+    progress = _Progress(options.progress, len(STAGES) * max(1, len(shape_sets)))
     plans, reports = [], []
     try:
         for input_shape, batch in shape_sets:
             plan, report = _compile_graph(proto, input_shape, blob, options, batch, progress)
             plans.append(plan)
             reports.append(report)
+        if not gears:
+            plan, report = _compile_static(proto, options, blob, progress)
+            plans.append(plan)
+            reports.append(report)
     finally:
         progress.close()
     name = options.model_name or proto.graph.name or "model"
     largest = plans[-1] if not gears else plans[int(np.argmax(gears))]
-    inputs = [r.desc for r in largest.inputs]
+    inputs = [largest.model_desc(r.desc) for r in largest.inputs]
     if gears:
         inputs.append(TensorDesc(ACL_DYNAMIC_TENSOR_NAME, np.dtype(np.int32), (1,), "ND"))
     attrs = {
@@ -189,7 +227,7 @@ def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,
         "framework_type": "Onnx",
         "precision_mode": options.precision_mode,
     }
-    om = OfflineModel(name, inputs, [r.desc for r in largest.outputs], plans, blob.tobytes(),
+    om = OfflineModel(name, inputs, [largest.model_desc(r.desc) for r in largest.outputs], plans, blob.tobytes(),
                       list(gears), attrs, options.soc_version)
     return om, CompileReport(name, reports, om.weight_size, time.perf_counter() - t0)
 

@@ -15,3 +15,4 @@ class CompileOptions:
     atc_cmdline: str = ""
     model_name: str = ""
     progress: bool = False            # show a progress bar on long compiles
+    lanes: int | None = None          # batch lanes (omrt.compiler.lanes); None: chosen from the batch

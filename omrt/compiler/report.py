@@ -18,6 +18,7 @@ class GraphReport:
     views: int = 0            # zero-copy alias ops
     inplace: int = 0          # ops writing over an input
     pass_seconds: dict[str, float] = field(default_factory=dict)
+    lanes: int = 1            # the figures above are one lane's (omrt.compiler.lanes)
 
 
 @dataclass
@@ -31,8 +32,9 @@ class CompileReport:
         lines = [f"{self.model}: weights {self.weight_size} B, {self.seconds:.2f} s"]
         for g in self.graphs:
             ratio = g.memory_size / g.lower_bound if g.lower_bound else 1.0
+            lanes = f"{g.lanes} lanes x " if g.lanes > 1 else ""
             lines.append(
-                f"  {g.name}: work {g.memory_size} B (lower bound {g.lower_bound}, x{ratio:.3f}; naive {g.naive}), "
+                f"  {g.name}: work {lanes}{g.memory_size} B (lower bound {g.lower_bound}, x{ratio:.3f}; naive {g.naive}), "
                 f"ops {g.ops_before} -> {g.ops_after}, folded {g.folded}, views {g.views}, in-place {g.inplace}, "
                 f"fusions {sum(g.fusions.values())} {dict(sorted(g.fusions.items()))}")
         return "\n".join(lines)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 MAX_DEFAULT_THREADS = 8
 # Output features are split on multiples of this, so each piece starts where a BLAS micro-kernel
@@ -132,10 +133,27 @@ class Pool:
 
 _pool: Pool | None = None
 _pool_lock = threading.Lock()
+_SERIAL_POOL = Pool(1)
+_building = threading.local()
+
+
+@contextmanager
+def serial_kernels() -> Iterator[None]:
+    """Kernels built inside plan for one thread and run every task on the thread that calls them:
+    each lane of a plan in batch lanes (omrt.runtime.executor) is already one task of the pool."""
+    get_pool()  # BLAS goes single-threaded here as for any other kernel
+    _building.serial = True
+    try:
+        yield
+    finally:
+        _building.serial = False
 
 
 def get_pool() -> Pool:
-    """The process's kernel pool, created (and BLAS limited to one thread) on first use."""
+    """The process's kernel pool, created (and BLAS limited to one thread) on first use; a one-thread
+    pool while kernels are built under serial_kernels()."""
+    if getattr(_building, "serial", False):
+        return _SERIAL_POOL
     global _pool
     pool = _pool
     if pool is None:

@@ -38,6 +38,10 @@ class GraphDecoder:
         self.weight_size = weight_size
         self.where = f"graph {g.name!r}"
         self.memory_size = int_attr(g.attr, "memory_size", self.where)
+        self.lanes = int_attr(g.attr, "lanes", self.where, default=1)
+        if self.lanes < 1 or self.memory_size % self.lanes:
+            raise _bad(f"{self.where}: lanes {self.lanes} must be at least 1 and divide memory_size {self.memory_size}")
+        self.lane_memory = self.memory_size // self.lanes
         self.outputs_of: dict[str, list[TensorRef]] = {}
         self.op_names = set()
         for op in g.op:
@@ -49,7 +53,7 @@ class GraphDecoder:
         data_ops = self._data_ops()
         netout = self._netoutput()
         self.addr = AddressMap.build(
-            self.memory_size,
+            self.lane_memory,
             [read_desc(op.output_desc[0]) for op in data_ops],
             [read_desc(td) for td in netout.input_desc],
         )
@@ -71,7 +75,9 @@ class GraphDecoder:
             else:
                 ops.append(self._compute(op))
         batch = int_attr(self.g.attr, "batch", self.where) if "batch" in self.g.attr else None
-        return GraphPlan(self.g.name, inputs, outputs, constants, ops, self.memory_size, batch)
+        if self.lanes > 1 and any(not r.desc.shape for r in inputs + outputs if r is not None):
+            raise _bad(f"{self.where}: a plan in lanes needs a batch dim on every input and output")
+        return GraphPlan(self.g.name, inputs, outputs, constants, ops, self.memory_size, batch, self.lanes)
 
     def _data_ops(self) -> list[ge.OpDef]:
         by_index: dict[int, ge.OpDef] = {}
@@ -173,9 +179,9 @@ class GraphDecoder:
             raise _bad(f"{what}: workspace and workspace_bytes lengths differ")
         workspace = []
         for off, size in zip(op.workspace, op.workspace_bytes):
-            if not (0 <= off and 0 <= size and off + size <= self.memory_size):
+            if not (0 <= off and 0 <= size and off + size <= self.lane_memory):
                 raise OmrtError(ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID,
-                                f"{what}: workspace [{off}, {off + size}) outside work memory [0, {self.memory_size})")
+                                f"{what}: workspace [{off}, {off + size}) outside work memory [0, {self.lane_memory})")
             workspace.append((int(off), int(size)))
         attrs: dict[str, Any] = attrs_from_map(op.attr)
         alias = False

@@ -44,7 +44,7 @@ class GraphEncoder:
     def __init__(self, plan: GraphPlan, weight_size: int) -> None:
         self.plan = plan
         self.weight_size = weight_size
-        self.addr = AddressMap.build(plan.memory_size, [r.desc for r in plan.inputs], [r.desc for r in plan.outputs])
+        self.addr = AddressMap.build(plan.lane_memory, [r.desc for r in plan.inputs], [r.desc for r in plan.outputs])
         self.names = _Names(plan.ops)
         self.producers: dict[str, tuple[str, int, TensorRef]] = {}
         self.graph = ge.GraphDef(name=plan.name)
@@ -54,6 +54,8 @@ class GraphEncoder:
         g.attr["memory_size"].i = self.plan.memory_size
         if self.plan.batch is not None:
             g.attr["batch"].i = self.plan.batch
+        if self.plan.lanes != 1:
+            g.attr["lanes"].i = self.plan.lanes
         for i, ref in enumerate(self.plan.inputs):
             op = self._new_op(self.names.fresh(ref.desc.name), DATA)
             op.attr["index"].i = i
@@ -134,10 +136,10 @@ class GraphEncoder:
         for k, ref in enumerate(plan_op.outputs):
             self._add_output(op, ref, f"op {plan_op.name!r} output {k}")
         for k, (off, size) in enumerate(plan_op.workspace):
-            if not (0 <= off and 0 <= size and off + size <= self.plan.memory_size):
+            if not (0 <= off and 0 <= size and off + size <= self.plan.lane_memory):
                 raise OmrtError(ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID,
                                 f"op {plan_op.name!r} workspace {k}: [{off}, {off + size}) outside work memory "
-                                f"[0, {self.plan.memory_size})")
+                                f"[0, {self.plan.lane_memory})")
             op.workspace.append(off)
             op.workspace_bytes.append(size)
 

@@ -95,8 +95,32 @@ class GraphPlan:
     outputs: list[TensorRef]       # Region.OUTPUT, index i = model output i
     constants: list[TensorRef]     # Region.WEIGHT
     ops: list[OpPlan]
-    memory_size: int               # bytes of work memory this plan needs
+    memory_size: int               # bytes of work memory this plan needs (all its lanes)
     batch: int | None = None       # the gear's batch size; None for a static model
+    lanes: int = 1                 # copies run side by side on equal slices of the batch (see below)
+
+    @property
+    def lane_memory(self) -> int:
+        """Work memory of one lane. A plan with `lanes` > 1 describes lane 0: its tensors have the
+        lane's batch, its WORK offsets lie in [0, lane_memory), and lane i runs the same ops on
+        bytes [i*n, (i+1)*n) of each model input/output (n: the plan's size for it) with its work
+        at i * lane_memory (omrt.compiler.lanes)."""
+        return self.memory_size // self.lanes
+
+    @property
+    def input_descs(self) -> list[TensorDesc]:
+        """The model inputs this plan reads, whole batch (what a caller's buffers must hold)."""
+        return [self.model_desc(r.desc) for r in self.inputs]
+
+    @property
+    def output_descs(self) -> list[TensorDesc]:
+        return [self.model_desc(r.desc) for r in self.outputs]
+
+    def model_desc(self, desc: TensorDesc) -> TensorDesc:
+        """A plan input/output as the model has it: the lanes' batches together."""
+        if self.lanes == 1:
+            return desc
+        return TensorDesc(desc.name, desc.dtype, (desc.shape[0] * self.lanes,) + tuple(desc.shape[1:]), desc.layout)
 
 
 @dataclass

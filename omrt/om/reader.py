@@ -55,8 +55,8 @@ def read_om(data: bytes | memoryview) -> OfflineModel:
     gears: list[int] = []
     if len(md.graph) == 1:
         plans = [decode_graph(md.graph[0], weight_limit)]
-        inputs = [r.desc for r in plans[0].inputs]
-        outputs = [r.desc for r in plans[0].outputs]
+        inputs = [plans[0].model_desc(r.desc) for r in plans[0].inputs]
+        outputs = [plans[0].model_desc(r.desc) for r in plans[0].outputs]
     else:
         root = decode_graph(md.graph[0], weight_limit)
         gear_defs = list(md.graph[1:])
@@ -65,6 +65,9 @@ def read_om(data: bytes | memoryview) -> OfflineModel:
         for i, g in enumerate(gear_defs):
             plan = decode_graph(g, weight_limit)
             plan.name = g.name[: len(g.name) - len(dynamic.gear_suffix(i))]
+            if plan.lanes != 1:
+                raise OmrtError(ACL_ERROR_GE_EXEC_LOAD_MODEL_PARTITION_FAILED,
+                                f"gear graph {g.name!r}: a dynamic-batch gear runs in one lane")
             if len(plan.inputs) != len(root.inputs) - 1 or len(plan.outputs) != len(root.outputs):
                 raise OmrtError(ACL_ERROR_GE_EXEC_LOAD_MODEL_PARTITION_FAILED,
                                 f"gear graph {g.name!r} has a different number of inputs/outputs")

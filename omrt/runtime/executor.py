@@ -7,6 +7,7 @@ rebinds nothing.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,6 +16,7 @@ import numpy as np
 from omrt.constants import ACL_ERROR_GE_PARAM_INVALID
 from omrt.errors import OmrtError
 from omrt.kernels import OpSpec, TensorSpec, build_kernel
+from omrt.kernels.parallel import get_pool, serial_kernels
 from omrt.om.model import GraphPlan, OfflineModel, Region, TensorRef
 from omrt.runtime.address import address_of, view_at
 
@@ -42,17 +44,20 @@ class _IOSlot:
 
 
 class BoundGraph:
-    """One plan bound to one work buffer and one weight buffer."""
+    """One plan (or one lane of it) bound to one work buffer and one weight buffer."""
 
-    def __init__(self, plan: GraphPlan, work: np.ndarray, weights: np.ndarray) -> None:
+    def __init__(self, plan: GraphPlan, work: np.ndarray, weights: np.ndarray, lane: int = 0) -> None:
         if work.nbytes < plan.memory_size:
             raise OmrtError(
                 ACL_ERROR_GE_PARAM_INVALID,
                 f"work memory too small: plan needs {plan.memory_size} bytes, given {work.nbytes}",
             )
         self.plan = plan
-        self._work = work
+        self._work = work[lane * plan.lane_memory:(lane + 1) * plan.lane_memory]
         self._weights = weights
+        # where this lane's slice starts in each caller buffer, by region and input/output index
+        self._shift = {Region.INPUT: [lane * r.desc.nbytes for r in plan.inputs],
+                       Region.OUTPUT: [lane * r.desc.nbytes for r in plan.outputs]}
         self._io_slots: list[_IOSlot] = []
         self._io_cache: dict[tuple[int, ...], list[np.ndarray]] = {}
         self._bound_key: tuple[int, ...] | None = None
@@ -103,9 +108,10 @@ class BoundGraph:
             # Views are made from raw addresses, so the cache never keeps a caller's buffer alive.
             views = []
             for slot in self._io_slots:
-                buffers = inputs if slot.ref.loc.region == Region.INPUT else outputs
-                buf = buffers[slot.ref.loc.index]
-                views.append(_typed(view_at(address_of(buf), buf.nbytes), slot.ref))
+                loc = slot.ref.loc
+                buf = (inputs if loc.region == Region.INPUT else outputs)[loc.index]
+                shift = self._shift[loc.region][loc.index]
+                views.append(_typed(view_at(address_of(buf) + shift, buf.nbytes - shift), slot.ref))
             if len(self._io_cache) >= _IO_CACHE_SIZE:
                 self._io_cache.pop(next(iter(self._io_cache)))
             self._io_cache[key] = views
@@ -118,6 +124,28 @@ class BoundGraph:
             kernel(ins, outs, scratch)
 
 
+class LanedGraph:
+    """A plan in batch lanes (omrt.compiler.lanes): one BoundGraph per lane, each over its own work
+    region and its slice of the caller's buffers, run as one pool task per lane. Their kernels
+    are built for one thread, so a lane never waits on another thread until all are done."""
+
+    def __init__(self, plan: GraphPlan, work: np.ndarray, weights: np.ndarray) -> None:
+        self.plan = plan
+        self.parallel = get_pool().size > 1
+        with serial_kernels() if self.parallel else nullcontext():
+            self.lanes = [BoundGraph(plan, work, weights, i) for i in range(plan.lanes)]
+
+    def bind_io(self, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> None:
+        for lane in self.lanes:
+            lane.bind_io(inputs, outputs)
+
+    def _run_lane(self, i: int) -> None:
+        self.lanes[i].run()
+
+    def run(self) -> None:
+        get_pool().run(self._run_lane, len(self.lanes), self.parallel)
+
+
 class Executor:
     """All gears of one loaded model over caller-given work and weight memory addresses."""
 
@@ -127,7 +155,8 @@ class Executor:
         if weights_ro.flags.writeable:
             weights_ro = weights_ro.view()
             weights_ro.flags.writeable = False
-        self.graphs = [BoundGraph(g, work, weights_ro) for g in model.graphs]
+        self.graphs: list[BoundGraph | LanedGraph] = [
+            LanedGraph(g, work, weights_ro) if g.lanes > 1 else BoundGraph(g, work, weights_ro) for g in model.graphs]
 
     @classmethod
     def at_addresses(cls, model: OfflineModel, work_addr: int, work_size: int, weight_addr: int) -> "Executor":
@@ -135,7 +164,7 @@ class Executor:
         weights = view_at(weight_addr, model.weight_size, writable=False)
         return cls(model, work, weights)
 
-    def graph(self, batch: int | None) -> BoundGraph:
+    def graph(self, batch: int | None) -> "BoundGraph | LanedGraph":
         return self.graphs[self.model.graphs.index(self.model.graph_for_batch(batch))]
 
     def execute(

@@ -91,7 +91,7 @@ class ModelDescription:
         self.outputs = [_info(d, False) for d in model.outputs]
         self.gears = list(model.gears)
         self.gear_output_dims = {
-            g.batch: [tuple(int(x) for x in ref.desc.shape) for ref in g.outputs]
+            g.batch: [tuple(int(x) for x in desc.shape) for desc in g.output_descs]
             for g in model.graphs
             if g.batch is not None
         }

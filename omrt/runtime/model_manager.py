@@ -334,10 +334,10 @@ class ModelManager:
             if desc.name == C.ACL_DYNAMIC_TENSOR_NAME:
                 job.inputs.append((buf.addr, buf.size))
                 continue
-            job.inputs.append(self._input(i, buf, desc.nbytes, graph.inputs[i].desc.nbytes, job))
+            job.inputs.append(self._input(i, buf, desc.nbytes, graph.input_descs[i].nbytes, job))
         pending: list[int] = []
         for j, buf in enumerate(outs):
-            need = graph.outputs[j].desc.nbytes
+            need = graph.output_descs[j].nbytes
             if buf.addr == 0:
                 if not allocate_outputs:
                     raise OmrtError(C.ACL_ERROR_INVALID_PARAM,

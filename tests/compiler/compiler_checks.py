@@ -15,7 +15,7 @@ def check_bounds(om: OfflineModel, g: GraphPlan) -> None:
         for ref in [r for r in op.inputs if r is not None] + op.outputs:
             loc, n = ref.loc, ref.desc.nbytes
             if loc.region == Region.WORK:
-                assert 0 <= loc.offset and loc.offset + n <= g.memory_size, (op.name, ref)
+                assert 0 <= loc.offset and loc.offset + n <= g.lane_memory, (op.name, ref)
                 assert loc.offset % 64 == 0
             elif loc.region == Region.WEIGHT:
                 assert 512 <= loc.offset and loc.offset + n <= om.weight_size, (op.name, ref)
@@ -26,7 +26,7 @@ def check_bounds(om: OfflineModel, g: GraphPlan) -> None:
                 assert loc.index < len(g.outputs) and g.outputs[loc.index].desc.name == ref.desc.name
                 assert op.outputs.count(ref) or ref in op.inputs
         for off, n in op.workspace:
-            assert 0 <= off and off + n <= g.memory_size
+            assert 0 <= off and off + n <= g.lane_memory
     for i, ref in enumerate(g.inputs):
         assert ref.loc.region == Region.INPUT and ref.loc.index == i
     for i, ref in enumerate(g.outputs):

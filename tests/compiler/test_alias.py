@@ -7,6 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from omrt.compiler import compile_onnx
 from omrt.compiler.alias import Sharing
+from omrt.compiler.options import CompileOptions
 from omrt.om import write_om
 from omrt.session import InferenceSession
 from tests.compiler.compiler_checks import check_bounds, check_no_clobber
@@ -30,9 +31,9 @@ def _build(nodes, x_shape, outputs, inits):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def _compile_and_compare(model, x_shape):
+def _compile_and_compare(model, x_shape, lanes=None):
     """Compile, check the plan's structure, and match onnxruntime on a random input."""
-    om = compile_onnx(model)
+    om = compile_onnx(model, CompileOptions(lanes=lanes))
     g = om.graphs[0]
     check_bounds(om, g)
     check_no_clobber(g)
@@ -90,9 +91,18 @@ def test_inplace_op_on_a_concat_input_takes_that_inputs_bytes():
     assert _op(g, "s").outputs[0].loc == _op(g, "b").outputs[0].loc
 
 
+def test_batch_lanes_let_concat_share_bytes():
+    """In lanes of one image a batch-2 Concat's slices are contiguous again, so it is a view."""
+    nodes = [_conv("x", "wa", "a"), _conv("x", "wb", "b"),
+             helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1), _conv("c", "wy", "y")]
+    g = _compile_and_compare(_build(nodes, [2, 4, 4, 4], ["y"], [_w("wa", 16, 4), _w("wb", 16, 4), _w("wy", 8, 32)]),
+                             (2, 4, 4, 4))
+    assert g.lanes == 2 and _op(g, "c").alias
+
+
 def test_concats_that_cannot_share_bytes_still_copy():
-    """Batch 2 (slices not contiguous), a repeated input, a model input, a slice off a 64-byte
-    boundary, and an input already placed in another Concat: each stays a real copy."""
+    """Batch 2 in one lane (slices not contiguous), a repeated input, a model input, a slice off a
+    64-byte boundary, and an input already placed in another Concat: each stays a real copy."""
     cases = [
         ([_conv("x", "wa", "a"), _conv("x", "wb", "b"),
           helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1), _conv("c", "wy", "y")],
@@ -106,7 +116,7 @@ def test_concats_that_cannot_share_bytes_still_copy():
          [1, 4, 3, 3], [_w("wa", 3, 4), _w("wb", 16, 4), _w("wy", 8, 19)]),
     ]
     for nodes, shape, inits in cases:
-        g = _compile_and_compare(_build(nodes, shape, ["y"], inits), tuple(shape))
+        g = _compile_and_compare(_build(nodes, shape, ["y"], inits), tuple(shape), lanes=1)
         assert not _op(g, "c").alias
     nodes = [_conv("x", "wa", "a"), _conv("x", "wb", "b"), _conv("x", "wd", "d"),
              helper.make_node("Concat", ["a", "b"], ["c"], name="c", axis=1),
