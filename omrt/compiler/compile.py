@@ -183,13 +183,14 @@ def _compile_static(proto: onnx.ModelProto, options: CompileOptions, blob: Weigh
         try:
             return _compile_graph(proto, options.input_shape, blob, options, None, progress, lanes)
         except NotLaneSafe as exc:
-            if options.lanes is not None:
-                raise OmrtError(ACL_ERROR_INVALID_PARAM, f"lanes {options.lanes}: {exc}") from None
-        except OmrtError:  # e.g. a Reshape target the lane's batch does not fit; the whole batch decides
-            if options.lanes is not None:
-                raise
+            reason = str(exc)
+        except OmrtError as exc:  # e.g. a constant shape the lane's batch does not fit
+            reason = f"the graph does not fit the lane's batch: {exc}"
         progress.restart()
-    return _compile_graph(proto, options.input_shape, blob, options, None, progress)
+    result = _compile_graph(proto, options.input_shape, blob, options, None, progress)
+    if lanes > 1 and options.lanes is not None:  # asked for, and the model itself is fine
+        raise OmrtError(ACL_ERROR_INVALID_PARAM, f"lanes {options.lanes}: {reason}")
+    return result
 
 
 def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,

@@ -112,6 +112,12 @@ def cnn_b(model_dir: str) -> Compiled:
 
 
 @pytest.fixture(scope="session")
+def cnn4(model_dir: str) -> Compiled:
+    """Batch 4: the compiler puts it in two lanes of two images."""
+    return compile_to(model_dir, "small_cnn_b4", small_cnn(batch=4))
+
+
+@pytest.fixture(scope="session")
 def tiny(model_dir: str) -> Compiled:
     return compile_to(model_dir, "tiny_mlp", tiny_mlp())
 

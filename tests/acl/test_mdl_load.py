@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import acl
+from omrt.om import load_om
 from omrt.runtime import memory
 from omrt.runtime.model_manager import manager
 
@@ -377,3 +378,29 @@ def test_memory_that_would_corrupt_another_model_is_refused(dev, cnn, cnn_b):
     _check(dev, b, cnn)
     assert acl.mdl.unload(a) == 0
     assert acl.mdl.unload(b) == 0
+
+
+def test_batch_lanes_behind_user_managed_memory(dev, cnn4):
+    """A batch-4 model in lanes: ACL still sees one batch-4 model, its work size covers both lanes,
+    and one shared weight buffer serves two loads."""
+    model = load_om(cnn4.om_path)
+    assert model.graphs[0].lanes == 2
+    work, weight, ret = acl.mdl.query_size(cnn4.om_path)
+    assert ret == 0 and work == model.memory_size == 2 * model.graphs[0].lane_memory
+    weight_ptr = dev.malloc(weight)
+    ids = []
+    for _ in range(2):
+        mid, ret = acl.mdl.load_from_file_with_mem(cnn4.om_path, dev.malloc(work), work, weight_ptr, weight)
+        assert ret == 0
+        ids.append(mid)
+    desc = acl.mdl.create_desc()
+    assert acl.mdl.get_desc(desc, ids[0]) == 0
+    assert acl.mdl.get_input_dims(desc, 0)[0]["dims"] == [4, 3, 16, 16]
+    assert acl.mdl.get_input_size_by_index(desc, 0) == 4 * 3 * 16 * 16 * 4
+    assert acl.mdl.destroy_desc(desc) == 0
+    x = np.random.default_rng(3).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    for mid in ids:
+        np.testing.assert_allclose(dev.infer(mid, x)[0], cnn4.reference(x)[0], rtol=1e-3, atol=1e-4)
+        assert acl.mdl.unload(mid) == 0
+    mid, ret = acl.mdl.load_from_file_with_mem(cnn4.om_path, dev.malloc(work), work - 64, weight_ptr, weight)
+    assert ret != 0 and mid == 0

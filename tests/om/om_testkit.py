@@ -52,6 +52,14 @@ def static_model(**kw) -> OfflineModel:
     return OfflineModel(**args)
 
 
+def laned_model(lanes: int = 2, lane_batch: int = 2) -> OfflineModel:
+    """static_plan's graph as `lanes` lanes of `lane_batch` rows each."""
+    plan = static_plan(lane_batch)
+    plan.lanes = lanes
+    plan.memory_size *= lanes
+    return static_model(inputs=plan.input_descs, outputs=plan.output_descs, graphs=[plan])
+
+
 def dynamic_model(gears=(1, 2, 4)) -> OfflineModel:
     plans = [static_plan(g, name=f"main_b{g}", with_batch=True) for g in gears]
     top = plans[-1]
@@ -77,7 +85,7 @@ def assert_models_equal(got: OfflineModel, want: OfflineModel) -> None:
     assert values_equal(got.attrs, want.attrs)
     assert len(got.graphs) == len(want.graphs)
     for g, w in zip(got.graphs, want.graphs):
-        for f in ("name", "inputs", "outputs", "constants", "memory_size", "batch"):
+        for f in ("name", "inputs", "outputs", "constants", "memory_size", "batch", "lanes"):
             assert getattr(g, f) == getattr(w, f), f"{w.name}.{f}"
         assert len(g.ops) == len(w.ops)
         for og, ow in zip(g.ops, w.ops):

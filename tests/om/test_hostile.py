@@ -153,6 +153,19 @@ CASES = {
 }
 
 
+def _lanes(n):
+    def edit(md, td):
+        md.graph[0].attr["lanes"].i = n
+    return edit
+
+
+CASES.update({
+    "lanes not dividing memory_size": (_lanes(3), E_MODEL),
+    "zero lanes": (_lanes(0), E_MODEL),
+    "work past the first lane": (_lanes(2), E_ADDR),
+})
+
+
 def _add_data(md, index):
     extra = md.graph[0].op.add()
     extra.CopyFrom(op(md, "x"))

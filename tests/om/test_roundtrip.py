@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.om.om_testkit import ATTRS, assert_models_equal, dynamic_model, static_model
+from tests.om.om_testkit import ATTRS, assert_models_equal, dynamic_model, laned_model, static_model
 from omrt.om import GraphPlan, Location, OfflineModel, OpPlan, Region, TensorDesc, TensorRef, read_om, write_om
 from omrt.om.dynamic import SHAPE_DATA_DESC
 
@@ -15,6 +15,15 @@ DTYPES = [np.float32, np.float16, np.int8, np.uint8, np.int16, np.int32, np.int6
 def test_static_round_trip():
     m = static_model()
     assert_models_equal(read_om(write_om(m)), m)
+
+
+def test_laned_round_trip():
+    m = laned_model(lanes=2, lane_batch=3)
+    got = read_om(write_om(m))
+    assert_models_equal(got, m)
+    plan = got.graphs[0]
+    assert plan.lanes == 2 and plan.lane_memory == 128 * 3 + 32
+    assert plan.inputs[0].desc.shape == (3, 4) and got.inputs[0].shape == (6, 4) and got.outputs[0].shape == (6, 3)
 
 
 def test_dynamic_round_trip():

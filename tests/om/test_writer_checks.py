@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.om.om_testkit import dynamic_model, ref, static_model
+from tests.om.om_testkit import dynamic_model, laned_model, ref, static_model
 from omrt.constants import ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID, ACL_ERROR_GE_PARAM_INVALID
 from omrt.errors import OmrtError
 from omrt.om import Region, write_om
@@ -23,6 +23,22 @@ def test_work_tensor_outside_memory():
     m = static_model()
     m.graphs[0].memory_size = 10
     assert code_of(m) == ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID
+
+
+def test_laned_plans_must_describe_their_model():
+    m = laned_model()
+    m.inputs = [r.desc for r in m.graphs[0].inputs]      # the lane's shape, not the model's
+    assert code_of(m) == ACL_ERROR_GE_PARAM_INVALID
+    m = laned_model()
+    m.graphs[0].memory_size += 1                         # lanes of unequal work
+    assert code_of(m) == ACL_ERROR_GE_PARAM_INVALID
+    m = laned_model()
+    m.graphs[0].memory_size = 2 * 100                    # the workspace at 256 lies in the second lane
+    assert code_of(m) == ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID
+    m = dynamic_model()
+    m.graphs[0].lanes = 2
+    m.graphs[0].memory_size *= 2
+    assert code_of(m) == ACL_ERROR_GE_PARAM_INVALID
 
 
 def test_const_outside_weights():

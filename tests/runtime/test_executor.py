@@ -8,7 +8,7 @@ from omrt.compiler import compile_onnx
 from omrt.errors import OmrtError
 from omrt.om import read_om, write_om
 from omrt.runtime.address import address_of, aligned_empty, view_at
-from omrt.runtime.executor import BoundGraph, Executor
+from omrt.runtime.executor import BoundGraph, Executor, LanedGraph
 from omrt.runtime.weights import place_weights
 from tests.support.small_models import run_onnxruntime, small_cnn
 
@@ -94,3 +94,30 @@ def test_binding_cache_does_not_keep_caller_buffers_alive(model) -> None:
     del out
     gc.collect()
     assert ref() is None
+
+
+@pytest.fixture(scope="module")
+def laned():
+    return read_om(write_om(compile_onnx(small_cnn(batch=4))))
+
+
+def test_lanes_run_in_their_own_work_and_buffer_slices(laned) -> None:
+    assert laned.graphs[0].lanes == 2
+    executor, work, _ = _executor(laned)
+    assert isinstance(executor.graphs[0], LanedGraph)
+    lanes = executor.graphs[0].lanes
+    assert all(np.shares_memory(lane._work, work[i * laned.graphs[0].lane_memory:]) for i, lane in enumerate(lanes))
+    assert not np.shares_memory(lanes[0]._work, lanes[1]._work)
+    x = np.random.default_rng(9).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    big = np.full(60, 7.0, np.float32)
+    out = big[10:50]
+    executor.execute([x.view(np.uint8).reshape(-1)], [out.view(np.uint8)])
+    (expected,) = run_onnxruntime(small_cnn(batch=4), {"x": x})
+    np.testing.assert_allclose(out.reshape(4, 10), expected, rtol=1e-4, atol=1e-6)
+    assert np.all(big[:10] == 7.0) and np.all(big[50:] == 7.0)
+
+
+def test_work_memory_for_one_lane_only_is_refused(laned) -> None:
+    weights = aligned_empty(laned.weight_size)
+    with pytest.raises(OmrtError, match=str(laned.memory_size)):
+        Executor(laned, aligned_empty(laned.graphs[0].lane_memory), weights)
