@@ -3,7 +3,8 @@
     python benchmarks/profile_model.py resnet50 [--batch 1] [--repeats 5] [--top 25]
 
 Times each bound kernel call of the compiled plan (aliases excluded) after one warm-up run, so
-the figures are kernel time without the executor's own per-op cost.
+the figures are kernel time without the executor's own per-op cost. A plan in batch lanes
+(omrt.compiler.lanes) is timed lane after lane, each lane's kernels on one thread, and summed.
 """
 from __future__ import annotations
 
@@ -45,14 +46,16 @@ def main() -> None:
     graph = session._executor.graphs[0]
     # The steps are called directly below, so they must point at buffers that stay alive.
     inputs = [np.ascontiguousarray(feeds[ref.desc.name]) for ref in graph.plan.inputs]
-    outputs = [np.empty(ref.desc.shape, ref.desc.dtype) for ref in graph.plan.outputs]
+    outputs = [np.empty(desc.shape, desc.dtype) for desc in graph.plan.output_descs]
     graph.bind_io([a.reshape(-1).view(np.uint8) for a in inputs], [o.reshape(-1).view(np.uint8) for o in outputs])
     graph.run()
+    bound = getattr(graph, "lanes", [graph])
     ops = [op for op in graph.plan.ops if not op.alias]
     by_type: dict[str, float] = collections.defaultdict(float)
     by_shape: dict[str, float] = collections.defaultdict(float)
-    for _ in range(args.repeats):
-        for (kernel, ins, outs, scratch), op in zip(graph.steps, ops):
+    for k in range(args.repeats * len(bound)):
+        lane = bound[k % len(bound)]
+        for (kernel, ins, outs, scratch), op in zip(lane.steps, ops):
             start = time.perf_counter()
             kernel(ins, outs, scratch)
             dt = time.perf_counter() - start

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--om", help=".om file for --mode 1 and 6")
     p.add_argument("--json", help="JSON file to write for --mode 1")
     p.add_argument("--log", default="null", help="debug, info, warning, error or null")
+    p.add_argument("--batch_lanes", type=int, default=None,
+                   help="omrt only: run the batch as this many lanes (1: none); default chosen from the batch")
     return p
 
 
@@ -126,6 +128,7 @@ def _convert(args: argparse.Namespace, argv: list[str]) -> None:
         atc_cmdline="atc " + " ".join(shlex.quote(a) for a in argv),
         model_name=os.path.basename(args.output),
         progress=args.log in ("debug", "info") or sys.stderr.isatty(),
+        lanes=args.batch_lanes,
     )
     model = compile_onnx(args.model, options)
     save_om(model, args.output + ".om")

@@ -52,6 +52,17 @@ def test_dynamic_batch(tmp_path: Path) -> None:
     assert model.inputs[-1].name == "ascend_mbatch_shape_data"
 
 
+def test_batch_lanes_option(tmp_path: Path) -> None:
+    path = tmp_path / "b4.onnx"
+    onnx.save(small_cnn(batch=4), str(path))
+    for lanes, want in ((None, 2), ("1", 1), ("4", 4)):
+        out = tmp_path / f"b4_{lanes}"
+        extra = ["--batch_lanes", lanes] if lanes else []
+        assert _atc("--framework", "5", "--model", str(path), "--output", str(out), *extra) == 0
+        model = load_om(str(out) + ".om")
+        assert model.graphs[0].lanes == want and model.inputs[0].shape == (4, 3, 16, 16)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -63,6 +74,7 @@ def test_dynamic_batch(tmp_path: Path) -> None:
         (["--framework", "5", "--input_shape", "x:1,a"], "non-integer"),
         (["--framework", "5", "--dynamic_batch_size", "1;2"], "digits and commas"),
         (["--framework", "5", "--input_shape", "nope:1,3,16,16"], "nope"),
+        (["--framework", "5", "--batch_lanes", "2"], "lanes 2 must divide"),
     ],
 )
 def test_bad_options_fail_with_one_line(tmp_path: Path, onnx_file: Path, capsys, args, message) -> None:
