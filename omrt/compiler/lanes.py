@@ -4,9 +4,9 @@ Splitting every op of a batch over the kernel threads costs a thread wake-up and
 on models of many small ops that is most of the second thread's gain. When no op mixes images
 (every activation is batch-leading and no op reduces, moves or indexes along axis 0), lane i can
 run the whole graph on images [i*b, (i+1)*b) in a work region of its own, one pool task per lane
-and no synchronisation in between (omrt.runtime.executor). SqueezeNet at batch 8 on two threads,
-lanes of 2 against one batch-8 graph with per-op splitting (`benchmarks/bench_models.py`): see
-benchmarks/README.md.
+and no synchronisation in between (omrt.runtime.executor). At batch 8 on two threads, two lanes
+against one batch-8 graph split op by op (benchmarks/README.md): SqueezeNet 37.0 -> 24.7 ms,
+DenseNet-121 209 -> 165, VGG-19 612 -> 525, Inception-v1 92 -> 83; ResNet-50 ties.
 
 The compiler tries the lane graph first and falls back to the whole batch when check_lanes finds
 an op that is not batch-local, so a lane plan is always an exact split of the batch-N model.
@@ -22,9 +22,11 @@ from omrt.compiler.ir import Graph, Node, TensorInfo
 from omrt.constants import ACL_ERROR_INVALID_PARAM
 from omrt.errors import OmrtError
 
-# Images per lane when the compiler chooses: two keep small ops batched (one numpy call for two
-# images) and leave four lanes at batch 8, enough for four threads.
-LANE_BATCH = 2
+# Lanes when the compiler chooses. Every lane reads all the weights, so more lanes cost weight
+# traffic: at batch 8 on two threads (`benchmarks/README.md`), 2 lanes against 4: VGG-19 525
+# against 580 ms, DenseNet-121 165 against 170, ResNet-50 182 against 186, SqueezeNet 24.7
+# against 25.9; ShuffleNet and Inception-v1 tie.
+DEFAULT_LANES = 2
 
 # Each output element depends only on the same position of its (broadcast) inputs.
 ELEMENTWISE = frozenset({
@@ -75,7 +77,7 @@ def data_batch(proto: onnx.ModelProto, input_shape: dict[str, list[int]]) -> int
 
 def choose_lanes(batch: int | None, requested: int | None) -> int:
     """How many lanes a batch is compiled as: `requested` (CompileOptions.lanes) or, by default,
-    lanes of LANE_BATCH images (of one for a batch of 2); 1 (no lanes) for an odd batch."""
+    DEFAULT_LANES for an even batch and 1 (no lanes) for an odd one."""
     if requested is not None:
         if requested < 1:
             raise OmrtError(ACL_ERROR_INVALID_PARAM, f"lanes must be at least 1, got {requested}")
@@ -83,9 +85,9 @@ def choose_lanes(batch: int | None, requested: int | None) -> int:
             raise OmrtError(ACL_ERROR_INVALID_PARAM,
                             f"lanes {requested} must divide the batch size of every input ({batch})")
         return requested
-    if batch is None or batch < 2 or batch % 2:
+    if batch is None or batch % DEFAULT_LANES:
         return 1
-    return batch // LANE_BATCH if batch >= 2 * LANE_BATCH else batch
+    return DEFAULT_LANES
 
 
 def split_inputs(graph: Graph, lanes: int) -> int:

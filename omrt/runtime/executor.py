@@ -126,12 +126,14 @@ class BoundGraph:
 
 class LanedGraph:
     """A plan in batch lanes (omrt.compiler.lanes): one BoundGraph per lane, each over its own work
-    region and its slice of the caller's buffers, run as one pool task per lane. Their kernels
-    are built for one thread, so a lane never waits on another thread until all are done."""
+    region and its slice of the caller's buffers. With no more kernel threads than lanes, each
+    lane is one pool task and its kernels are built for one thread, so a lane never waits on
+    another thread until all are done; with more threads than lanes, the lanes run one after
+    another and every op is split over the threads as in a plan without lanes."""
 
     def __init__(self, plan: GraphPlan, work: np.ndarray, weights: np.ndarray) -> None:
         self.plan = plan
-        self.parallel = get_pool().size > 1
+        self.parallel = 1 < get_pool().size <= plan.lanes
         with serial_kernels() if self.parallel else nullcontext():
             self.lanes = [BoundGraph(plan, work, weights, i) for i in range(plan.lanes)]
 
