@@ -121,3 +121,19 @@ def test_work_memory_for_one_lane_only_is_refused(laned) -> None:
     weights = aligned_empty(laned.weight_size)
     with pytest.raises(OmrtError, match=str(laned.memory_size)):
         Executor(laned, aligned_empty(laned.graphs[0].lane_memory), weights)
+
+
+@pytest.mark.parametrize("threads, side_by_side", [(1, False), (2, True), (3, False)])
+def test_lanes_side_by_side_only_with_no_more_threads_than_lanes(laned, monkeypatch, threads, side_by_side) -> None:
+    from omrt.runtime import executor as executor_module
+    from omrt.kernels.parallel import Pool
+
+    pool = Pool(threads)
+    monkeypatch.setattr(executor_module, "get_pool", lambda: pool)
+    executor, _, _ = _executor(laned)
+    assert executor.graphs[0].parallel is side_by_side
+    x = np.random.default_rng(threads).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    out = np.empty((4, 10), np.float32)
+    executor.execute([x.view(np.uint8).reshape(-1)], [out.view(np.uint8).reshape(-1)])
+    (expected,) = run_onnxruntime(small_cnn(batch=4), {"x": x})
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
