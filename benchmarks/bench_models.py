@@ -1,6 +1,6 @@
 """omrt vs onnxruntime on the light models with random weights, same process, alternating runs.
 
-    python benchmarks/bench_models.py [--models resnet50,squeezenet] [--batches 1,8] [--repeats 20]
+    python benchmarks/bench_models.py [--models resnet50,squeezenet] [--batches 1,8] [--repeats 20] [--lanes 1,2,4]
 
 Prints the median latency of each runtime and the ratio omrt/onnxruntime (< 1 means omrt is
 faster), plus ResNet-50's effective GFLOP/s against numpy's own large-GEMM GFLOP/s. Each
@@ -19,7 +19,7 @@ import numpy as np
 
 from common import THREADS, alternate, ort_session
 
-from omrt.compiler import compile_onnx
+from omrt.compiler import CompileOptions, compile_onnx
 from omrt.om import write_om
 from omrt.session import InferenceSession
 from tests.support.light_models import LIGHT_MODELS, random_input, randomized
@@ -64,17 +64,23 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, batch: int, repeats: int) -> None:
+def measure(name: str, batch: int, repeats: int, lanes: list[int | None]) -> None:
+    """One row per lane count (None: the compiler's choice), all timed in one alternation."""
     onnx_model = randomized(name, batch=batch, expose_logits=False)
-    compiled = compile_onnx(onnx_model)
-    session = InferenceSession(write_om(compiled))
     ort = ort_session(onnx_model.SerializeToString())
     feeds = random_input(onnx_model)
-    diff = float(np.max(np.abs(session.run(None, feeds)[0] - ort.run(None, feeds)[0])))
-    times = alternate({"omrt": lambda: session.run(None, feeds), "ort": lambda: ort.run(None, feeds)},
-                      repeats=repeats)
-    o, r = np.median(times["omrt"]), np.median(times["ort"])
-    print(f"{name:<14}{batch:>6}{o:>10.2f}{r:>10.2f}{o / r:>8.3f}{diff:>11.2e}", flush=True)
+    runs, diffs = {}, {}
+    for count in lanes:
+        compiled = compile_onnx(onnx_model, CompileOptions(lanes=count))
+        session = InferenceSession(write_om(compiled))
+        label = name if count is None else f"{name} L{count}"
+        diffs[label] = float(np.max(np.abs(session.run(None, feeds)[0] - ort.run(None, feeds)[0])))
+        runs[label] = lambda session=session: session.run(None, feeds)
+    times = alternate({**runs, "ort": lambda: ort.run(None, feeds)}, repeats=repeats)
+    r = np.median(times["ort"])
+    for label in runs:
+        o = np.median(times[label])
+        print(f"{label:<14}{batch:>6}{o:>10.2f}{r:>10.2f}{o / r:>8.3f}{diffs[label]:>11.2e}", flush=True)
     if name == "resnet50" and batch == 1:
         flops = model_flops(compiled)
         print(f"  resnet50 effective: omrt {flops / o / 1e6:.1f} GFLOP/s, onnxruntime {flops / r / 1e6:.1f} GFLOP/s"
@@ -86,19 +92,20 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(SPEED_MODELS))
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--lanes", default="", help="batch lane counts to compare, e.g. 1,2,4 (default: the compiler's)")
     parser.add_argument("--one", action="store_true", help="measure in this process (one model, one batch)")
     args = parser.parse_args()
     names = [m for m in args.models.split(",") if m in LIGHT_MODELS]
     batches = [int(b) for b in args.batches.split(",")]
     if args.one:
-        measure(names[0], batches[0], args.repeats)
+        measure(names[0], batches[0], args.repeats, [int(k) for k in args.lanes.split(",") if k] or [None])
         return
     print(f"threads: {THREADS} (omrt via BLAS, onnxruntime intra_op_num_threads)")
     print(f"{'model':<14}{'batch':>6}{'omrt ms':>10}{'ort ms':>10}{'ratio':>8}{'max|diff|':>11}", flush=True)
     for name in names:
         for batch in batches:
             subprocess.run([sys.executable, __file__, "--one", "--models", name, "--batches", str(batch),
-                            "--repeats", str(args.repeats)], check=True)
+                            "--repeats", str(args.repeats), "--lanes", args.lanes], check=True)
     print(f"numpy large GEMM (2048^3, float32, {THREADS} BLAS threads): {numpy_gemm_gflops():.1f} GFLOP/s")
 
 

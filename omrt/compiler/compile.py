@@ -166,8 +166,9 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
     progress.step("place")
     with _timed(timings, "emit"):
         plan = emit(graph, placement, blob, output_names, options.input_format, batch)
-        plan.lanes = lanes
-        plan.memory_size = lanes * align_up(plan.memory_size, DEFAULT_ALIGNMENT)
+        if lanes > 1:
+            plan.lanes = lanes
+            plan.memory_size = lanes * align_up(plan.memory_size, DEFAULT_ALIGNMENT)
     progress.step("emit")
     report = GraphReport(plan.name, batch, placement.size, placement.lower_bound, placement.naive,
                          len(proto.graph.node), len(plan.ops), folded, fusions,

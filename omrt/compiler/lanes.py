@@ -5,8 +5,9 @@ on models of many small ops that is most of the second thread's gain. When no op
 (every activation is batch-leading and no op reduces, moves or indexes along axis 0), lane i can
 run the whole graph on images [i*b, (i+1)*b) in a work region of its own, one pool task per lane
 and no synchronisation in between (omrt.runtime.executor). At batch 8 on two threads, two lanes
-against one batch-8 graph split op by op (benchmarks/README.md): SqueezeNet 37.0 -> 24.7 ms,
-DenseNet-121 209 -> 165, VGG-19 612 -> 525, Inception-v1 92 -> 83; ResNet-50 ties.
+against one batch-8 graph split op by op (`benchmarks/bench_models.py --batches 8 --lanes 1,2,4`):
+SqueezeNet 29.2 -> 25.5 ms, ShuffleNet 29.9 -> 26.4, DenseNet-121 210 -> 167, ResNet-50
+211 -> 182, VGG-19 617 -> 536, Inception-v1 99 -> 81.
 
 The compiler tries the lane graph first and falls back to the whole batch when check_lanes finds
 an op that is not batch-local, so a lane plan is always an exact split of the batch-N model.
@@ -23,9 +24,9 @@ from omrt.constants import ACL_ERROR_INVALID_PARAM
 from omrt.errors import OmrtError
 
 # Lanes when the compiler chooses. Every lane reads all the weights, so more lanes cost weight
-# traffic: at batch 8 on two threads (`benchmarks/README.md`), 2 lanes against 4: VGG-19 525
-# against 580 ms, DenseNet-121 165 against 170, ResNet-50 182 against 186, SqueezeNet 24.7
-# against 25.9; ShuffleNet and Inception-v1 tie.
+# traffic: at batch 8 on two threads, 2 lanes against 4 (same command as above): VGG-19 536
+# against 588 ms, ResNet-50 182 against 188, DenseNet-121 167 against 171, Inception-v1 81
+# against 84; SqueezeNet and ShuffleNet tie.
 DEFAULT_LANES = 2
 
 # Each output element depends only on the same position of its (broadcast) inputs.

@@ -142,11 +142,12 @@ def serial_kernels() -> Iterator[None]:
     """Kernels built inside plan for one thread and run every task on the thread that calls them:
     each lane of a plan in batch lanes (omrt.runtime.executor) is already one task of the pool."""
     get_pool()  # BLAS goes single-threaded here as for any other kernel
+    previous = getattr(_building, "serial", False)
     _building.serial = True
     try:
         yield
     finally:
-        _building.serial = False
+        _building.serial = previous
 
 
 def get_pool() -> Pool:

@@ -226,3 +226,18 @@ def test_conv_channel_blocks_values(two_threads, k: int, stride: int, hw: int) -
             want += np.einsum("mc,chw->mhw", w[:, :, i, j].astype(np.float64), patch)
     want = np.maximum(want + b[:, None, None] + r[0], 0)
     np.testing.assert_allclose(y[0], want, rtol=1e-4, atol=1e-3)
+
+
+def test_serial_kernels_give_a_one_thread_pool_on_this_thread_only() -> None:
+    main_pool = get_pool()
+    seen: list[int] = []
+    with parallel.serial_kernels():
+        assert get_pool().size == 1
+        with parallel.serial_kernels():
+            assert get_pool().size == 1
+        assert get_pool().size == 1
+        other = threading.Thread(target=lambda: seen.append(get_pool().size))
+        other.start()
+        other.join()
+    assert seen == [main_pool.size]
+    assert get_pool() is main_pool
