@@ -50,10 +50,13 @@ FEW_OUTPUTS_MIN_TILES = 32
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
 CHANNEL_SPLIT_MAX_TILES = 32  # tiles of the whole batch up to which output channels are split (by_channel_blocks)
 # Transformed weights beyond what the last-level cache holds are streamed from memory by every
-# task, so a few tiles per pass make Winograd memory-bound: VGG's 512->512 on 14x14 at batch 1
-# (16 tiles, 38 MB of transformed weights) ran 1.4x slower than im2col.
+# task; by_channel_blocks splits such convs by output channels so no weight is read twice.
+# A stricter tile minimum for them no longer paid: with 16 tiles, 512->512 3x3 on 14x14 at
+# batch 1 (VGG-19) and on 7x7 at batch 4 (ResNet-50 in two lanes at batch 8) ran faster by
+# Winograd, one conv flushed 2.59 -> 2.19 ms on two threads and 6.57 -> 4.16 on one
+# (`bench_conv_kernel.py --cold`), in the model VGG-19 batch 1 76.5-77.6 -> 75.6-76.2 ms and
+# ResNet-50 batch 8 176.2-181.3 -> 173.0-175.7.
 STREAMED_WEIGHT_BYTES = 16 * 1024 * 1024
-STREAMED_MIN_TILES = 32
 
 
 def _streamed(g: ConvGeom) -> bool:
@@ -68,7 +71,6 @@ def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
             and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
             and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.c >= WINOGRAD_MIN_INPUTS
             and tiles >= (FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else WINOGRAD_MIN_TILES)
-            and (not _streamed(g) or tiles >= STREAMED_MIN_TILES)
             and g.image_flops * g.n >= WINOGRAD_MIN_FLOPS)
 
 
