@@ -55,10 +55,11 @@ class _Progress:
             from tqdm import tqdm
             self.bar = tqdm(total=total, file=sys.stderr, desc="omrt compile", unit="pass", leave=False)
 
-    def restart(self) -> None:
-        """Back to the first stage (a lane plan was given up for the whole batch)."""
+    def redo(self, stages: int) -> None:
+        """Stages to run again (a lane plan given up for the whole batch)."""
         if self.bar is not None:
-            self.bar.reset()
+            self.bar.total += stages
+            self.bar.refresh()
 
     def step(self, label: str) -> None:
         if self.bar is not None:
@@ -176,19 +177,19 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
     return plan, report
 
 
-def _compile_static(proto: onnx.ModelProto, options: CompileOptions, blob: WeightBlob,
-                    progress: _Progress) -> tuple[GraphPlan, GraphReport]:
-    """A static model's plan: in batch lanes where the graph allows (omrt.compiler.lanes)."""
-    lanes = choose_lanes(data_batch(proto, options.input_shape), options.lanes)
+def _compile_plan(proto: onnx.ModelProto, input_shape: dict[str, list[int]], batch: int | None,
+                  options: CompileOptions, blob: WeightBlob, progress: _Progress) -> tuple[GraphPlan, GraphReport]:
+    """A static model's plan or one gear's: in batch lanes where the graph allows (omrt.compiler.lanes)."""
+    lanes = choose_lanes(data_batch(proto, input_shape), options.lanes)
     if lanes > 1:
         try:
-            return _compile_graph(proto, options.input_shape, blob, options, None, progress, lanes)
+            return _compile_graph(proto, input_shape, blob, options, batch, progress, lanes)
         except NotLaneSafe as exc:
             reason = str(exc)
         except OmrtError as exc:  # e.g. a constant shape the lane's batch does not fit
             reason = f"the graph does not fit the lane's batch: {exc}"
-        progress.restart()
-    result = _compile_graph(proto, options.input_shape, blob, options, None, progress)
+        progress.redo(len(STAGES))
+    result = _compile_graph(proto, input_shape, blob, options, batch, progress)
     if lanes > 1 and options.lanes is not None:  # asked for, and the model itself is fine
         raise OmrtError(ACL_ERROR_INVALID_PARAM, f"lanes {options.lanes}: {reason}")
     return result
@@ -203,16 +204,12 @@ def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,
     proto = onnx_import.load(model)
     onnx_import.check_supported(proto)
     blob = WeightBlob()
-    shape_sets = [(shapes_for_gear(options.input_shape, g), g) for g in gears]
-    progress = _Progress(options.progress, len(STAGES) * max(1, len(shape_sets)))
+    shape_sets = [(shapes_for_gear(options.input_shape, g), g) for g in gears] or [(options.input_shape, None)]
+    progress = _Progress(options.progress, len(STAGES) * len(shape_sets))
     plans, reports = [], []
     try:
         for input_shape, batch in shape_sets:
-            plan, report = _compile_graph(proto, input_shape, blob, options, batch, progress)
-            plans.append(plan)
-            reports.append(report)
-        if not gears:
-            plan, report = _compile_static(proto, options, blob, progress)
+            plan, report = _compile_plan(proto, input_shape, batch, options, blob, progress)
             plans.append(plan)
             reports.append(report)
     finally:

@@ -35,8 +35,6 @@ def check_dynamic(model: OfflineModel) -> None:
     for plan in model.graphs:
         if len(plan.inputs) != len(model.inputs) - 1 or len(plan.outputs) != len(model.outputs):
             raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, f"plan {plan.name!r} has a different number of inputs/outputs")
-        if plan.lanes != 1:
-            raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, f"plan {plan.name!r}: a dynamic-batch gear runs in one lane")
 
 
 def root_plan(model: OfflineModel) -> GraphPlan:

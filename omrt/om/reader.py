@@ -65,9 +65,6 @@ def read_om(data: bytes | memoryview) -> OfflineModel:
         for i, g in enumerate(gear_defs):
             plan = decode_graph(g, weight_limit)
             plan.name = g.name[: len(g.name) - len(dynamic.gear_suffix(i))]
-            if plan.lanes != 1:
-                raise OmrtError(ACL_ERROR_GE_EXEC_LOAD_MODEL_PARTITION_FAILED,
-                                f"gear graph {g.name!r}: a dynamic-batch gear runs in one lane")
             if len(plan.inputs) != len(root.inputs) - 1 or len(plan.outputs) != len(root.outputs):
                 raise OmrtError(ACL_ERROR_GE_EXEC_LOAD_MODEL_PARTITION_FAILED,
                                 f"gear graph {g.name!r} has a different number of inputs/outputs")

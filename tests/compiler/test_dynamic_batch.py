@@ -35,18 +35,19 @@ def test_one_plan_per_gear_sharing_weights():
                                                               dynamic_batch_size=gears))
     assert om.gears == gears and om.is_dynamic_batch
     assert [g.batch for g in om.graphs] == gears and len(report.graphs) == 3
+    assert [g.lanes for g in om.graphs] == [1, 2, 2]
     assert [d.name for d in om.inputs] == ["x", ACL_DYNAMIC_TENSOR_NAME]
     assert om.inputs[0].shape == (4, 3, 8, 8) and om.inputs[0].layout == "NCHW"
     assert om.inputs[1].dtype == np.int32 and om.inputs[1].shape == (1,)
     assert om.outputs[0].shape == (4, 10)
     weight_locs = set()
     for gear, g in zip(gears, om.graphs):
-        assert g.inputs[0].desc.shape == (gear, 3, 8, 8) and g.outputs[0].desc.shape == (gear, 10)
+        assert g.input_descs[0].shape == (gear, 3, 8, 8) and g.output_descs[0].shape == (gear, 10)
         conv = g.ops[0]
         weight_locs.add((conv.inputs[1].loc, g.ops[-1].inputs[1].loc))
         reshape = next(op for op in g.ops if op.op_type == "Reshape")
         lo = reshape.inputs[1].loc.offset
-        assert np.array_equal(np.frombuffer(om.weights[lo:lo + 16], np.int64), [gear, -1])
+        assert np.array_equal(np.frombuffer(om.weights[lo:lo + 16], np.int64), [gear // g.lanes, -1])
         check_bounds(om, g)
         check_no_clobber(g)
     assert len(weight_locs) == 1

@@ -146,7 +146,15 @@ def test_ops_within_images_go_in_lanes(case):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_dynamic_batch_gears_stay_in_one_lane():
+def test_dynamic_batch_gears_of_even_batch_go_in_lanes():
     model = small_cnn(batch="n")
-    om = compile_onnx(model, CompileOptions(input_shape={"x": [-1, 3, 16, 16]}, dynamic_batch_size=[2, 4]))
-    assert [g.lanes for g in om.graphs] == [1, 1]
+    om = read_om(write_om(compile_onnx(model, CompileOptions(input_shape={"x": [-1, 3, 16, 16]},
+                                                               dynamic_batch_size=[1, 3, 4]))))
+    assert [g.lanes for g in om.graphs] == [1, 1, 2]
+    assert om.inputs[0].shape == (4, 3, 16, 16) and om.graphs[2].inputs[0].desc.shape == (2, 3, 16, 16)
+    session = InferenceSession(write_om(om))
+    for batch in (4, 3, 1, 4):
+        x = RNG.standard_normal((batch, 3, 16, 16)).astype(np.float32)
+        (got,) = session.run(None, {"x": x})
+        (want,) = run_onnxruntime(model, {"x": x})
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
