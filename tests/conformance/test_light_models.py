@@ -45,3 +45,22 @@ def test_random_weights_match_onnxruntime(name: str) -> None:
     assert np.std(logits) > 0, "random weights must give non-degenerate logits"
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_random_weights_at_batch_2_in_lanes_match_onnxruntime(name: str) -> None:
+    """Two images, one per lane: each lane's slice of the output is its own image's."""
+    import onnxruntime as ort
+
+    model = randomized(name, seed=5, batch=2)
+    compiled = compile_onnx(model)
+    assert compiled.graphs[0].lanes == 2
+    feeds = random_input(model, seed=4)
+    got = InferenceSession(write_om(compiled)).run(None, feeds)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    expected = ort.InferenceSession(model.SerializeToString(), options,
+                                    providers=["CPUExecutionProvider"]).run(None, feeds)
+    for g, e in zip(got, expected):
+        assert g.shape[0] == 2
+        np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
