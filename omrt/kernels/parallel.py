@@ -24,6 +24,10 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import numpy as np
+
+from omrt.kernels.ufunc_buffer import KERNEL_BUFSIZE
+
 MAX_DEFAULT_THREADS = 8
 # Output features are split on multiples of this, so each piece starts where a BLAS micro-kernel
 # block would and the tail rows/columns fall where a single call would put them.
@@ -78,6 +82,7 @@ class _Worker:
         threading.Thread(target=self._loop, name=f"omrt-kernel-{index}", daemon=True).start()
 
     def _loop(self) -> None:
+        np.setbufsize(KERNEL_BUFSIZE)  # this thread only ever runs kernels (omrt.kernels.ufunc_buffer)
         while True:
             self.go.acquire()
             job = self.job

@@ -17,6 +17,7 @@ from omrt.constants import ACL_ERROR_GE_PARAM_INVALID
 from omrt.errors import OmrtError
 from omrt.kernels import OpSpec, TensorSpec, build_kernel
 from omrt.kernels.parallel import get_pool, serial_kernels
+from omrt.kernels.ufunc_buffer import kernel_ufunc_buffer
 from omrt.om.model import GraphPlan, OfflineModel, Region, TensorRef
 from omrt.runtime.address import address_of, view_at
 
@@ -175,7 +176,8 @@ class Executor:
         """Run with uint8 views of the caller's input/output buffers (one per model input/output)."""
         bound = self.graph(batch)
         bound.bind_io(inputs, outputs)
-        bound.run()
+        with kernel_ufunc_buffer():
+            bound.run()
 
     def execute_at(
         self, inputs: Sequence[tuple[int, int]], outputs: Sequence[tuple[int, int]], batch: int | None = None
