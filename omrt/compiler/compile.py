@@ -216,7 +216,7 @@ def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,
         progress.close()
     name = options.model_name or proto.graph.name or "model"
     largest = plans[-1] if not gears else plans[int(np.argmax(gears))]
-    inputs = [largest.model_desc(r.desc) for r in largest.inputs]
+    inputs = largest.input_descs
     if gears:
         inputs.append(TensorDesc(ACL_DYNAMIC_TENSOR_NAME, np.dtype(np.int32), (1,), "ND"))
     attrs = {
@@ -226,7 +226,7 @@ def compile_onnx_report(model: str | os.PathLike | bytes | onnx.ModelProto,
         "framework_type": "Onnx",
         "precision_mode": options.precision_mode,
     }
-    om = OfflineModel(name, inputs, [largest.model_desc(r.desc) for r in largest.outputs], plans, blob.tobytes(),
+    om = OfflineModel(name, inputs, largest.output_descs, plans, blob.tobytes(),
                       list(gears), attrs, options.soc_version)
     return om, CompileReport(name, reports, om.weight_size, time.perf_counter() - t0)
 

@@ -55,8 +55,7 @@ def read_om(data: bytes | memoryview) -> OfflineModel:
     gears: list[int] = []
     if len(md.graph) == 1:
         plans = [decode_graph(md.graph[0], weight_limit)]
-        inputs = [plans[0].model_desc(r.desc) for r in plans[0].inputs]
-        outputs = [plans[0].model_desc(r.desc) for r in plans[0].outputs]
+        inputs, outputs = plans[0].input_descs, plans[0].output_descs
     else:
         root = decode_graph(md.graph[0], weight_limit)
         gear_defs = list(md.graph[1:])

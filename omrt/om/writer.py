@@ -33,8 +33,7 @@ def _check(model: OfflineModel) -> None:
         raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, "a static model has exactly one plan")
     if plan.lanes < 1 or plan.memory_size % plan.lanes:
         raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, f"lanes {plan.lanes} must be at least 1 and divide memory_size")
-    if (model.inputs != [plan.model_desc(r.desc) for r in plan.inputs]
-            or model.outputs != [plan.model_desc(r.desc) for r in plan.outputs]):
+    if model.inputs != plan.input_descs or model.outputs != plan.output_descs:
         raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, "a static model's inputs/outputs must be its plan's")
 
 
