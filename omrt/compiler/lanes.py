@@ -14,8 +14,6 @@ an op that is not batch-local, so a lane plan is always an exact split of the ba
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import onnx
 
@@ -159,7 +157,7 @@ def _touches_batch_axis(graph: Graph, node: Node) -> bool:
     return False
 
 
-def _check_node(graph: Graph, node: Node, lane_batch: int) -> None:
+def _check_node(graph: Graph, node: Node) -> None:
     op = node.op_type
     inputs = [i for i in node.inputs if i]
     activations = [i for i in inputs if i not in graph.constants]
@@ -195,15 +193,10 @@ def check_lanes(graph: Graph, lane_batch: int) -> None:
         if name in graph.constants:
             raise NotLaneSafe(f"output {name} is a constant")
     for node in graph.nodes:
-        _check_node(graph, node, lane_batch)
+        _check_node(graph, node)
         for name in node.inputs + node.outputs:
             if not name or name in graph.constants:
                 continue
             shape = graph.shape(name)
             if not shape or shape[0] != lane_batch:
                 raise NotLaneSafe(f"{node.op_type} {node.name}: {name} {list(shape)} does not lead with the batch")
-
-
-def scaled_shape(shape: tuple[int, ...], lanes: int) -> tuple[Any, ...]:
-    """A lane tensor's shape as the whole batch has it."""
-    return (shape[0] * lanes,) + tuple(shape[1:])

@@ -11,7 +11,7 @@ from omrt.constants import (
 from omrt.errors import OmrtError
 from omrt.om.address import AddressMap
 from omrt.om.attrs import attrs_from_map, from_attr
-from omrt.om.graph_writer import ALIAS_ATTR, CONST, DATA, NETOUTPUT
+from omrt.om.graph_writer import ALIAS_ATTR, CONST, DATA, NETOUTPUT, lanes_problem
 from omrt.om.model import GraphPlan, Location, OpPlan, Region, TensorRef
 from omrt.om.proto import ge_ir_pb2 as ge
 from omrt.om.tensors import read_desc
@@ -39,9 +39,6 @@ class GraphDecoder:
         self.where = f"graph {g.name!r}"
         self.memory_size = int_attr(g.attr, "memory_size", self.where)
         self.lanes = int_attr(g.attr, "lanes", self.where, default=1)
-        if self.lanes < 1 or self.memory_size % self.lanes:
-            raise _bad(f"{self.where}: lanes {self.lanes} must be at least 1 and divide memory_size {self.memory_size}")
-        self.lane_memory = self.memory_size // self.lanes
         self.outputs_of: dict[str, list[TensorRef]] = {}
         self.op_names = set()
         for op in g.op:
@@ -52,11 +49,13 @@ class GraphDecoder:
     def decode(self) -> GraphPlan:
         data_ops = self._data_ops()
         netout = self._netoutput()
-        self.addr = AddressMap.build(
-            self.lane_memory,
-            [read_desc(op.output_desc[0]) for op in data_ops],
-            [read_desc(td) for td in netout.input_desc],
-        )
+        in_descs = [read_desc(op.output_desc[0]) for op in data_ops]
+        out_descs = [read_desc(td) for td in netout.input_desc]
+        problem = lanes_problem(self.lanes, self.memory_size, in_descs + out_descs)
+        if problem is not None:
+            raise _bad(f"{self.where}: {problem}")
+        self.lane_memory = self.memory_size // self.lanes
+        self.addr = AddressMap.build(self.lane_memory, in_descs, out_descs)
         inputs_by_op: dict[str, int] = {op.name: i for i, op in enumerate(data_ops)}
         inputs: list[TensorRef | None] = [None] * len(data_ops)
         constants: list[TensorRef] = []
@@ -75,8 +74,6 @@ class GraphDecoder:
             else:
                 ops.append(self._compute(op))
         batch = int_attr(self.g.attr, "batch", self.where) if "batch" in self.g.attr else None
-        if self.lanes > 1 and any(not r.desc.shape for r in inputs + outputs if r is not None):
-            raise _bad(f"{self.where}: a plan in lanes needs a batch dim on every input and output")
         return GraphPlan(self.g.name, inputs, outputs, constants, ops, self.memory_size, batch, self.lanes)
 
     def _data_ops(self) -> list[ge.OpDef]:

@@ -5,7 +5,7 @@ from omrt.constants import ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID, ACL_ERROR_GE_PA
 from omrt.errors import OmrtError
 from omrt.om.address import AddressMap
 from omrt.om.attrs import attrs_to_map, to_attr
-from omrt.om.model import GraphPlan, OpPlan, Region, TensorRef
+from omrt.om.model import GraphPlan, OpPlan, Region, TensorDesc, TensorRef
 from omrt.om.proto import ge_ir_pb2 as ge
 from omrt.om.tensors import fill_desc
 
@@ -17,6 +17,15 @@ ABSENT_ADDR = -1
 
 def _bad(msg: str) -> OmrtError:
     return OmrtError(ACL_ERROR_GE_PARAM_INVALID, msg)
+
+
+def lanes_problem(lanes: int, memory_size: int, io: list[TensorDesc]) -> str | None:
+    """What is wrong with a plan's batch lanes, if anything: the writer and the reader refuse the same."""
+    if lanes < 1 or memory_size % lanes:
+        return f"lanes {lanes} must be at least 1 and divide memory_size {memory_size}"
+    if lanes > 1 and any(not d.shape for d in io):
+        return "a plan in lanes needs a batch dim on every input and output"
+    return None
 
 
 class _Names:

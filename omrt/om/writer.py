@@ -8,7 +8,7 @@ from omrt.constants import ACL_ERROR_GE_PARAM_INVALID, ACL_ERROR_WRITE_FILE
 from omrt.errors import OmrtError
 from omrt.om import dynamic
 from omrt.om.attrs import attrs_to_map
-from omrt.om.graph_writer import encode_graph
+from omrt.om.graph_writer import encode_graph, lanes_problem
 from omrt.om.header import IR_VERSION, pack_header
 from omrt.om.layout import DERIVED_ATTRS, EMPTY_WEIGHTS, EVENT_NUM, STREAM_NUM, STRING_ATTR_DEFAULTS
 from omrt.om.model import OfflineModel
@@ -25,14 +25,16 @@ def _check(model: OfflineModel) -> None:
         raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, f"model attrs {sorted(clash)} are derived by the writer")
     if any(p.memory_size < 0 for p in model.graphs):
         raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, "memory_size must not be negative")
+    for p in model.graphs:
+        problem = lanes_problem(p.lanes, p.memory_size, [r.desc for r in p.inputs + p.outputs])
+        if problem is not None:
+            raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, f"plan {p.name!r}: {problem}")
     if model.gears:
         dynamic.check_dynamic(model)
         return
     plan = model.graphs[0]
     if len(model.graphs) != 1:
         raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, "a static model has exactly one plan")
-    if plan.lanes < 1 or plan.memory_size % plan.lanes:
-        raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, f"lanes {plan.lanes} must be at least 1 and divide memory_size")
     if model.inputs != plan.input_descs or model.outputs != plan.output_descs:
         raise OmrtError(ACL_ERROR_GE_PARAM_INVALID, "a static model's inputs/outputs must be its plan's")
 

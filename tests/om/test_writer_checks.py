@@ -35,6 +35,9 @@ def test_laned_plans_must_describe_their_model():
     m = laned_model()
     m.graphs[0].memory_size = 2 * 100                    # the workspace at 256 lies in the second lane
     assert code_of(m) == ACL_ERROR_GE_EXEC_MODEL_ADDR_INVALID
+    m = dynamic_model()
+    m.graphs[1].lanes = 5                                # a gear's lanes must divide its work too
+    assert code_of(m) == ACL_ERROR_GE_PARAM_INVALID
 
 
 def test_const_outside_weights():
