@@ -25,6 +25,7 @@ from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other ker
     compute_itemsize, conv_geom, finish, finish_blocks, pad_into, res_view, same_pads, split_inputs,
     task_parts, windows,
 )
+from omrt.kernels import depthwise_jit
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.depthwise_cl import channels_last_wins, depthwise_cl_build, depthwise_cl_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
@@ -318,7 +319,10 @@ def conv(spec: OpSpec):
     wmat = weights(w_const) if w_const is not None else None
     if g.depthwise:
         bcol = b_const.reshape(g.c, 1) if b_const is not None else None
-        build = depthwise_cl_build if channels_last_wins(g) else depthwise_build
+        if depthwise_jit.fits(g, dtype):
+            build = depthwise_jit.depthwise_jit_build
+        else:
+            build = depthwise_cl_build if channels_last_wins(g) else depthwise_build
         return build(g, wmat, weights, bcol, epi, pool, dtype)
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _direct_view(g):

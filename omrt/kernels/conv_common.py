@@ -192,6 +192,8 @@ def col_ranges(p: int, parts: int) -> list[tuple[int, int]]:
 
 def finish(epi: Epilogue, y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None) -> None:
     """Bias, residual and activation on one piece of the output, right after it was computed."""
+    if epi.fused(y, bias, res):
+        return
     if bias is not None:
         np.add(y, bias, out=y)
     epi(y, res)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from omrt.kernels import fused_epilogue, jit
 from omrt.kernels.base import check
 
 ACTIVATIONS = (
@@ -186,11 +187,26 @@ class Epilogue:
         self.residual = bool(attrs.get("_residual", 0))
         check(self.activation is None or self.activation in ACTIVATIONS,
               f"unsupported fused activation {self.activation}")
+        code = fused_epilogue.activation_code(self.activation, self.params)
+        # With an activation the compiled pass lacks, it adds bias and residual; numpy does the rest.
+        self._numpy_after = code is None
+        self._pass = (code or (fused_epilogue.NO_ACT, 0.0, 0.0)) if jit.enabled() else None
 
     def __call__(self, out: np.ndarray, residual: np.ndarray | None) -> None:
+        if self.fused(out, None, residual):
+            return
         if residual is not None:
             np.add(out, residual, out=out)
         apply_activation(out, self.activation, self.params)
+
+    def fused(self, y: np.ndarray, bias: np.ndarray | None, residual: np.ndarray | None) -> bool:
+        """Bias, residual and activation on y in one compiled pass (omrt.kernels.fused_epilogue);
+        False, with y untouched, where that pass does not apply."""
+        if self._pass is None or not fused_epilogue.run(y, bias, residual, self._pass):
+            return False
+        if self._numpy_after:
+            apply_activation(y, self.activation, self.params)
+        return True
 
 
 def float16_via_float32(factory: Callable[[Any], Any]) -> Callable[[Any], Any]:

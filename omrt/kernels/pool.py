@@ -18,6 +18,8 @@ from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
+from omrt.kernels import jit
+from omrt.kernels.window_jit import pool_planes
 from omrt.kernels.separable import Separable
 from omrt.kernels.window3 import Window3
 
@@ -138,6 +140,31 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
     return run_blocks
 
 
+def _compiles(g: PoolGeom, dtype: np.dtype) -> bool:
+    """2-D float pools go through the compiled loop (omrt.kernels.window_jit) when it is enabled."""
+    return jit.enabled() and len(g.in_sp) == 2 and np.dtype(dtype) in (np.float32, np.float64)
+
+
+def _compiled(g: PoolGeom, scale: np.ndarray | None, is_max: bool, dtype: np.dtype):
+    """Kernel body for 2-D pools through omrt.kernels.window_jit: blocks of planes, no scratch."""
+    pool = get_pool()
+    blocks, threaded = _blocks(g, pool.size, all_flat=False)
+    planes = g.n * g.c
+    geometry = (*g.kernel, *g.strides, *g.dilations, *g.pb[:2])
+    weights = np.ones((1, 1), dtype=dtype) if scale is None else np.ascontiguousarray(scale, dtype=dtype)
+
+    def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
+        x3 = x.reshape((planes,) + x.shape[2:])
+        y3 = y.reshape((planes,) + y.shape[2:])
+
+        def task(i: int) -> None:
+            a, b = blocks[i]
+            pool_planes(x3[a:b], y3[a:b], *geometry, is_max, weights)
+
+        pool.run(task, len(blocks), threaded)
+    return run_blocks
+
+
 def _lowest(dtype: np.dtype) -> Any:
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
@@ -173,7 +200,12 @@ def max_pool(spec: OpSpec):
         plane = int(np.prod(g.in_sp))
         chan_off = (np.arange(g.n * g.c, dtype=np.int64) * plane).reshape((g.n, g.c) + (1,) * len(g.in_sp))
 
-    blocked = None if want_idx else _separable(g, fill, None, np.maximum)
+    if want_idx:
+        blocked = None
+    elif _compiles(g, dtype):
+        blocked = _compiled(g, None, True, dtype)
+    else:
+        blocked = _separable(g, fill, None, np.maximum)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -207,7 +239,7 @@ def average_pool(spec: OpSpec):
         shape[ax] = -1
         total = total * cnt.sum(axis=1).reshape(shape)
     inv = (1.0 / np.maximum(total, 1)).astype(dtype)
-    blocked = _separable(g, 0, inv, np.add)
+    blocked = _compiled(g, inv, False, dtype) if _compiles(g, dtype) else _separable(g, 0, inv, np.add)
 
     def run(inputs, outputs, scratch):
         blocked(inputs[0], outputs[0], scratch)

@@ -20,3 +20,10 @@ def small_winograd(monkeypatch):
     from omrt.kernels import winograd
 
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_FLOPS", 0.0)
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def kernel_paths(request, monkeypatch):
+    """Build kernels with the compiled loops (omrt.kernels.jit) and again with numpy only."""
+    monkeypatch.setenv("OMRT_JIT", "1" if request.param == "compiled" else "0")
+    yield request.param

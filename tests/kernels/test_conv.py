@@ -101,7 +101,7 @@ CONV_CONFIGS = [
 
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("cfg", CONV_CONFIGS)
-def test_conv_matches_onnxruntime(cfg, bias: bool) -> None:
+def test_conv_matches_onnxruntime(kernel_paths, cfg, bias: bool) -> None:
     n, c, m, sp, k, attrs = cfg
     rng = np.random.default_rng(len(sp) * 7 + c)
     g = attrs.get("group", 1)
@@ -123,7 +123,7 @@ EPILOGUES = [("Relu", []), ("Clip", [0.0, 6.0]), ("LeakyRelu", [0.1]), ("Sigmoid
 @pytest.mark.parametrize("act,params", EPILOGUES)
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("cfg", [CONV_CONFIGS[0], CONV_CONFIGS[2], CONV_CONFIGS[7]])
-def test_conv_fused_epilogue(cfg, act, params, residual: bool) -> None:
+def test_conv_fused_epilogue(kernel_paths, cfg, act, params, residual: bool) -> None:
     n, c, m, sp, k, attrs = cfg
     rng = np.random.default_rng(3)
     g = attrs.get("group", 1)
@@ -272,9 +272,10 @@ def test_im2col_batch_as_whole_image_tasks(two_threads, monkeypatch, batch: int,
     ((1, 16, 13, 13), (3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
 ])
 @pytest.mark.parametrize("bias", [False, True])
-def test_depthwise_channels_last(two_threads, shape, kernel, attrs, bias: bool) -> None:
-    """Depthwise convs on the channels-last path: taps as whole-image passes, images in chunks
+def test_depthwise_channels_last(two_threads, monkeypatch, shape, kernel, attrs, bias: bool) -> None:
+    """Depthwise convs on numpy's channels-last path: taps as whole-image passes, images in chunks
     spread over both threads, then bias, residual and Relu on the NCHW output."""
+    monkeypatch.setenv("OMRT_JIT", "0")
     from omrt.kernels.conv_common import conv_geom
     from omrt.kernels.depthwise_cl import channels_last_wins
 

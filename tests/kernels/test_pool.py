@@ -11,6 +11,8 @@ from tests.kernels.node_cases import cases_for, run_case
 from tests.kernels.test_conv import ATOL, RTOL, make_spec, ort_run, run_in_view
 
 OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+# Every test builds its kernels both with the compiled window loops and with numpy only.
+pytestmark = pytest.mark.usefixtures("kernel_paths")
 
 
 @pytest.mark.parametrize("name,case", list(cases_for(*OPS)))

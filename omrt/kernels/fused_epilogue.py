@@ -1,0 +1,105 @@
+"""Bias, residual add and a clamp-type activation in one compiled pass over a producer's output.
+
+numpy needs a pass per step (add the bias, add the residual, clip), each reading and writing the
+whole output and paying per-row costs when rows are short. One compiled pass: on one Zen 5 thread,
+256x3136 with bias, residual and Relu 0.22 -> 0.055 ms; 2048x49 0.030 -> 0.008 ms.
+
+The loop works in place on the output and reads its own index only, so it vectorizes: a separate
+source array that overlaps the output makes LLVM's runtime alias check fall back to scalar code
+(0.28 ms for the first shape). It runs on C-contiguous float32 output and residual, with the bias
+constant along one run of the output's axes; anything else returns False and the caller runs numpy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from omrt.kernels import jit
+
+# Activations the pass applies itself; others run afterwards on the numpy path.
+NO_ACT, RELU, CLIP, LEAKY = 0, 1, 2, 3
+_NO_RES = np.zeros((1, 1, 1), dtype=np.float32)
+_NO_BIAS = np.zeros(1, dtype=np.float32)
+
+
+@jit.compiled
+def _bias_res_act(out, bias, res, has_res, act, lo, hi):
+    """out[o, r, i] = act((out[o, r, i] + bias[r]) + res[o, r, i]) in numpy's order of adds;
+    max/min keep NaN as numpy's clip does."""
+    outer, rows, cols = out.shape
+    for o in range(outer):
+        for r in range(rows):
+            b = bias[r]
+            for i in range(cols):
+                v = out[o, r, i] + b
+                if has_res:
+                    v = v + res[o, r, i]
+                if act == 1:
+                    v = max(v, lo)
+                elif act == 2:
+                    v = min(max(v, lo), hi)
+                elif act == 3:
+                    v = max(v, v * lo)
+                out[o, r, i] = v
+
+
+def bias_rows(shape: tuple[int, ...], bias_shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """(outer, rows, cols) with the bias one value per row, or None where it does not broadcast so.
+
+    The bias's non-unit axes must be one run of the output's axes, equal in size: (C, 1, 1) over
+    (N, C, H, W) gives (N, C, H*W).
+    """
+    nd = len(shape)
+    if len(bias_shape) > nd:
+        return None
+    full = (1,) * (nd - len(bias_shape)) + tuple(bias_shape)
+    axes = [i for i, d in enumerate(full) if d != 1]
+    if not axes:
+        return 1, 1, int(np.prod(shape))
+    j, k = axes[0], axes[-1] + 1
+    if any(full[i] != shape[i] for i in range(j, k)):
+        return None
+    return int(np.prod(shape[:j])), int(np.prod(shape[j:k])), int(np.prod(shape[k:]))
+
+
+def activation_code(name: str | None, params: list[float]) -> tuple[int, float, float] | None:
+    """(code, lo, hi) for the activations the pass applies, None for the others.
+
+    LeakyRelu goes in as max(x, a*x), exact only for 0 <= a <= 1 (lo carries a).
+    """
+    if not name:
+        return NO_ACT, 0.0, 0.0
+    if name == "Relu":
+        return RELU, 0.0, 0.0
+    if name == "Clip":
+        lo = params[0] if len(params) > 0 else -np.inf
+        hi = params[1] if len(params) > 1 else np.inf
+        return CLIP, lo, hi
+    if name == "LeakyRelu":
+        alpha = params[0] if params else 0.01
+        return (LEAKY, alpha, 0.0) if 0.0 <= alpha <= 1.0 else None
+    return None
+
+
+def run(y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None,
+        act: tuple[int, float, float]) -> bool:
+    """y = act(y + bias + res) in one pass; False (y untouched) where the layout does not fit."""
+    if bias is None and res is None and act[0] == NO_ACT:
+        return True
+    if y.dtype != np.float32 or not y.flags.c_contiguous or y.size == 0:
+        return False
+    if res is not None and (res.shape != y.shape or res.dtype != y.dtype or not res.flags.c_contiguous):
+        return False
+    if bias is not None:
+        if bias.dtype != y.dtype:
+            return False
+        dims = bias_rows(y.shape, bias.shape)
+        if dims is None:
+            return False
+        b = bias.reshape(dims[1]) if bias.flags.c_contiguous else np.ascontiguousarray(bias).reshape(dims[1])
+    else:
+        dims = (1, 1, y.size)
+        b = _NO_BIAS
+    r = _NO_RES if res is None else res.reshape(dims)
+    code, lo, hi = act
+    _bias_res_act(y.reshape(dims), b, r, res is not None, code, np.float32(lo), np.float32(hi))
+    return True
