@@ -1,4 +1,5 @@
-"""Bias, residual add and a clamp-type activation in one compiled pass over a producer's output.
+"""Bias, residual add and a clamp-type activation in one compiled pass over a producer's output;
+also BatchNormalization's per-channel scale and shift with its activation.
 
 numpy needs a pass per step (add the bias, add the residual, clip), each reading and writing the
 whole output and paying per-row costs when rows are short. One compiled pass: on one Zen 5 thread,
@@ -40,6 +41,48 @@ def _bias_res_act(out, bias, res, has_res, act, lo, hi):
                 elif act == 3:
                     v = max(v, v * lo)
                 out[o, r, i] = v
+
+
+@jit.compiled
+def _channel_affine(x, y, scale, shift, has_scale, floor, act, lo, hi):
+    """y[o, r, i] = act(x * scale[r] + shift[r]), or act(max(x * scale[r], shift[r])) with
+    `floor` (a BatchNormalization whose shift moved into its consumers), in numpy's order."""
+    outer, rows, cols = y.shape
+    for o in range(outer):
+        for r in range(rows):
+            a = scale[r]
+            b = shift[r]
+            for i in range(cols):
+                v = x[o, r, i]
+                if has_scale:
+                    v = v * a
+                if floor:
+                    v = max(v, b)
+                else:
+                    v = v + b
+                if act == 1:
+                    v = max(v, lo)
+                elif act == 2:
+                    v = min(max(v, lo), hi)
+                elif act == 3:
+                    v = max(v, v * lo)
+                y[o, r, i] = v
+
+
+def channel_affine(x: np.ndarray, y: np.ndarray, scale: np.ndarray | None, shift: np.ndarray, floor: bool,
+                   act: tuple[int, float, float]) -> bool:
+    """y = act(x * scale + shift) (or the floor form) per channel (axis 1) in one pass; False, with
+    y untouched, where the layout does not fit (see run)."""
+    if (y.dtype != np.float32 or x.dtype != y.dtype or x.shape != y.shape or y.ndim < 2
+            or not (x.flags.c_contiguous and y.flags.c_contiguous) or y.size == 0):
+        return False
+    dims = (y.shape[0], y.shape[1], y.size // (y.shape[0] * y.shape[1]))
+    b = np.ascontiguousarray(shift, dtype=y.dtype).reshape(dims[1])
+    a = b if scale is None else np.ascontiguousarray(scale, dtype=y.dtype).reshape(dims[1])
+    code, lo, hi = act
+    _channel_affine(x.reshape(dims), y.reshape(dims), a, b, scale is not None, floor, code,
+                    np.float32(lo), np.float32(hi))
+    return True
 
 
 def bias_rows(shape: tuple[int, ...], bias_shape: tuple[int, ...]) -> tuple[int, int, int] | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from omrt.kernels import fused_epilogue, jit
 from omrt.kernels.base import OpSpec, register
 from omrt.kernels.conv_common import compute_itemsize
 from omrt.kernels.epilogue import apply_activation, float16_via_float32
@@ -88,6 +89,9 @@ def batch_norm(spec: OpSpec):
         pool.run(task, len(tasks))
 
     def _affine(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        if one_pass is not None and fused_epilogue.channel_affine(x, y, None if unit_scale else a, b, floor,
+                                                                  one_pass):
+            return
         if floor:
             if not unit_scale:
                 np.multiply(x, a, out=y)
@@ -102,6 +106,12 @@ def batch_norm(spec: OpSpec):
         if activation:
             apply_activation(y, activation, act_params)
 
+    # The compiled one-pass form (omrt.kernels.fused_epilogue), for the activations it applies.
+    # With `floor` the max against -b is the Relu.
+    one_pass = None
+    if jit.enabled():
+        one_pass = (fused_epilogue.NO_ACT, 0.0, 0.0) if floor else fused_epilogue.activation_code(
+            activation, list(act_params or []))
     pool = get_pool()
     tasks = [] if training or len(x_spec.shape) < 2 else _norm_tasks(
         tuple(x_spec.shape), np.dtype(dtype).itemsize, pool.size)

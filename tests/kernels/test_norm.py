@@ -9,6 +9,9 @@ import pytest
 from tests.kernels.node_cases import cases_for, run_case
 from tests.kernels.test_conv import ATOL, RTOL, make_spec, ort_run, run_in_view
 
+# Every test builds its kernels both with the compiled one-pass loop and with numpy only.
+pytestmark = pytest.mark.usefixtures("kernel_paths")
+
 
 @pytest.mark.parametrize("name,case", list(cases_for("BatchNormalization", "LRN")))
 def test_node_cases(name: str, case: Any) -> None:
@@ -63,3 +66,28 @@ def test_batchnorm_split_over_threads(two_threads, monkeypatch, shape, const: bo
     consts = {i: ins[i] for i in range(1, 5)} if const else {}
     got = run_in_view(make_spec("BatchNormalization", ins, [want], {"_activation": "Relu"}, consts), ins)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("unit_scale", [False, True])
+@pytest.mark.parametrize("shape", [(2, 6, 7, 7), (1, 6, 3)])
+def test_batchnorm_with_shift_in_its_consumers(shape, unit_scale: bool) -> None:
+    """A BN + Relu whose shift b went into the following convs' biases computes
+    relu(a*x + b) - b = max(a*x, -b); with its scale gone too, max(x, -b)."""
+    rng = np.random.default_rng(11)
+    c = shape[1]
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[0] = np.nan
+    var = rng.random(c).astype(np.float32) + 0.5
+    scale = np.sqrt(var + 1e-5).astype(np.float32) if unit_scale else rng.standard_normal(c).astype(np.float32)
+    shift, mean = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    ins = [x, scale, shift, mean, var]
+    a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + 1e-5)
+    b = shift - mean * a
+    bshape = (c,) + (1,) * (len(shape) - 2)
+    want = np.maximum(x * a.astype(np.float32).reshape(bshape), (-b).astype(np.float32).reshape(bshape))
+    if unit_scale:
+        want = np.maximum(x, (-(shift - mean)).astype(np.float32).reshape(bshape))
+    attrs = {"_activation": "Relu", "_bias_to_consumers": 1}
+    got = run_in_view(make_spec("BatchNormalization", ins, [want], attrs, {i: ins[i] for i in range(1, 5)}), ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    assert np.isnan(got.flat[0])
