@@ -43,3 +43,10 @@ def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
         return numba.njit(nogil=True, cache=True)(fn)
     except RuntimeError:  # numba found nowhere to keep its cache
         return numba.njit(nogil=True)(fn)
+
+
+def inlined(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A compiled helper that numba inlines into its compiled callers (no call per use)."""
+    if numba is None:
+        return fn
+    return numba.njit(inline="always")(fn)

@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import as_strided
 from omrt.kernels.conv_common import (
     CHANNEL_ALIGN, CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs,
 )
+from omrt.kernels import jit, winograd_jit
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import get_pool, lead_split, split
 
@@ -140,6 +141,8 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     b_w = max(36 * c, 16 * m)
     a_off, b_off = pad_n, pad_n + a_w * g.n * t
     o_off = b_off + b_w * g.n * t
+    # The transforms as compiled row passes (omrt.kernels.winograd_jit) or as Kronecker GEMMs.
+    compiled = jit.enabled()
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
     # the flops of the direct conv decide threading, as for every other conv path
@@ -178,7 +181,10 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
                                (s2, s3, s1, s0, 4 * s2, 4 * s3), writeable=False)
             np.copyto(d.reshape(6, 6, c1 - c0, ni, rb, tw), tiles)
             v = b[:36 * c * cols].reshape(36, c, cols)
-            np.matmul(k_in, d.reshape(36, -1), out=v[:, c0:c1].reshape(36, -1))
+            if compiled:
+                winograd_jit.transform_in(a[:36 * c * cols].reshape(36, -1), v.reshape(36, -1), c0 * cols, c1 * cols)
+            else:
+                np.matmul(k_in, d.reshape(36, -1), out=v[:, c0:c1].reshape(36, -1))
             return v
 
         def transform_out(mo: np.ndarray, o: np.ndarray, stage: np.ndarray, n0: int, ni: int, r0: int, rb: int,
@@ -186,7 +192,10 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             """A^T M A of mo (36, channels, tiles) into y[n0:n0+ni, ch], then bias, residual, activation."""
             mb = mo.shape[1]
             o = o[:16 * mb * mo.shape[2]].reshape(16, -1)
-            np.matmul(k_out, mo.reshape(36, -1), out=o)
+            if compiled:
+                winograd_jit.transform_out(mo.reshape(36, -1), o, 0, o.shape[1])
+            else:
+                np.matmul(k_out, mo.reshape(36, -1), out=o)
             blocks = o.reshape(4, 4, mb, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
             rows = slice(4 * r0, min(4 * (r0 + rb), ho))
             imgs = slice(n0, n0 + ni)

@@ -12,7 +12,7 @@ from tests.kernels.test_conv import make_spec, ort_run, run_in_view
 
 @pytest.mark.parametrize("batch,hw", [(1, (16, 16)), (1, (14, 14)), (1, (15, 18)), (2, (14, 14)), (3, (9, 7))])
 @pytest.mark.parametrize("bias", [True, False])
-def test_few_tiles_split_by_output_channels(two_threads, small_winograd, batch: int, hw, bias: bool) -> None:
+def test_few_tiles_split_by_output_channels(kernel_paths, two_threads, small_winograd, batch: int, hw, bias: bool) -> None:
     """Few tiles in the batch: each thread takes a block of output channels after an input
     transform split by input channels; bias, residual and Relu land on each block (exact and
     partial edge tiles, one image or several)."""
@@ -62,3 +62,24 @@ def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads
     assert g.n * 7 * 7 > winograd.CHANNEL_SPLIT_MAX_TILES and by_channel_blocks(g, 2)
     got = run_in_view(spec, [x, packed[1][1], b])
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize("start,stop", [(0, 700), (130, 641), (512, 513), (5, 5)])
+def test_compiled_transforms_match_kronecker_matrices(start: int, stop: int) -> None:
+    """B^T d B and A^T M A by separable passes equal the Kronecker-matrix products, on exactly the
+    columns asked for (chunk edges, a single column, none)."""
+    from omrt.kernels import jit, winograd_jit
+    from omrt.kernels.winograd import _WINO_IN, _WINO_OUT
+
+    if not jit.enabled():
+        pytest.skip("numba is not available")
+    rng = np.random.default_rng(21)
+    d = rng.standard_normal((36, 700), dtype=np.float32)
+    v = np.full((36, 700), np.nan, dtype=np.float32)
+    winograd_jit.transform_in(d, v, start, stop)
+    np.testing.assert_allclose(v[:, start:stop], (_WINO_IN @ d.astype(np.float64))[:, start:stop], rtol=1e-5, atol=1e-5)
+    assert np.isnan(v[:, :start]).all() and np.isnan(v[:, stop:]).all()
+    o = np.full((16, 700), np.nan, dtype=np.float32)
+    winograd_jit.transform_out(d, o, start, stop)
+    np.testing.assert_allclose(o[:, start:stop], (_WINO_OUT @ d.astype(np.float64))[:, start:stop], rtol=1e-5, atol=1e-4)
+    assert np.isnan(o[:, :start]).all() and np.isnan(o[:, stop:]).all()
