@@ -199,6 +199,12 @@ class Epilogue:
             np.add(out, residual, out=out)
         apply_activation(out, self.activation, self.params)
 
+    @property
+    def one_pass(self) -> tuple[int, float, float] | None:
+        """The compiled pass's (code, lo, hi) when it applies the whole epilogue's activation
+        (omrt.kernels.fused_epilogue), for kernels with a compiled pass of their own."""
+        return None if self._pass is None or self._numpy_after else self._pass
+
     def fused(self, y: np.ndarray, bias: np.ndarray | None, residual: np.ndarray | None) -> bool:
         """Bias, residual and activation on y in one compiled pass (omrt.kernels.fused_epilogue);
         False, with y untouched, where that pass does not apply."""

@@ -143,6 +143,9 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     o_off = b_off + b_w * g.n * t
     # The transforms as compiled row passes (omrt.kernels.winograd_jit) or as Kronecker GEMMs.
     compiled = jit.enabled()
+    # ... and the move into the output with bias, residual and activation as one compiled pass
+    one_pass = epi.one_pass if compiled and np.dtype(dtype) == np.float32 else None
+    zeros = np.zeros(m, dtype=dtype)
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
     # the flops of the direct conv decide threading, as for every other conv path
@@ -196,6 +199,13 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
                 winograd_jit.transform_out(mo.reshape(36, -1), o, 0, o.shape[1])
             else:
                 np.matmul(k_out, mo.reshape(36, -1), out=o)
+            if one_pass is not None:
+                c0 = ch.start or 0
+                b = zeros[:mb] if bvec is None else bvec[c0:c0 + mb].reshape(mb)
+                winograd_jit.scatter_out(o.reshape(16, mb, -1), y, c0, n0, r0, rb, tw, b,
+                                         y if res is None else res, res is not None, one_pass[0],
+                                         np.float32(one_pass[1]), np.float32(one_pass[2]))
+                return
             blocks = o.reshape(4, 4, mb, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
             rows = slice(4 * r0, min(4 * (r0 + rb), ho))
             imgs = slice(n0, n0 + ni)

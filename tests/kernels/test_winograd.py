@@ -83,3 +83,31 @@ def test_compiled_transforms_match_kronecker_matrices(start: int, stop: int) -> 
     winograd_jit.transform_out(d, o, start, stop)
     np.testing.assert_allclose(o[:, start:stop], (_WINO_OUT @ d.astype(np.float64))[:, start:stop], rtol=1e-5, atol=1e-4)
     assert np.isnan(o[:, :start]).all() and np.isnan(o[:, stop:]).all()
+
+
+@pytest.mark.parametrize("act,params", [("Relu", []), ("Clip", [-0.2, 0.3]), ("LeakyRelu", [0.2]),
+                                        ("Sigmoid", []), (None, [])])
+@pytest.mark.parametrize("hw", [(16, 16), (13, 10)])
+def test_epilogue_on_the_way_out(kernel_paths, small_winograd, act, params, hw) -> None:
+    """Bias, residual and each activation land on exact and partial edge tiles alike, whether the
+    compiled move into the output applies them or numpy's passes do (Sigmoid)."""
+    from omrt.kernels.epilogue import apply_activation
+
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((2, 32, *hw), dtype=np.float32)
+    w = rng.standard_normal((64, 32, 3, 3), dtype=np.float32) / 10
+    b = rng.standard_normal(64, dtype=np.float32)
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    conv = ort_run("Conv", [x, w, b], attrs)[0]
+    res = rng.standard_normal(conv.shape, dtype=np.float32)
+    want = conv + res
+    apply_activation(want, act, params)
+    spec = make_spec("Conv", [x, w, b, res], [want],
+                     dict(attrs, _activation=act, _activation_params=params, _residual=1), {1: w, 2: b})
+    packed = prepack(spec)
+    assert packed is not None and packed[0].get("_winograd")
+    spec.attrs.update(packed[0])
+    spec.consts.update(packed[1])
+    spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    got = run_in_view(spec, [x, spec.consts[1], b, res])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
