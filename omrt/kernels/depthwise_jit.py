@@ -36,8 +36,15 @@ def depthwise_jit_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[
     ranges = split(planes, pool.size if macs >= MIN_PARALLEL_MACS else 1)
     geometry = (*g.kernel, *g.strides, *g.dilations, *g.pb[:2])
     zeros = np.zeros(g.c, dtype=dtype)
+    zeros.flags.writeable = False  # as constant biases are: one compiled signature for both
     w_const = np.ascontiguousarray(wmat, dtype=dtype) if wmat is not None else None
     b_const = np.ascontiguousarray(bcol.reshape(g.c), dtype=dtype) if bcol is not None else None
+
+    w_flag = w_const is None or w_const.flags.writeable
+    b_flag = b_const is None or b_const.flags.writeable
+    jit.warm_up(f"depthwise_planes {w_flag} {b_flag}", lambda: depthwise_planes(
+        jit.tiny(1, 1, 1), jit.tiny(1, 1, writeable=w_flag), jit.tiny(1, writeable=b_flag), jit.tiny(1, 1, 1),
+        0, 1, 1, 1, 1, 1, 1, 0, 0))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]

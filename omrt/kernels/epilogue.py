@@ -191,6 +191,8 @@ class Epilogue:
         # With an activation the compiled pass lacks, it adds bias and residual; numpy does the rest.
         self._numpy_after = code is None
         self._pass = (code or (fused_epilogue.NO_ACT, 0.0, 0.0)) if jit.enabled() else None
+        if self._pass is not None:
+            fused_epilogue.warm_up()
 
     def __call__(self, out: np.ndarray, residual: np.ndarray | None) -> None:
         if self.fused(out, None, residual):

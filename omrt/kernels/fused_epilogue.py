@@ -20,6 +20,8 @@ from omrt.kernels import jit
 NO_ACT, RELU, CLIP, LEAKY = 0, 1, 2, 3
 _NO_RES = np.zeros((1, 1, 1), dtype=np.float32)
 _NO_BIAS = np.zeros(1, dtype=np.float32)
+# Read-only like a model's constant biases (numba compiles read-only arrays separately).
+_NO_BIAS.flags.writeable = False
 
 
 @jit.compiled
@@ -146,3 +148,15 @@ def run(y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None,
     code, lo, hi = act
     _bias_res_act(y.reshape(dims), b, r, res is not None, code, np.float32(lo), np.float32(hi))
     return True
+
+
+
+def warm_up() -> None:
+    """Both passes compiled (or loaded from the cache) at kernel build time (omrt.kernels.jit),
+    for constant (read-only) and computed biases."""
+    tiny, zero = jit.tiny, np.float32(0)
+    for const in (False, True):
+        jit.warm_up(f"_bias_res_act {const}", lambda: _bias_res_act(
+            tiny(1, 1, 1), tiny(1, writeable=not const), tiny(1, 1, 1), False, NO_ACT, zero, zero))
+    jit.warm_up("_channel_affine", lambda: _channel_affine(tiny(1, 1, 1), tiny(1, 1, 1), tiny(1), tiny(1), False,
+                                                           False, NO_ACT, zero, zero))

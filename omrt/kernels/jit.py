@@ -15,6 +15,7 @@ import os
 from typing import Any, Callable
 
 ENV = "OMRT_JIT"
+_warm: set[str] = set()
 
 try:
     import numba
@@ -50,3 +51,24 @@ def inlined(fn: Callable[..., Any]) -> Callable[..., Any]:
     if numba is None:
         return fn
     return numba.njit(inline="always")(fn)
+
+
+def warm_up(key: str, call: Callable[[], object]) -> None:
+    """Compile a loop for the argument types it will run with (or load it from numba's cache)
+    while a kernel is built, by one call on tiny arrays of those types, so that loading a model
+    pays numba's compiler (about 3 s for ResNet-50's loops on a cold cache) and its first run
+    does not. Once per key and process."""
+    if key in _warm or not enabled():
+        return
+    _warm.add(key)
+    call()
+
+
+def tiny(*shape: int, dtype: Any = "float32", writeable: bool = True) -> Any:
+    """Zeros for a warm-up call. numba compiles read-only arrays (constant weights and biases in
+    a loaded model) separately from writable ones, so a warm-up matches the real call's flags."""
+    import numpy as np
+
+    arr = np.zeros(shape, dtype=dtype)
+    arr.flags.writeable = writeable
+    return arr

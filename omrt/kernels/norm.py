@@ -112,6 +112,8 @@ def batch_norm(spec: OpSpec):
     if jit.enabled():
         one_pass = (fused_epilogue.NO_ACT, 0.0, 0.0) if floor else fused_epilogue.activation_code(
             activation, list(act_params or []))
+    if one_pass is not None:
+        fused_epilogue.warm_up()
     pool = get_pool()
     tasks = [] if training or len(x_spec.shape) < 2 else _norm_tasks(
         tuple(x_spec.shape), np.dtype(dtype).itemsize, pool.size)

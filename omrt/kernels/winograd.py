@@ -146,6 +146,9 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     # ... and the move into the output with bias, residual and activation as one compiled pass
     one_pass = epi.one_pass if compiled and np.dtype(dtype) == np.float32 else None
     zeros = np.zeros(m, dtype=dtype)
+    zeros.flags.writeable = False  # as constant biases are: one compiled signature for both
+    if compiled:
+        winograd_jit.warm_up()
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
     # the flops of the direct conv decide threading, as for every other conv path

@@ -130,3 +130,16 @@ def scatter_out(o, y, ch0, n0, r0, rb, tw, bias, res, has_res, act, lo, hi):
                             v = max(v, v * lo)
                         y[n0 + n, c, h, w] = v
 
+
+
+
+def warm_up() -> None:
+    """The three passes compiled (or loaded from the cache) at kernel build time (omrt.kernels.jit),
+    for constant (read-only) and computed biases."""
+    tiny, zero = jit.tiny, np.float32(0)
+    jit.warm_up("transform_in", lambda: transform_in(tiny(36, 1), tiny(36, 1), 0, 1))
+    jit.warm_up("transform_out", lambda: transform_out(tiny(36, 1), tiny(16, 1), 0, 1))
+    for const in (False, True):
+        jit.warm_up(f"scatter_out {const}", lambda: scatter_out(
+            tiny(16, 1, 1), tiny(1, 1, 1, 1), 0, 0, 0, 1, 1, tiny(1, writeable=not const), tiny(1, 1, 1, 1), False,
+            0, zero, zero))
