@@ -145,6 +145,13 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
     image_tasks = split(g.n, min(g.n, pool.size))
     per_call = max(1, CHUNK_BYTES // (g.m * p * g.itemsize))
 
+    def in_output_order(b: np.ndarray) -> np.ndarray:
+        """A shuffled output's bias in Y's own channel order (output channel k*G + g is group g's
+        k-th), so the epilogue runs on Y's contiguous rows instead of the strided group view."""
+        return np.ascontiguousarray(b.reshape(gr, mg).T).reshape(mg, gr, 1)
+
+    shuffled_bias = in_output_order(bcol) if shuffled and bcol is not None else None
+
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         bias, res = split_inputs(inputs, epi.residual)
@@ -152,6 +159,9 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
         bv = bcol if bcol is not None else (bias.reshape(gr, mg, 1) if bias is not None else None)
         x4, r4 = x.reshape(g.n, gr, cg, p), res_view(res, shape4)
         y4 = y.reshape(g.n, mg, gr, p).transpose(0, 2, 1, 3) if shuffled else y.reshape(shape4)
+        if shuffled:
+            y_rows = y.reshape(g.n, mg, gr, p)
+            b_rows = shuffled_bias if shuffled_bias is not None or bv is None else in_output_order(bv)
 
         if whole:
             def images(i: int) -> None:
@@ -159,7 +169,10 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
                 for n0 in range(a, b, per_call):
                     n1 = min(b, n0 + per_call)
                     np.matmul(w, x4[n0:n1], out=y4[n0:n1])
-                    finish(epi, y4[n0:n1], bv, None if r4 is None else r4[n0:n1])
+                    if shuffled:
+                        finish(epi, y_rows[n0:n1], b_rows, None)
+                    else:
+                        finish(epi, y4[n0:n1], bv, None if r4 is None else r4[n0:n1])
 
             pool.run(images, len(image_tasks))
             return

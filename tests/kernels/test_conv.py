@@ -296,3 +296,22 @@ def test_depthwise_channels_last(two_threads, monkeypatch, shape, kernel, attrs,
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-4)
     plain = make_spec("Conv", ins, [conv], attrs)  # weights as a run-time input
     np.testing.assert_allclose(run_in_view(plain, ins), conv, rtol=RTOL, atol=1e-4)
+
+
+@pytest.mark.parametrize("const", [True, False])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_grouped_conv_writing_shuffled_channels(kernel_paths, batch: int, const: bool) -> None:
+    """A grouped 1x1 conv with `_shuffle_out` writes channel k*G + g for group g's k-th output, with
+    each group's bias and the Relu (compiler pass shuffle_into_conv), from constant or run-time
+    weights and bias."""
+    rng = np.random.default_rng(41)
+    groups, c, m, hw = 4, 16, 24, (5, 6)
+    x = rng.standard_normal((batch, c, *hw), dtype=np.float32)
+    w = rng.standard_normal((m, c // groups, 1, 1), dtype=np.float32)
+    b = rng.standard_normal(m, dtype=np.float32)
+    attrs = {"kernel_shape": [1, 1], "group": groups}
+    conv = np.maximum(ort_run("Conv", [x, w, b], attrs)[0], 0)
+    want = conv.reshape(batch, groups, m // groups, *hw).transpose(0, 2, 1, 3, 4).reshape(conv.shape)
+    spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation="Relu", _shuffle_out=1),
+                     {1: w, 2: b} if const else {})
+    np.testing.assert_allclose(run_in_view(spec, [x, w, b]), want, rtol=RTOL, atol=ATOL)
