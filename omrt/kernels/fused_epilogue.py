@@ -24,10 +24,22 @@ _NO_BIAS = np.zeros(1, dtype=np.float32)
 _NO_BIAS.flags.writeable = False
 
 
+@jit.inlined
+def _activate(v, act, lo, hi):
+    """Relu (act 1, lo 0), Clip (2) or LeakyRelu with 0 <= alpha <= 1 (3, lo alpha) of v;
+    max/min keep NaN as numpy's clip does."""
+    if act == 1:
+        return max(v, lo)
+    if act == 2:
+        return min(max(v, lo), hi)
+    if act == 3:
+        return max(v, v * lo)
+    return v
+
+
 @jit.compiled
 def _bias_res_act(out, bias, res, has_res, act, lo, hi):
-    """out[o, r, i] = act((out[o, r, i] + bias[r]) + res[o, r, i]) in numpy's order of adds;
-    max/min keep NaN as numpy's clip does."""
+    """out[o, r, i] = act((out[o, r, i] + bias[r]) + res[o, r, i]) in numpy's order of adds."""
     outer, rows, cols = out.shape
     for o in range(outer):
         for r in range(rows):
@@ -36,13 +48,7 @@ def _bias_res_act(out, bias, res, has_res, act, lo, hi):
                 v = out[o, r, i] + b
                 if has_res:
                     v = v + res[o, r, i]
-                if act == 1:
-                    v = max(v, lo)
-                elif act == 2:
-                    v = min(max(v, lo), hi)
-                elif act == 3:
-                    v = max(v, v * lo)
-                out[o, r, i] = v
+                out[o, r, i] = _activate(v, act, lo, hi)
 
 
 @jit.compiled
@@ -62,13 +68,7 @@ def _channel_affine(x, y, scale, shift, has_scale, floor, act, lo, hi):
                     v = max(v, b)
                 else:
                     v = v + b
-                if act == 1:
-                    v = max(v, lo)
-                elif act == 2:
-                    v = min(max(v, lo), hi)
-                elif act == 3:
-                    v = max(v, v * lo)
-                y[o, r, i] = v
+                y[o, r, i] = _activate(v, act, lo, hi)
 
 
 def channel_affine(x: np.ndarray, y: np.ndarray, scale: np.ndarray | None, shift: np.ndarray, floor: bool,

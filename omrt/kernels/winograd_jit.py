@@ -96,7 +96,9 @@ def scatter_out(o, y, ch0, n0, r0, rb, tw, bias, res, has_res, act, lo, hi):
     + res[...]) for the output tiles in o (16, channels, columns), clipped to y's height and width.
 
     The transposing copy and the epilogue in one pass: per output row, the four column phases
-    are interleaved into a row buffer, then bias, residual and activation run along the row.
+    are interleaved into a row buffer, then bias, residual and activation run along the row. The
+    activation is written out here rather than shared with omrt.kernels.fused_epilogue: numba's
+    cache would not notice a change in another file.
     """
     h_out, w_out = y.shape[2], y.shape[3]
     mb, cols = o.shape[1], o.shape[2]
