@@ -12,6 +12,9 @@ constant along one run of the output's axes; anything else returns False and the
 """
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from omrt.kernels import jit
@@ -99,11 +102,15 @@ def bias_rows(shape: tuple[int, ...], bias_shape: tuple[int, ...]) -> tuple[int,
     full = (1,) * (nd - len(bias_shape)) + tuple(bias_shape)
     axes = [i for i, d in enumerate(full) if d != 1]
     if not axes:
-        return 1, 1, int(np.prod(shape))
+        return 1, 1, math.prod(shape)
     j, k = axes[0], axes[-1] + 1
     if any(full[i] != shape[i] for i in range(j, k)):
         return None
-    return int(np.prod(shape[:j])), int(np.prod(shape[j:k])), int(np.prod(shape[k:]))
+    return math.prod(shape[:j]), math.prod(shape[j:k]), math.prod(shape[k:])
+
+
+# Kernels call with the same few shapes every run.
+_bias_rows = functools.lru_cache(maxsize=256)(bias_rows)
 
 
 def activation_code(name: str | None, params: list[float]) -> tuple[int, float, float] | None:
@@ -137,7 +144,7 @@ def run(y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None,
     if bias is not None:
         if bias.dtype != y.dtype:
             return False
-        dims = bias_rows(y.shape, bias.shape)
+        dims = _bias_rows(y.shape, bias.shape)
         if dims is None:
             return False
         b = bias.reshape(dims[1]) if bias.flags.c_contiguous else np.ascontiguousarray(bias).reshape(dims[1])
