@@ -38,12 +38,16 @@ WINOGRAD_MIN_INPUTS = 32
 # pays off with enough tiles per weight pass (measured with benchmarks/bench_conv_kernel.py).
 WINOGRAD_MIN_TILES = 16
 # Winograd makes more numpy calls and pool dispatches than im2col (transforms, a second dispatch
-# for by_channel_blocks), a cost that does not shrink with the op, so small convs keep im2col:
-# SqueezeNet-1.1 at batch 1 (`profile_model.py`, kernel time, three alternations) 5.85-6.22 ->
-# 4.84-4.97 ms with its three Winograd shapes (28-54 Mflop each) on im2col. Inception-v1's
-# 13x13 convs of 60-100 Mflop tie either way; from 120 Mflop Winograd wins (128->192 on 27x27,
-# 322 Mflop: 0.77-0.98 against 1.11 ms).
-WINOGRAD_MIN_FLOPS = 1e8
+# for by_channel_blocks), a cost that does not shrink with the op, so small convs keep im2col.
+# With the transforms as Kronecker GEMMs (numpy paths, OMRT_JIT=0): SqueezeNet-1.1 at batch 1
+# (`profile_model.py`, kernel time, three alternations) 5.85-6.22 -> 4.84-4.97 ms with its three
+# Winograd shapes (28-54 Mflop each) on im2col; Inception-v1's 13x13 convs of 60-100 Mflop tie
+# either way; from 120 Mflop Winograd wins (128->192 on 27x27, 322 Mflop: 0.77-0.98 against 1.11).
+# With the compiled transforms (omrt.kernels.winograd_jit) those SqueezeNet shapes gain from
+# Winograd (32->128 on 27x27 0.30 -> 0.21 ms alone; the model 5.05-5.16 -> 4.81-4.92 ms, two
+# alternations; Inception-v1 batch 1 19.0-19.2 -> 18.7, batch 8 within its spread).
+WINOGRAD_MIN_FLOPS = 2e7
+WINOGRAD_MIN_FLOPS_NUMPY = 1e8
 # With few output channels the input transform (proportional to C) outweighs the saved multiplies
 # on small maps: DenseNet's 128->32 on 14x14 (16 tiles) ran faster as a direct GEMM in the model.
 FEW_OUTPUTS = 64
@@ -72,7 +76,7 @@ def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
             and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
             and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.c >= WINOGRAD_MIN_INPUTS
             and tiles >= (FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else WINOGRAD_MIN_TILES)
-            and g.image_flops * g.n >= WINOGRAD_MIN_FLOPS)
+            and g.image_flops * g.n >= (WINOGRAD_MIN_FLOPS if jit.enabled() else WINOGRAD_MIN_FLOPS_NUMPY))
 
 
 def wino_weight(w: np.ndarray) -> np.ndarray:

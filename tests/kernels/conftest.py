@@ -20,6 +20,7 @@ def small_winograd(monkeypatch):
     from omrt.kernels import winograd
 
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_FLOPS", 0.0)
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_FLOPS_NUMPY", 0.0)
 
 
 @pytest.fixture(params=["compiled", "numpy"])

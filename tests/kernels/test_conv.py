@@ -168,10 +168,17 @@ def test_conv_winograd_prepack(small_winograd, hw, pads) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("cin,cout,hw,expect", [(32, 128, 27, False), (64, 256, 13, False), (128, 192, 27, True)])
-def test_winograd_skips_small_convs(cin: int, cout: int, hw: int, expect: bool) -> None:
-    """SqueezeNet's 3x3 convs at batch 1 (28-54 Mflop) run faster as im2col; Inception's
-    128->192 on 27x27 (322 Mflop) as Winograd."""
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("cin,cout,hw,small", [(32, 128, 27, True), (64, 256, 13, True), (128, 192, 27, False),
+                                                (64, 64, 7, True)])
+def test_winograd_skips_small_convs(monkeypatch, cin: int, cout: int, hw: int, small: bool, compiled: bool) -> None:
+    """SqueezeNet's 3x3 convs at batch 1 (28-54 Mflop) run as Winograd with the compiled tile
+    transforms and as im2col with numpy's (Kronecker GEMMs); Inception's 128->192 on 27x27
+    (322 Mflop) as Winograd either way; 64->64 on 7x7 (3.6 Mflop) as im2col either way."""
+    from omrt.kernels import jit
+
+    monkeypatch.setenv("OMRT_JIT", "1" if compiled else "0")
+    expect = not small or (jit.enabled() and cin * cout * hw * hw * 18 >= 2e7)
     x = np.zeros((1, cin, hw, hw), np.float32)
     w = np.random.default_rng(6).standard_normal((cout, cin, 3, 3)).astype(np.float32)
     spec = make_spec("Conv", [x, w], [np.zeros((1, cout, hw, hw), np.float32)],
