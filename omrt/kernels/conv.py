@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from omrt.kernels import depthwise_jit
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other kernel modules)
     BAND_MIN_COLS, CHANNEL_ALIGN, CHUNK_BYTES, IMAGE_SLOTS, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges,
     compute_itemsize, conv_geom, finish, finish_blocks, pad_into, res_view, same_pads, split_inputs,
     task_parts, windows,
 )
-from omrt.kernels import depthwise_jit
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.depthwise_cl import channels_last_wins, depthwise_cl_build, depthwise_cl_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32

@@ -157,7 +157,6 @@ def run(y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None,
     return True
 
 
-
 def warm_up() -> None:
     """Both passes compiled (or loaded from the cache) at kernel build time (omrt.kernels.jit),
     for constant (read-only) and computed biases."""

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from omrt.kernels import jit
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
 from omrt.kernels.parallel import get_pool, split
-from omrt.kernels import jit
 from omrt.kernels.window_jit import pool_planes
 from omrt.kernels.separable import Separable
 from omrt.kernels.window3 import Window3

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from omrt.kernels import jit, winograd_jit
 from omrt.kernels.conv_common import (
     CHANNEL_ALIGN, CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs,
 )
-from omrt.kernels import jit, winograd_jit
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import get_pool, lead_split, split
 
