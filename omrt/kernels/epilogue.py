@@ -190,7 +190,7 @@ class Epilogue:
         code = fused_epilogue.activation_code(self.activation, self.params)
         # With an activation the compiled pass lacks, it adds bias and residual; numpy does the rest.
         self._numpy_after = code is None
-        self._pass = (code or (fused_epilogue.NO_ACT, 0.0, 0.0)) if jit.enabled() else None
+        self._pass = (code or fused_epilogue.NO_PASS) if jit.enabled() else None
         if self._pass is not None:
             fused_epilogue.warm_up()
 
@@ -202,7 +202,7 @@ class Epilogue:
         apply_activation(out, self.activation, self.params)
 
     @property
-    def one_pass(self) -> tuple[int, float, float] | None:
+    def one_pass(self) -> tuple[int, np.float32, np.float32] | None:
         """The compiled pass's (code, lo, hi) when it applies the whole epilogue's activation
         (omrt.kernels.fused_epilogue), for kernels with a compiled pass of their own."""
         return None if self._pass is None or self._numpy_after else self._pass

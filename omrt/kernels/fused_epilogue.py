@@ -21,6 +21,8 @@ from omrt.kernels import jit
 
 # Activations the pass applies itself; others run afterwards on the numpy path.
 NO_ACT, RELU, CLIP, LEAKY = 0, 1, 2, 3
+_ZERO = np.float32(0)
+NO_PASS = (NO_ACT, _ZERO, _ZERO)  # bias and residual only
 _NO_RES = np.zeros((1, 1, 1), dtype=np.float32)
 _NO_BIAS = np.zeros(1, dtype=np.float32)
 # Read-only like a model's constant biases (numba compiles read-only arrays separately).
@@ -75,7 +77,7 @@ def _channel_affine(x, y, scale, shift, has_scale, floor, act, lo, hi):
 
 
 def channel_affine(x: np.ndarray, y: np.ndarray, scale: np.ndarray | None, shift: np.ndarray, floor: bool,
-                   act: tuple[int, float, float]) -> bool:
+                   act: tuple[int, np.float32, np.float32]) -> bool:
     """y = act(x * scale + shift) (or the floor form) per channel (axis 1) in one pass; False, with
     y untouched, where the layout does not fit (see run)."""
     if (y.dtype != np.float32 or x.dtype != y.dtype or x.shape != y.shape or y.ndim < 2
@@ -85,8 +87,7 @@ def channel_affine(x: np.ndarray, y: np.ndarray, scale: np.ndarray | None, shift
     b = np.ascontiguousarray(shift, dtype=y.dtype).reshape(dims[1])
     a = b if scale is None else np.ascontiguousarray(scale, dtype=y.dtype).reshape(dims[1])
     code, lo, hi = act
-    _channel_affine(x.reshape(dims), y.reshape(dims), a, b, scale is not None, floor, code,
-                    np.float32(lo), np.float32(hi))
+    _channel_affine(x.reshape(dims), y.reshape(dims), a, b, scale is not None, floor, code, lo, hi)
     return True
 
 
@@ -113,27 +114,28 @@ def bias_rows(shape: tuple[int, ...], bias_shape: tuple[int, ...]) -> tuple[int,
 _bias_rows = functools.lru_cache(maxsize=256)(bias_rows)
 
 
-def activation_code(name: str | None, params: list[float]) -> tuple[int, float, float] | None:
-    """(code, lo, hi) for the activations the pass applies, None for the others.
+def activation_code(name: str | None, params: list[float]) -> tuple[int, np.float32, np.float32] | None:
+    """(code, lo, hi) for the activations the pass applies, None for the others; lo and hi are
+    float32 already, as the compiled loops take them.
 
     LeakyRelu goes in as max(x, a*x), exact only for 0 <= a <= 1 (lo carries a).
     """
     if not name:
-        return NO_ACT, 0.0, 0.0
+        return NO_PASS
     if name == "Relu":
-        return RELU, 0.0, 0.0
+        return RELU, _ZERO, _ZERO
     if name == "Clip":
         lo = params[0] if len(params) > 0 else -np.inf
         hi = params[1] if len(params) > 1 else np.inf
-        return CLIP, lo, hi
+        return CLIP, np.float32(lo), np.float32(hi)
     if name == "LeakyRelu":
         alpha = params[0] if params else 0.01
-        return (LEAKY, alpha, 0.0) if 0.0 <= alpha <= 1.0 else None
+        return (LEAKY, np.float32(alpha), _ZERO) if 0.0 <= alpha <= 1.0 else None
     return None
 
 
 def run(y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None,
-        act: tuple[int, float, float]) -> bool:
+        act: tuple[int, np.float32, np.float32]) -> bool:
     """y = act(y + bias + res) in one pass; False (y untouched) where the layout does not fit."""
     if bias is None and res is None and act[0] == NO_ACT:
         return True
@@ -153,14 +155,14 @@ def run(y: np.ndarray, bias: np.ndarray | None, res: np.ndarray | None,
         b = _NO_BIAS
     r = _NO_RES if res is None else res.reshape(dims)
     code, lo, hi = act
-    _bias_res_act(y.reshape(dims), b, r, res is not None, code, np.float32(lo), np.float32(hi))
+    _bias_res_act(y.reshape(dims), b, r, res is not None, code, lo, hi)
     return True
 
 
 def warm_up() -> None:
     """Both passes compiled (or loaded from the cache) at kernel build time (omrt.kernels.jit),
     for constant (read-only) and computed biases."""
-    tiny, zero = jit.tiny, np.float32(0)
+    tiny, zero = jit.tiny, _ZERO
     for const in (False, True):
         jit.warm_up(f"_bias_res_act {const}", lambda: _bias_res_act(
             tiny(1, 1, 1), tiny(1, writeable=not const), tiny(1, 1, 1), False, NO_ACT, zero, zero))

@@ -110,7 +110,7 @@ def batch_norm(spec: OpSpec):
     # With `floor` the max against -b is the Relu.
     one_pass = None
     if jit.enabled():
-        one_pass = (fused_epilogue.NO_ACT, 0.0, 0.0) if floor else fused_epilogue.activation_code(
+        one_pass = fused_epilogue.NO_PASS if floor else fused_epilogue.activation_code(
             activation, list(act_params or []))
     if one_pass is not None:
         fused_epilogue.warm_up()

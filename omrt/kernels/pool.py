@@ -152,9 +152,8 @@ def _compiled(g: PoolGeom, scale: np.ndarray | None, is_max: bool, dtype: np.dty
     planes = g.n * g.c
     geometry = (*g.kernel, *g.strides, *g.dilations, *g.pb[:2])
     weights = np.ones((1, 1), dtype=dtype) if scale is None else np.ascontiguousarray(scale, dtype=dtype)
-    tiny = np.zeros((1, 1, 1), dtype=dtype)
-    jit.warm_up(f"pool_planes {np.dtype(dtype)}",
-                lambda: pool_planes(tiny, tiny.copy(), 1, 1, 1, 1, 1, 1, 0, 0, is_max, weights[:1, :1]))
+    jit.warm_up(f"pool_planes {np.dtype(dtype)}", lambda: pool_planes(
+        jit.tiny(1, 1, 1, dtype=dtype), jit.tiny(1, 1, 1, dtype=dtype), 1, 1, 1, 1, 1, 1, 0, 0, is_max, weights[:1, :1]))
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
         x3 = x.reshape((planes,) + x.shape[2:])

@@ -210,8 +210,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
                 c0 = ch.start or 0
                 b = zeros[:mb] if bvec is None else bvec[c0:c0 + mb].reshape(mb)
                 winograd_jit.scatter_out(o.reshape(16, mb, -1), y, c0, n0, r0, rb, tw, b,
-                                         y if res is None else res, res is not None, one_pass[0],
-                                         np.float32(one_pass[1]), np.float32(one_pass[2]))
+                                         y if res is None else res, res is not None, *one_pass)
                 return
             blocks = o.reshape(4, 4, mb, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
             rows = slice(4 * r0, min(4 * (r0 + rb), ho))
