@@ -57,46 +57,51 @@ def _limit_blas() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _drain(fn: Task, n: int, counter: "itertools.count[int]") -> BaseException | None:
-    """Take task indices from the shared counter until none are left (next() is atomic under the GIL)."""
-    while True:
-        i = next(counter)
-        if i >= n:
-            return None
-        try:
-            fn(i)
-        except BaseException as exc:  # re-raised by the caller of Pool.run
-            return exc
+class _Job:
+    """One Pool.run: tasks are taken from a shared counter (next() is atomic under the GIL) by
+    whichever threads are awake, and the last one to finish marks the job done."""
+
+    __slots__ = ("fn", "n", "taken", "finished", "done", "error")
+
+    def __init__(self, fn: Task, n: int) -> None:
+        self.fn, self.n = fn, n
+        self.taken = itertools.count()
+        self.finished = itertools.count(1)
+        self.done = False
+        self.error: BaseException | None = None
+
+    def drain(self) -> None:
+        while True:
+            i = next(self.taken)
+            if i >= self.n:
+                return
+            try:
+                self.fn(i)
+            except BaseException as exc:  # re-raised by the caller of Pool.run
+                if self.error is None:
+                    self.error = exc
+            if next(self.finished) == self.n:
+                self.done = True
 
 
 class _Worker:
-    """One daemon thread parked on a lock; lock hand-offs are CPython's cheapest wake-up."""
+    """One daemon thread parked on a semaphore, helping with the pool's current job when woken.
 
-    def __init__(self, index: int) -> None:
-        self.go = threading.Lock()
-        self.go.acquire()
-        self.done = threading.Lock()
-        self.done.acquire()
-        self.job: tuple[Task, int, itertools.count] | None = None
-        self.error: BaseException | None = None
-        threading.Thread(target=self._loop, name=f"omrt-kernel-{index}", daemon=True).start()
+    A worker that wakes after the caller has taken every task finds none and parks again: the
+    caller never waits for a wake-up, only for tasks a worker has actually started.
+    """
 
-    def _loop(self) -> None:
+    def __init__(self, pool: "Pool", index: int) -> None:
+        self.wake = threading.Semaphore(0)
+        threading.Thread(target=self._loop, args=(pool,), name=f"omrt-kernel-{index}", daemon=True).start()
+
+    def _loop(self, pool: "Pool") -> None:
         np.setbufsize(KERNEL_BUFSIZE)  # this thread only ever runs kernels (omrt.kernels.ufunc_buffer)
         while True:
-            self.go.acquire()
-            job = self.job
-            self.job = None
-            self.error = _drain(*job) if job is not None else None
-            self.done.release()
-
-    def start(self, job: tuple[Task, int, itertools.count]) -> None:
-        self.job = job
-        self.go.release()
-
-    def wait(self) -> BaseException | None:
-        self.done.acquire()
-        return self.error
+            self.wake.acquire()
+            job = pool.job
+            if job is not None:
+                job.drain()
 
 
 class Pool:
@@ -105,12 +110,16 @@ class Pool:
     def __init__(self, size: int) -> None:
         self.size = max(1, int(size))
         self._busy = threading.Lock()
-        self._workers = [_Worker(i) for i in range(1, self.size)]
+        self.job: _Job | None = None
+        self._workers = [_Worker(self, i) for i in range(1, self.size)]
 
     def run(self, fn: Task, n: int, threaded: bool = True) -> None:
         """Call fn(i) for every i in range(n), spread over the threads; returns when all are done.
 
-        Tasks are handed out dynamically, so a thread slowed by other load simply takes fewer.
+        Tasks are handed out dynamically, so a thread slowed by other load, or woken late, simply
+        takes fewer. Once every task is taken the caller waits for those still running by yielding
+        its core (sched_yield, the GIL released) rather than sleeping on a lock: a parked vCPU on
+        this kind of virtual machine takes 25-60 us to wake, once per op.
         Exceptions from any task are re-raised here (the first one seen). With threaded=False
         (an op too small to repay a wake-up) the tasks run in order on the calling thread.
         """
@@ -121,19 +130,17 @@ class Pool:
                 fn(i)
             return
         try:
-            counter = itertools.count()
-            job = (fn, n, counter)
-            helpers = self._workers[:n - 1]
-            for w in helpers:
-                w.start(job)
-            error = _drain(*job)
-            for w in helpers:
-                err = w.wait()
-                error = error or err
+            job = self.job = _Job(fn, n)
+            for w in self._workers[:n - 1]:
+                w.wake.release()
+            job.drain()
+            while not job.done:
+                os.sched_yield()
+            self.job = None
         finally:
             self._busy.release()
-        if error is not None:
-            raise error
+        if job.error is not None:
+            raise job.error
 
 
 _pool: Pool | None = None

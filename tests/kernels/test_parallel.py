@@ -54,6 +54,30 @@ def test_exception_reaches_caller_and_pool_survives() -> None:
     assert sorted(out) == [0, 1, 2, 3]
 
 
+def test_caller_never_waits_for_a_worker_that_has_not_woken() -> None:
+    """A worker that wakes late (here: never) leaves every task to the caller, which returns as
+    soon as they are done instead of waiting for the wake-up; the worker, once awake, finds the
+    finished job empty and helps with whatever job is current."""
+    pool = Pool(2)
+    worker = pool._workers[0]
+    real_wake, worker.wake = worker.wake, threading.Semaphore(0)
+    for n in (2, 5):
+        out: list[int] = []
+        pool.run(out.append, n)
+        assert sorted(out) == list(range(n))
+    seen: set[int] = set()
+    barrier = threading.Barrier(2, timeout=5)
+
+    def task(i: int) -> None:
+        seen.add(threading.get_ident())
+        barrier.wait()
+
+    worker.wake = real_wake
+    real_wake.release()  # the late wake-up of the runs above
+    pool.run(task, 2)
+    assert len(seen) == 2
+
+
 def test_nested_and_concurrent_calls_run_inline() -> None:
     pool = Pool(2)
     total = []
