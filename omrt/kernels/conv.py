@@ -5,8 +5,8 @@ Paths, chosen once at build time:
   * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_cl
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
   * 2-D stride-1 group-1 k x k with at most 48 outputs, fewer than its inputs: omrt.kernels.tap_gemm
-    (one GEMM for all taps, then shifted sums; never Winograd); other small ones:
-    omrt.kernels.flat_im2col (im2col from shifted flat slices).
+    (one GEMM for all taps, then shifted sums; Winograd instead on large enough maps with the
+    compiled transforms); other small ones: omrt.kernels.flat_im2col (im2col from shifted flat slices).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights.
 Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images, or,
@@ -34,7 +34,8 @@ from omrt.kernels.parallel import get_pool, lead_split, split
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
 from omrt.kernels.winograd import (  # noqa: F401
-    WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, wino_build, wino_eligible, wino_weight, wino_workspace,
+    WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, beats_tap_gemm, wino_build, wino_eligible, wino_weight,
+    wino_workspace,
 )
 
 # Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
@@ -119,7 +120,7 @@ def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] 
     if spec.attr("_winograd") or 1 not in spec.consts:
         return None
     g = conv_geom(spec)
-    if (not wino_eligible(g, spec.outputs[0].dtype) or tap_gemm_eligible(g)
+    if (not wino_eligible(g, spec.outputs[0].dtype) or (tap_gemm_eligible(g) and not beats_tap_gemm(g))
             or conv_repeats(spec) is not None):
         return None
     return {"_winograd": 1}, {1: wino_weight(spec.consts[1])}

@@ -49,9 +49,13 @@ WINOGRAD_MIN_TILES = 16
 WINOGRAD_MIN_FLOPS = 2e7
 WINOGRAD_MIN_FLOPS_NUMPY = 1e8
 # With few output channels the input transform (proportional to C) outweighs the saved multiplies
-# on small maps: DenseNet's 128->32 on 14x14 (16 tiles) ran faster as a direct GEMM in the model.
+# on small maps, so they need this many tiles per image. DenseNet's 128->32 against the tap GEMM
+# (omrt.kernels.tap_gemm), one conv flushed (`bench_conv_kernel.py --cold`, the tap GEMM's shapes
+# forced to Winograd): at batch 4 on one thread, as a batch lane runs them, 56x56 6.04 -> 4.99 ms,
+# 28x28 1.89 -> 1.41-1.60, 14x14 (16 tiles) 0.56 -> 0.58-0.65, 7x7 0.28 -> 0.34; at batch 1 on
+# two threads 56x56 1.06 -> 0.85, 28x28 0.40 -> 0.37, 14x14 0.21 -> 0.26.
 FEW_OUTPUTS = 64
-FEW_OUTPUTS_MIN_TILES = 32
+FEW_OUTPUTS_MIN_TILES = 49
 WINO_TASK_COLS = 128      # tiles per task: enough GEMM columns, small enough to stay in L2
 CHANNEL_SPLIT_MAX_TILES = 32  # tiles of the whole batch up to which output channels are split (by_channel_blocks)
 # Transformed weights beyond what the last-level cache holds are streamed from memory by every
@@ -75,8 +79,15 @@ def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
     return (np.dtype(dtype) == np.float32 and len(g.kernel) == 2 and g.kernel == (3, 3)
             and g.strides == (1, 1) and g.dilations == (1, 1) and g.group == 1
             and min(g.c, g.m) >= WINOGRAD_MIN_CHANNELS and g.c >= WINOGRAD_MIN_INPUTS
-            and tiles >= (FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else WINOGRAD_MIN_TILES)
+            and (th * tw >= FEW_OUTPUTS_MIN_TILES if g.m < FEW_OUTPUTS else tiles >= WINOGRAD_MIN_TILES)
             and g.image_flops * g.n >= (WINOGRAD_MIN_FLOPS if jit.enabled() else WINOGRAD_MIN_FLOPS_NUMPY))
+
+
+def beats_tap_gemm(g: ConvGeom) -> bool:
+    """Whether a conv the tap GEMM could take runs faster as Winograd: only with the compiled
+    transforms (the Kronecker GEMMs cost more than the saved multiplies), on maps of at least
+    FEW_OUTPUTS_MIN_TILES tiles (wino_eligible checks those)."""
+    return jit.enabled()
 
 
 def wino_weight(w: np.ndarray) -> np.ndarray:
@@ -91,8 +102,8 @@ def wino_tiles(g: ConvGeom) -> tuple[int, int]:
 
 
 def wino_workspace(g: ConvGeom) -> int:
-    """Padded batch, two tile buffers for the whole batch (tasks never share scratch), and the
-    transformed outputs of the channel-block path."""
+    """Padded batch, two tile buffers for the whole batch (each thread works in the part of them
+    its tiles own), and the transformed outputs of the channel-block path."""
     th, tw = wino_tiles(g)
     t = g.n * th * tw
     pad = g.n * g.c * (4 * th + 2) * (4 * tw + 2)
@@ -131,6 +142,23 @@ def wino_tasks(g: ConvGeom, threads: int) -> list[tuple[int, int, int, int]]:
     return [(a, b, 0, th) for a, b in split(g.n, count)]
 
 
+def task_runs(tasks: list[tuple[int, int, int, int]], threads: int, th: int, tw: int) -> list[tuple[int, int, int, int]]:
+    """(first task, end task, first tile column, tile columns): consecutive runs of the tasks, one
+    per thread, each run in turn in the same scratch, the part of the tile buffers that the run's
+    first task owns, as large as its largest task (tasks lie in tile order, so that part is within
+    the run's own). Each task writing its own part instead
+    streamed the transformed tiles through memory: one conv flushed, at batch 4 on one thread
+    (`bench_conv_kernel.py --winograd --cold --batch 4`), 64->64 on 56x56 1.12-1.16 -> 0.93 of
+    onnxruntime's time, 128->128 on 28x28 0.86-0.87 -> 0.78-0.79, SqueezeNet's 32->128 on 27x27
+    1.14-1.22 -> 1.02-1.03."""
+    runs = []
+    for lo, hi in split(len(tasks), min(len(tasks), threads)):
+        n0, _, r0, _ = tasks[lo]
+        cols = max((n1 - na) * (r1 - ra) * tw for na, n1, ra, r1 in tasks[lo:hi])
+        runs.append((lo, hi, n0 * th * tw + r0 * tw, cols))
+    return runs
+
+
 def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | None, epi: Epilogue,
                 dtype: np.dtype):
     pool = get_pool()
@@ -159,6 +187,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     threads = pool.size if g.image_flops * g.n >= MIN_PARALLEL_FLOPS else 1
     channels = by_channel_blocks(g, threads)
     tasks = [] if channels else wino_tasks(g, threads)
+    runs = task_runs(tasks, threads, th, tw) if tasks else []
     ranges = lead_split(m, pool.size, CHANNEL_ALIGN, 72.0 * m * c * g.n * t) if channels else []
     in_ranges = split(c, pool.size) if channels else []
     pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
@@ -244,17 +273,16 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             pool.run(block, len(ranges))
             return
 
-        def task(i: int) -> None:
-            n0, n1, r0, r1 = tasks[i]
-            ni, rb = n1 - n0, r1 - r0
-            cols = ni * rb * tw
-            col0 = n0 * t + r0 * tw
+        def run_of_tasks(k: int) -> None:
+            lo, hi, col0, cols = runs[k]
             a = work[a_off + a_w * col0:a_off + a_w * (col0 + cols)]
             b = work[b_off + b_w * col0:b_off + b_w * (col0 + cols)]
-            v = transform_in(n0, ni, r0, rb, a, b)
-            mo = a[:36 * m * cols].reshape(36, m, cols)
-            np.matmul(u, v, out=mo)
-            transform_out(mo, b, a, n0, ni, r0, rb, slice(None))
+            for n0, n1, r0, r1 in tasks[lo:hi]:
+                ni, rb = n1 - n0, r1 - r0
+                v = transform_in(n0, ni, r0, rb, a, b)
+                mo = a[:36 * m * ni * rb * tw].reshape(36, m, ni * rb * tw)
+                np.matmul(u, v, out=mo)
+                transform_out(mo, b, a, n0, ni, r0, rb, slice(None))
 
-        pool.run(task, len(tasks), threads > 1)
+        pool.run(run_of_tasks, len(runs), threads > 1)
     return run

@@ -186,6 +186,21 @@ def test_winograd_skips_small_convs(monkeypatch, cin: int, cout: int, hw: int, s
     assert (prepack(spec) is not None) is expect
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("batch,hw", [(1, 56), (1, 28), (4, 14), (1, 7)])
+def test_few_output_convs_take_winograd_on_large_maps(monkeypatch, compiled: bool, batch: int, hw: int) -> None:
+    """DenseNet's 128->32 3x3 (a tap-GEMM shape) runs as Winograd from 49 tiles per image with
+    the compiled transforms, whatever the batch, and as the tap GEMM otherwise."""
+    from omrt.kernels import jit
+
+    monkeypatch.setenv("OMRT_JIT", "1" if compiled else "0")
+    x = np.zeros((batch, 128, hw, hw), np.float32)
+    w = np.random.default_rng(7).standard_normal((32, 128, 3, 3)).astype(np.float32)
+    spec = make_spec("Conv", [x, w], [np.zeros((batch, 32, hw, hw), np.float32)],
+                     {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
+    assert (prepack(spec) is not None) is (jit.enabled() and hw >= 28)
+
+
 def test_winograd_needs_enough_input_channels() -> None:
     x = np.zeros((1, 16, 55, 55), np.float32)
     w = np.random.default_rng(3).standard_normal((64, 16, 3, 3)).astype(np.float32)

@@ -64,6 +64,58 @@ def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch,hw", [(5, (13, 10)), (1, (28, 22))])
+def test_runs_of_tile_bands_share_scratch(kernel_paths, small_winograd, monkeypatch, threads: int, batch: int,
+                                          hw) -> None:
+    """Many tile bands on one or two threads: each thread runs several bands in turn in the same
+    scratch, and every band (uneven ones included) lands in its own part of the output."""
+    from omrt.kernels import parallel, winograd
+
+    parallel.get_pool()
+    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    monkeypatch.setattr(winograd, "WINO_TASK_COLS", 4)
+    monkeypatch.setattr(winograd, "MIN_PARALLEL_FLOPS", 0.0)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((batch, 32, *hw), dtype=np.float32)
+    w = rng.standard_normal((64, 32, 3, 3), dtype=np.float32) / 10
+    b = rng.standard_normal(64, dtype=np.float32)
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    want = np.maximum(ort_run("Conv", [x, w, b], attrs)[0], 0)
+    spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation="Relu"), {1: w, 2: b})
+    packed = prepack(spec)
+    assert packed is not None
+    spec.attrs.update(packed[0])
+    spec.consts.update(packed[1])
+    spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    g = conv_geom(spec)
+    tasks = winograd.wino_tasks(g, threads)
+    assert not by_channel_blocks(g, threads) and len(tasks) > 2 * threads
+    got = run_in_view(spec, [x, packed[1][1], b])
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize("batch,hw,threads", [(1, 28, 2), (1, 56, 3), (5, 13, 2), (3, 14, 2), (8, 7, 1)])
+def test_task_runs_stay_in_their_own_tiles(batch: int, hw: int, threads: int) -> None:
+    """Each run's scratch (from its first task's tiles, as large as its largest task) lies within
+    the tiles its own tasks own, so runs on different threads never share scratch."""
+    from omrt.kernels.winograd import task_runs, wino_tasks, wino_tiles
+
+    x = np.zeros((batch, 32, hw, hw), np.float32)
+    spec = make_spec("Conv", [x, np.zeros((64, 32, 3, 3), np.float32)], [np.zeros((batch, 64, hw, hw), np.float32)],
+                     {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]})
+    g = conv_geom(spec)
+    th, tw = wino_tiles(g)
+    tasks = wino_tasks(g, threads)
+    runs = task_runs(tasks, threads, th, tw)
+    assert len(runs) == min(len(tasks), threads)
+    assert [lo for lo, _, _, _ in runs[1:]] == [hi for _, hi, _, _ in runs[:-1]] and runs[-1][1] == len(tasks)
+    for lo, hi, col0, cols in runs:
+        n0, _, r0, _ = tasks[lo]
+        _, n1, _, r1 = tasks[hi - 1]
+        assert col0 == n0 * th * tw + r0 * tw and col0 + cols <= (n1 - 1) * th * tw + r1 * tw
+
+
 @pytest.mark.parametrize("start,stop", [(0, 700), (130, 641), (512, 513), (5, 5)])
 def test_compiled_transforms_match_kronecker_matrices(start: int, stop: int) -> None:
     """B^T d B and A^T M A by separable passes equal the Kronecker-matrix products, on exactly the
