@@ -30,6 +30,12 @@ BLOCK_BYTES = 4 * 1024 * 1024  # input+output bytes per plane block; fewer block
 # (all flat, 1.7 MB) went 0.18 -> 0.21.
 PARALLEL_BYTES = 1024 * 1024
 PARALLEL_BYTES_FLAT = 4 * 1024 * 1024
+# The compiled loop (omrt.kernels.window_jit) takes about 37 us per MB of a 3x3/2 max pool, so
+# a second thread repays its wake-up only on the larger ones. One op, 2 threads against 1
+# (`bench_pool_kernel.py`): 64x112x112 (4 MB) 0.147 -> 0.122 ms, 64x111x111 (3.9 MB) 0.150 ->
+# 0.139, 192x56x56 (3 MB) 0.138 -> 0.140, 128x55x55 (1.9 MB) 0.087 -> 0.103; ShuffleNet's
+# 24x112x112 (1.5 MB) in the model at batch 1, 0.058 -> 0.090.
+PARALLEL_BYTES_COMPILED = 3 * 1024 * 1024
 
 
 @dataclass
@@ -87,7 +93,7 @@ def _pool_workspace(spec: OpSpec) -> int:
     return (pad + 2 * planes * _stage_elems(_plan(g), _window3(g))) * g.itemsize
 
 
-def _blocks(g: PoolGeom, threads: int, all_flat: bool) -> tuple[list[tuple[int, int]], bool]:
+def _blocks(g: PoolGeom, threads: int, parallel_bytes: int) -> tuple[list[tuple[int, int]], bool]:
     """Ranges over the flattened N*C planes of about BLOCK_BYTES each, and whether to use threads.
 
     Small ops stay on the calling thread: the passes are bound by memory and per-call costs, and
@@ -97,7 +103,7 @@ def _blocks(g: PoolGeom, threads: int, all_flat: bool) -> tuple[list[tuple[int, 
     per_plane = (int(np.prod(g.pad_sp)) + int(np.prod(g.out_sp))) * g.itemsize
     total = planes * per_plane
     parts = max(1, -(-total // BLOCK_BYTES))
-    threaded = threads > 1 and total > (PARALLEL_BYTES_FLAT if all_flat else PARALLEL_BYTES)
+    threaded = threads > 1 and total > parallel_bytes
     if threaded:
         parts = threads * -(-parts // threads)
     return split(planes, parts), threaded
@@ -107,7 +113,7 @@ def _separable(g: PoolGeom, fill: Any, scale: np.ndarray | None, op: Any):
     """Kernel body shared by max and average pooling: per plane block, pad, reduce axis by axis."""
     pool = get_pool()
     plan = _plan(g)
-    blocks, threaded = _blocks(g, pool.size, plan.all_flat)
+    blocks, threaded = _blocks(g, pool.size, PARALLEL_BYTES_FLAT if plan.all_flat else PARALLEL_BYTES)
     planes = g.n * g.c
     n_pad = planes * int(np.prod(g.pad_sp)) if g.needs_pad else 0
     direct = _window3(g)
@@ -148,7 +154,7 @@ def _compiles(g: PoolGeom, dtype: np.dtype) -> bool:
 def _compiled(g: PoolGeom, scale: np.ndarray | None, is_max: bool, dtype: np.dtype):
     """Kernel body for 2-D pools through omrt.kernels.window_jit: blocks of planes, no scratch."""
     pool = get_pool()
-    blocks, threaded = _blocks(g, pool.size, all_flat=False)
+    blocks, threaded = _blocks(g, pool.size, PARALLEL_BYTES_COMPILED)
     planes = g.n * g.c
     geometry = (*g.kernel, *g.strides, *g.dilations, *g.pb[:2])
     weights = np.ones((1, 1), dtype=dtype) if scale is None else np.ascontiguousarray(scale, dtype=dtype)
