@@ -7,6 +7,8 @@ Paths, chosen once at build time:
   * 2-D stride-1 group-1 k x k with at most 48 outputs, fewer than its inputs: omrt.kernels.tap_gemm
     (one GEMM for all taps, then shifted sums; Winograd instead on large enough maps with the
     compiled transforms); other small ones: omrt.kernels.flat_im2col (im2col from shifted flat slices).
+  * small output maps at batch > 1 with large weights: omrt.kernels.stacked_images (a block of
+    images' columns side by side in one GEMM).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
   * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights.
 Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images, or,
@@ -32,6 +34,7 @@ from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
 from omrt.kernels.parallel import get_pool, lead_split, split
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
+from omrt.kernels.stacked_images import stack_eligible, stacked_build, stacked_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
 from omrt.kernels.winograd import (  # noqa: F401
     WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, beats_tap_gemm, wino_build, wino_eligible, wino_weight,
@@ -60,6 +63,8 @@ def _conv_workspace(spec: OpSpec) -> int:
         return wino_workspace(g)
     if g.depthwise:
         return depthwise_cl_workspace(g) if channels_last_wins(g) else depthwise_workspace(g)
+    if _stacked(g, bool(spec.attr("_shuffle_out"))):
+        return stacked_workspace(g)
     if _direct_view(g):
         return 0
     if tap_gemm_eligible(g):
@@ -109,6 +114,12 @@ def _channel_split(g: "ConvGeom") -> bool:
     stay faster as column pieces.
     """
     return g.group == 1 and not g.depthwise and (g.m >= CHANNEL_SPLIT_MIN or g.p_size <= CHANNEL_SPLIT_MAX_COLS)
+
+
+def _stacked(g: ConvGeom, shuffled: bool) -> bool:
+    """Small maps at batch > 1 through omrt.kernels.stacked_images, unless a path made for the
+    shape (tap GEMM, flat im2col, a shuffled grouped output) takes it."""
+    return stack_eligible(g) and not shuffled and not tap_gemm_eligible(g) and not flat_eligible(g)
 
 
 def _direct_view(g: "ConvGeom") -> bool:
@@ -339,6 +350,8 @@ def conv(spec: OpSpec):
             build = depthwise_cl_build if channels_last_wins(g) else depthwise_build
         return build(g, wmat, weights, bcol, epi, pool, dtype)
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
+    if _stacked(g, shuffled):
+        return stacked_build(g, wmat, weights, bcol, epi, pool, dtype)
     if _direct_view(g):
         return _direct_build(g, wmat, weights, bcol, epi, pool, shuffled)
     if tap_gemm_eligible(g):
