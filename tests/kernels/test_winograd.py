@@ -46,9 +46,19 @@ def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads
     from omrt.kernels import winograd
 
     monkeypatch.setattr(winograd, "STREAMED_WEIGHT_BYTES", 1024)
-    rng = np.random.default_rng(13)
-    x = rng.standard_normal((2, 32, 27, 26), dtype=np.float32)
-    w = rng.standard_normal((64, 32, 3, 3), dtype=np.float32) / 10
+    spec, operands, want = _winograd_relu_conv(13, (2, 32, 27, 26))
+    g = conv_geom(spec)
+    assert g.n * 7 * 7 > winograd.CHANNEL_SPLIT_MAX_TILES and by_channel_blocks(g, 2)
+    got = run_in_view(spec, operands)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
+
+
+def _winograd_relu_conv(seed: int, x_shape: tuple[int, ...]):
+    """(spec, operands, expected output) of a 3x3 conv with 64 outputs, bias and Relu, packed for
+    Winograd, the expected output from onnxruntime."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape, dtype=np.float32)
+    w = rng.standard_normal((64, x_shape[1], 3, 3), dtype=np.float32) / 10
     b = rng.standard_normal(64, dtype=np.float32)
     attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
     want = np.maximum(ort_run("Conv", [x, w, b], attrs)[0], 0)
@@ -58,10 +68,7 @@ def test_streamed_weights_split_by_output_channels_at_any_tile_count(two_threads
     spec.attrs.update(packed[0])
     spec.consts.update(packed[1])
     spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
-    g = conv_geom(spec)
-    assert g.n * 7 * 7 > winograd.CHANNEL_SPLIT_MAX_TILES and by_channel_blocks(g, 2)
-    got = run_in_view(spec, [x, packed[1][1], b])
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
+    return spec, [x, packed[1][1], b], want
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -76,22 +83,11 @@ def test_runs_of_tile_bands_share_scratch(kernel_paths, small_winograd, monkeypa
     monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
     monkeypatch.setattr(winograd, "WINO_TASK_COLS", 4)
     monkeypatch.setattr(winograd, "MIN_PARALLEL_FLOPS", 0.0)
-    rng = np.random.default_rng(14)
-    x = rng.standard_normal((batch, 32, *hw), dtype=np.float32)
-    w = rng.standard_normal((64, 32, 3, 3), dtype=np.float32) / 10
-    b = rng.standard_normal(64, dtype=np.float32)
-    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    want = np.maximum(ort_run("Conv", [x, w, b], attrs)[0], 0)
-    spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation="Relu"), {1: w, 2: b})
-    packed = prepack(spec)
-    assert packed is not None
-    spec.attrs.update(packed[0])
-    spec.consts.update(packed[1])
-    spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    spec, operands, want = _winograd_relu_conv(14, (batch, 32, *hw))
     g = conv_geom(spec)
     tasks = winograd.wino_tasks(g, threads)
     assert not by_channel_blocks(g, threads) and len(tasks) > 2 * threads
-    got = run_in_view(spec, [x, packed[1][1], b])
+    got = run_in_view(spec, operands)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * float(np.abs(want).max()))
 
 
