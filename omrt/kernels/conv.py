@@ -25,7 +25,7 @@ from omrt.kernels import depthwise_jit
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other kernel modules)
     BAND_MIN_COLS, CHANNEL_ALIGN, CHUNK_BYTES, IMAGE_SLOTS, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges,
-    compute_itemsize, conv_geom, finish, finish_blocks, pad_into, res_view, same_pads, split_inputs,
+    compute_itemsize, conv_geom, finish, finish_blocks, pad_into, pad_phases, res_view, same_pads, split_inputs,
     task_parts, windows,
 )
 from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
@@ -52,6 +52,7 @@ CHANNEL_SPLIT_MAX_COLS = 128  # up to this many pixels channel blocks win whatev
 # ms in 22 bands of 512 KB, 1.24-1.39 ms in 4. Bands of 2 MB cut ResNet-50's 256->512 1x1/2 convs
 # (2.4 MB) in two, each re-packing the weights: 5.1 -> 7.3 ms at batch 8.
 IMAGE_BAND_BYTES = 4 * 1024 * 1024
+PHASED_MAX_CHANNELS = 4       # input channels up to which strided large kernels use stride phases
 
 
 def _conv_workspace(spec: OpSpec) -> int:
@@ -76,8 +77,47 @@ def _conv_workspace(spec: OpSpec) -> int:
 
 
 def _pad_elems(g: ConvGeom) -> int:
-    """Elements of one padded image in scratch (0 when the conv needs no padding)."""
+    """Elements of one padded image in scratch, split into its stride phases where _phased (0 when
+    the conv needs no padding)."""
+    if _phased(g):
+        return int(np.prod(_phase_shape(g)))
     return g.c * int(np.prod(g.pad_sp)) if g.padded else 0
+
+
+def _phased(g: ConvGeom) -> bool:
+    """Strided 2-D convs with kernels of 5x5 and more over a few input channels (an image stem)
+    build their columns from the padded image's stride phases (conv_common.pad_phases): each tap
+    is then a copy of contiguous rows, where the plain window view reads every other pixel. One
+    conv on one thread, caches flushed: the 7x7/2 stem of ResNet-50 and DenseNet-121 2.63 -> 2.26
+    ms at batch 1, 8.48 -> 7.95 at batch 4. Only padded convs, whose padded copy the phases replace:
+    an unpadded one would need the phases as extra scratch for little (ZFNet's 3->96 stem 2.85 ->
+    2.73 ms). With many channels the phase copies cost more than they save (ZFNet's 96->256 5x5/2:
+    4.43 -> 5.00), and with 3x3 kernels the columns are only 2.25x the phases (3->24: 0.090 ->
+    0.093 ms)."""
+    return (len(g.kernel) == 2 and min(g.strides) > 1 and g.dilations == (1, 1) and min(g.kernel) >= 5
+            and g.c <= PHASED_MAX_CHANNELS and g.padded)
+
+
+def _phase_shape(g: ConvGeom) -> tuple[int, ...]:
+    (sh, sw), (hp, wp) = g.strides, g.pad_sp
+    return (sh, sw, g.c, -(-hp // sh), -(-wp // sw))
+
+
+def _column_sources(g: ConvGeom, x: np.ndarray, buf: np.ndarray | None,
+                    phased: bool) -> list[tuple[tuple[slice, ...], np.ndarray]]:
+    """Where one image's columns (C, *kernel, *out) come from, as (part of the columns, window
+    view) pairs: one view of the padded image, or one per stride phase (_phased)."""
+    if phased:
+        (sh, sw), (kh, kw) = g.strides, g.kernel
+        phases = buf.reshape(-1)[:int(np.prod(_phase_shape(g)))].reshape(_phase_shape(g))
+        pad_phases(x, phases, g.pb, g.strides)
+        return [((slice(None), slice(i, None, sh), slice(j, None, sw)),
+                 windows(phases[i, j], (len(range(i, kh, sh)), len(range(j, kw, sw))), g.out_sp, (1, 1), (1, 1)))
+                for i in range(sh) for j in range(sw)]
+    if buf is not None:
+        pad_into(x, buf, g.pb)
+        x = buf
+    return [((), windows(x, g.kernel, g.out_sp, g.strides, g.dilations))]
 
 
 def image_slots(g: ConvGeom) -> int:
@@ -241,6 +281,10 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     slots = image_slots(g) if pool.size > 1 and flops * g.n >= MIN_PARALLEL_FLOPS else 0
     slot_elems = _slot_elems(g)
     image_bands = _image_bands(g)
+    phased = _phased(g) and not small
+
+    def _padded(flat: np.ndarray | None) -> np.ndarray | None:
+        return None if flat is None else flat[:g.c * int(np.prod(g.pad_sp))].reshape((g.c,) + g.pad_sp)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -251,11 +295,13 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
         y4 = y.reshape(g.n, gr, mg, p)
         r4 = res_view(res, (g.n, gr, mg, p))
 
-        def band_into(n: int, win: np.ndarray, r0: int, r1: int, cols_buf: np.ndarray) -> None:
+        def band_into(n: int, sources, r0: int, r1: int, cols_buf: np.ndarray) -> None:
             """Columns of output rows r0:r1 of image n into cols_buf, GEMM, epilogue."""
             c0, c1 = r0 * rest, r1 * rest
             chunk = cols_buf[:g.c * ks * (c1 - c0)]
-            np.copyto(chunk.reshape((g.c,) + g.kernel + (r1 - r0,) + g.out_sp[1:]), win[head + (slice(r0, r1),)])
+            band_cols = chunk.reshape((g.c,) + g.kernel + (r1 - r0,) + g.out_sp[1:])
+            for part, win in sources:
+                np.copyto(band_cols[part], win[head + (slice(r0, r1),)])
             out = y4[n, :, :, c0:c1]
             np.matmul(w, chunk.reshape(gr, kdim, c1 - c0), out=out)
             finish(epi, out, bv, None if r4 is None else r4[n, :, :, c0:c1])
@@ -263,19 +309,15 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
         if slots:
             def image_task(k: int) -> None:
                 slot = work[k * slot_elems:(k + 1) * slot_elems]
-                pbuf = slot[:pad_elems].reshape((g.c,) + g.pad_sp) if g.padded else None
+                pbuf = slot[:pad_elems] if pad_elems else None
                 for n in range(k, g.n, slots):
-                    src = x[n]
-                    if pbuf is not None:
-                        pad_into(src, pbuf, g.pb)
-                        src = pbuf
-                    win = windows(src, g.kernel, g.out_sp, g.strides, g.dilations)
+                    sources = _column_sources(g, x[n], pbuf if phased else _padded(pbuf), phased)
                     for r0, r1 in image_bands:
-                        band_into(n, win, r0, r1, slot[pad_elems:])
+                        band_into(n, sources, r0, r1, slot[pad_elems:])
 
             pool.run(image_task, slots)
             return
-        buf = work[:pad_elems].reshape((g.c,) + g.pad_sp) if g.padded else None
+        buf = _padded(work[:pad_elems]) if g.padded else None
         cols = work[pad_elems:pad_elems + g.c * ks * p]
         cols5 = cols.reshape((g.c,) + g.kernel + g.out_sp)
         for n in range(g.n):
@@ -303,14 +345,11 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
                 pool.run(piece, len(pieces))
                 finish_blocks(pool, epi, y4[n].reshape(g.m, p), b2, r2, ranges)
                 continue
-            if buf is not None:
-                pad_into(src, buf, g.pb)
-                src = buf
-            win = windows(src, g.kernel, g.out_sp, g.strides, g.dilations)
+            sources = _column_sources(g, src, work[:pad_elems] if phased else buf, phased)
 
             def band(i: int) -> None:
                 r0, r1 = bands[i]
-                band_into(n, win, r0, r1, cols[g.c * ks * r0 * rest:])
+                band_into(n, sources, r0, r1, cols[g.c * ks * r0 * rest:])
 
             pool.run(band, len(bands))
     return run

@@ -58,6 +58,26 @@ def pad_into(x: np.ndarray, buf: np.ndarray, pb: Sequence[int], fill: float = 0.
             buf[tuple(idx)] = fill
 
 
+def pad_phases(x: np.ndarray, phases: np.ndarray, pb: Sequence[int], strides: Sequence[int]) -> None:
+    """Pad one image x (C, H, W) with zeros straight into its stride phases: phases[i, j, c, a, b]
+    is padded pixel (i + sh*a, j + sw*b), so every tap of a strided window reads one contiguous
+    run of a phase instead of every other pixel of a row."""
+    sh, sw = strides
+    (pt, pl), (h, w) = pb[:2], x.shape[1:]
+    hq, wq = phases.shape[3:]
+    phases.fill(0)
+    for i in range(sh):
+        a0 = -(-(pt - i) // sh) if pt > i else 0        # first phase row holding an input row
+        h0 = i + sh * a0 - pt
+        na = min(hq - a0, len(range(h0, h, sh)))
+        for j in range(sw):
+            b0 = -(-(pl - j) // sw) if pl > j else 0
+            w0 = j + sw * b0 - pl
+            nb = min(wq - b0, len(range(w0, w, sw)))
+            if na > 0 and nb > 0:
+                np.copyto(phases[i, j, :, a0:a0 + na, b0:b0 + nb], x[:, h0::sh, w0::sw][:, :na, :nb])
+
+
 def windows(buf: np.ndarray, kernel: Sequence[int], out_sp: Sequence[int],
             strides: Sequence[int], dilations: Sequence[int]) -> np.ndarray:
     """Read-only view (lead..., *kernel, *out) of buf's sliding windows."""

@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, prepack, run_op, workspace_bytes
+from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.epilogue import apply_activation
 from tests.kernels.node_cases import cases_for, run_case
 
@@ -136,6 +137,27 @@ def test_conv_fused_epilogue(kernel_paths, cfg, act, params, residual: bool) -> 
     fused = dict(attrs, _activation=act, _activation_params=params, _residual=int(residual))
     fins = ins + ([res] if residual else [])
     got = run_in_view(make_spec("Conv", fins, [want], fused, {1: ins[1], 2: ins[2]}), fins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("k,strides,pads,hw", [(7, [2, 2], [3, 3, 3, 3], (30, 30)), (7, [2, 2], [3, 3, 3, 3], (29, 27)),
+                                               (5, [2, 3], [2, 1, 0, 2], (17, 19)), (5, [2, 2], [0, 0, 1, 0], (16, 15))])
+@pytest.mark.parametrize("batch,threaded", [(1, False), (3, False), (3, True)])
+def test_strided_large_kernels_from_phases(two_threads, monkeypatch, k: int, strides, pads, hw, batch: int,
+                                           threaded: bool) -> None:
+    """Padded strided 5x5 and 7x7 convs over few channels build their columns from the padded
+    image's stride phases: uneven sizes, strides and pads, per image and in per-thread image slots."""
+    from omrt.kernels import conv as conv_kernel
+
+    if threaded:
+        monkeypatch.setattr(conv_kernel, "MIN_PARALLEL_FLOPS", 0.0)
+    rng = np.random.default_rng(9)
+    ins = [_rand(rng, batch, 3, *hw), _rand(rng, 16, 3, k, k), _rand(rng, 16)]
+    attrs = {"kernel_shape": [k, k], "strides": strides, "pads": pads}
+    want = np.maximum(ort_run("Conv", ins, attrs)[0], 0)
+    spec = make_spec("Conv", ins, [want], dict(attrs, _activation="Relu"), {1: ins[1], 2: ins[2]})
+    assert conv_kernel._phased(conv_geom(spec))
+    got = run_in_view(spec, ins)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
