@@ -11,9 +11,10 @@ than im2col's C*k*k columns only while M < C.
 Measured on one thread (Zen 5, bias + Relu) against im2col + GEMM and against one GEMM per tap,
 DenseNet's 128->32 per image: 56x56 2.05 / 1.42 -> 1.24 ms, 28x28 0.54 / 0.40 -> 0.35,
 14x14 0.18 / 0.11 -> 0.11. With 64 outputs (128->64 on 56x56) it ties the per-tap form and beats
-im2col by 20 %; with 128 im2col is as fast. Against Winograd F(4x4, 3x3) it wins on these shapes
-because the input transform costs as much per input channel as 36 outputs' worth of GEMM. With
-more outputs than inputs it loses: Inception's 16->32 5x5 on 28x28 (800 partial sums per
+im2col by 20 %; with 128 im2col is as fast. Against Winograd F(4x4, 3x3) with the compiled
+transforms it wins only on maps under 49 tiles (14x14 and 7x7), where the input transform, as
+costly per input channel as 36 outputs' worth of GEMM, is not repaid; larger maps go to Winograd
+(omrt.kernels.winograd.FEW_OUTPUTS_MIN_TILES). With more outputs than inputs it loses: Inception's 16->32 5x5 on 28x28 (800 partial sums per
 position against 400 columns) 0.34 ms against flat im2col's 0.19 (2 threads).
 
 Work split: a batch goes in blocks of images side by side (about BLOCK_BYTES of padded input and
