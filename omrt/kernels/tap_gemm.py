@@ -14,8 +14,9 @@ DenseNet's 128->32 per image: 56x56 2.05 / 1.42 -> 1.24 ms, 28x28 0.54 / 0.40 ->
 im2col by 20 %; with 128 im2col is as fast. Against Winograd F(4x4, 3x3) with the compiled
 transforms it wins only on maps under 49 tiles (14x14 and 7x7), where the input transform, as
 costly per input channel as 36 outputs' worth of GEMM, is not repaid; larger maps go to Winograd
-(omrt.kernels.winograd.FEW_OUTPUTS_MIN_TILES). With more outputs than inputs it loses: Inception's 16->32 5x5 on 28x28 (800 partial sums per
-position against 400 columns) 0.34 ms against flat im2col's 0.19 (2 threads).
+(omrt.kernels.winograd.FEW_OUTPUTS_MIN_TILES). With more outputs than inputs it loses:
+Inception's 16->32 5x5 on 28x28 (800 partial sums per position against 400 columns) 0.34 ms
+against flat im2col's 0.19 (2 threads).
 
 Work split: a batch goes in blocks of images side by side (about BLOCK_BYTES of padded input and
 partial sums, so small maps make few numpy calls), one task per scratch slot. One image is cut
