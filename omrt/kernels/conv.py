@@ -283,7 +283,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     image_bands = _image_bands(g)
     phased = _phased(g) and not small
 
-    def _padded(flat: np.ndarray | None) -> np.ndarray | None:
+    def padded_view(flat: np.ndarray | None) -> np.ndarray | None:
         return None if flat is None else flat[:g.c * int(np.prod(g.pad_sp))].reshape((g.c,) + g.pad_sp)
 
     def run(inputs, outputs, scratch):
@@ -311,13 +311,13 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
                 slot = work[k * slot_elems:(k + 1) * slot_elems]
                 pbuf = slot[:pad_elems] if pad_elems else None
                 for n in range(k, g.n, slots):
-                    sources = _column_sources(g, x[n], pbuf if phased else _padded(pbuf), phased)
+                    sources = _column_sources(g, x[n], pbuf if phased else padded_view(pbuf), phased)
                     for r0, r1 in image_bands:
                         band_into(n, sources, r0, r1, slot[pad_elems:])
 
             pool.run(image_task, slots)
             return
-        buf = _padded(work[:pad_elems]) if g.padded else None
+        buf = padded_view(work[:pad_elems]) if g.padded else None
         cols = work[pad_elems:pad_elems + g.c * ks * p]
         cols5 = cols.reshape((g.c,) + g.kernel + g.out_sp)
         for n in range(g.n):
