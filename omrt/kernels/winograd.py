@@ -146,11 +146,10 @@ def task_runs(tasks: list[tuple[int, int, int, int]], threads: int, th: int, tw:
     """(first task, end task, first tile column, tile columns): consecutive runs of the tasks, one
     per thread, each run in turn in the same scratch, the part of the tile buffers that the run's
     first task owns, as large as its largest task (tasks lie in tile order, so that part is within
-    the run's own). Each task writing its own part instead
-    streamed the transformed tiles through memory: one conv flushed, at batch 4 on one thread
-    (`bench_conv_kernel.py --winograd --cold --batch 4`), 64->64 on 56x56 1.12-1.16 -> 0.93 of
-    onnxruntime's time, 128->128 on 28x28 0.86-0.87 -> 0.78-0.79, SqueezeNet's 32->128 on 27x27
-    1.14-1.22 -> 1.02-1.03."""
+    the run's own). Each task writing its own part instead streamed the transformed tiles through
+    memory: one conv flushed, at batch 4 on one thread (`bench_conv_kernel.py --winograd --cold
+    --batch 4`), 64->64 on 56x56 1.12-1.16 -> 0.93 of onnxruntime's time, 128->128 on 28x28
+    0.86-0.87 -> 0.78-0.79, SqueezeNet's 32->128 on 27x27 1.14-1.22 -> 1.02-1.03."""
     runs = []
     for lo, hi in split(len(tasks), min(len(tasks), threads)):
         n0, _, r0, _ = tasks[lo]
