@@ -45,6 +45,19 @@ def test_stacked_blocks_match_onnxruntime(kernel_paths, small_stacks, monkeypatc
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def test_one_dimensional_convs(small_stacks) -> None:
+    """A strided, padded 1-D conv stacks like a 2-D one."""
+    rng = np.random.default_rng(46)
+    x = rng.standard_normal((3, 8, 40), dtype=np.float32)
+    w = rng.standard_normal((12, 8, 3), dtype=np.float32)
+    b = rng.standard_normal(12, dtype=np.float32)
+    attrs = {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}
+    want = ort_run("Conv", [x, w, b], attrs)[0]
+    spec = make_spec("Conv", [x, w, b], [want], attrs, {1: w, 2: b})
+    assert _stacked(conv_geom(spec), False)
+    np.testing.assert_allclose(run_in_view(spec, [x, w, b]), want, rtol=1e-4, atol=1e-4)
+
+
 def test_runtime_weights_without_bias(small_stacks) -> None:
     rng = np.random.default_rng(45)
     x = rng.standard_normal((3, 16, 7, 7), dtype=np.float32)
