@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -33,6 +34,8 @@ MAX_DEFAULT_THREADS = 8
 # block would and the tail rows/columns fall where a single call would put them.
 FEATURE_ALIGN = 192
 Task = Callable[[int], None]
+# Gives up the core, the GIL released, and returns at once (time.sleep(0) where the OS lacks it).
+_yield_core: Callable[[], None] = getattr(os, "sched_yield", None) or (lambda: time.sleep(0))
 # How much later than the caller a parked worker starts on its task (a futex wake-up on this kind
 # of virtual machine: 20-60 us), and the single-thread GEMM rate that turns flops into time.
 WORKER_LAG_SECONDS = 20e-6
@@ -135,7 +138,7 @@ class Pool:
                 w.wake.release()
             job.drain()
             while not job.done:
-                os.sched_yield()
+                _yield_core()
             self.job = None
         finally:
             self._busy.release()
