@@ -81,7 +81,7 @@ def _pad_elems(g: ConvGeom) -> int:
     the conv needs no padding)."""
     if _phased(g):
         return int(np.prod(_phase_shape(g)))
-    return g.c * int(np.prod(g.pad_sp)) if g.padded else 0
+    return g.padded_elems
 
 
 def _phased(g: ConvGeom) -> bool:
@@ -103,18 +103,25 @@ def _phase_shape(g: ConvGeom) -> tuple[int, ...]:
     return (sh, sw, g.c, -(-hp // sh), -(-wp // sw))
 
 
-def _column_sources(g: ConvGeom, x: np.ndarray, buf: np.ndarray | None,
+def _padded_image(g: ConvGeom, flat: np.ndarray) -> np.ndarray:
+    """The (C, *padded extent) image at the start of a pad region of scratch."""
+    return flat[:g.padded_elems].reshape((g.c,) + g.pad_sp)
+
+
+def _column_sources(g: ConvGeom, x: np.ndarray, flat: np.ndarray,
                     phased: bool) -> list[tuple[tuple[slice, ...], np.ndarray]]:
-    """Where one image's columns (C, *kernel, *out) come from, as (part of the columns, window
-    view) pairs: one view of the padded image, or one per stride phase (_phased)."""
+    """Pad one image into the pad region `flat` (_pad_elems of scratch) and say where its
+    columns (C, *kernel, *out) come from, as (part of the columns, window view) pairs: one view of
+    the padded image, or one per stride phase (_phased)."""
     if phased:
         (sh, sw), (kh, kw) = g.strides, g.kernel
-        phases = buf.reshape(-1)[:int(np.prod(_phase_shape(g)))].reshape(_phase_shape(g))
+        phases = flat.reshape(_phase_shape(g))
         pad_phases(x, phases, g.pb, g.strides)
         return [((slice(None), slice(i, None, sh), slice(j, None, sw)),
                  windows(phases[i, j], (len(range(i, kh, sh)), len(range(j, kw, sw))), g.out_sp, (1, 1), (1, 1)))
                 for i in range(sh) for j in range(sw)]
-    if buf is not None:
+    if g.padded:
+        buf = _padded_image(g, flat)
         pad_into(x, buf, g.pb)
         x = buf
     return [((), windows(x, g.kernel, g.out_sp, g.strides, g.dilations))]
@@ -283,9 +290,6 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     image_bands = _image_bands(g)
     phased = _phased(g) and not small
 
-    def padded_view(flat: np.ndarray | None) -> np.ndarray | None:
-        return None if flat is None else flat[:g.c * int(np.prod(g.pad_sp))].reshape((g.c,) + g.pad_sp)
-
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         bias, res = split_inputs(inputs, epi.residual)
@@ -309,15 +313,14 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
         if slots:
             def image_task(k: int) -> None:
                 slot = work[k * slot_elems:(k + 1) * slot_elems]
-                pbuf = slot[:pad_elems] if pad_elems else None
                 for n in range(k, g.n, slots):
-                    sources = _column_sources(g, x[n], pbuf if phased else padded_view(pbuf), phased)
+                    sources = _column_sources(g, x[n], slot[:pad_elems], phased)
                     for r0, r1 in image_bands:
                         band_into(n, sources, r0, r1, slot[pad_elems:])
 
             pool.run(image_task, slots)
             return
-        buf = padded_view(work[:pad_elems]) if g.padded else None
+        buf = _padded_image(g, work) if g.padded else None
         cols = work[pad_elems:pad_elems + g.c * ks * p]
         cols5 = cols.reshape((g.c,) + g.kernel + g.out_sp)
         for n in range(g.n):
@@ -345,7 +348,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
                 pool.run(piece, len(pieces))
                 finish_blocks(pool, epi, y4[n].reshape(g.m, p), b2, r2, ranges)
                 continue
-            sources = _column_sources(g, src, work[:pad_elems] if phased else buf, phased)
+            sources = _column_sources(g, src, work[:pad_elems], phased)
 
             def band(i: int) -> None:
                 r0, r1 = bands[i]

@@ -154,6 +154,11 @@ class ConvGeom(WindowGeom):
         return int(np.prod(self.out_sp))
 
     @property
+    def padded_elems(self) -> int:
+        """Elements of one padded image (0 when the conv needs no padding)."""
+        return self.c * int(np.prod(self.pad_sp)) if self.padded else 0
+
+    @property
     def image_flops(self) -> float:
         """Flops of the direct convolution of one image (2 per multiply-add): what every path's
         threading and path thresholds are measured against."""

@@ -30,19 +30,15 @@ def stack_eligible(g: ConvGeom) -> bool:
             and g.m * g.c * g.k_size >= STACK_MIN_WEIGHTS)
 
 
-def _pad_elems(g: ConvGeom) -> int:
-    return g.c * int(np.prod(g.pad_sp)) if g.padded else 0
-
-
 def stacked_workspace(g: ConvGeom) -> int:
     """Per image: its padded input, its columns and its product, so blocks on different threads
     never share scratch."""
-    return g.n * (_pad_elems(g) + (g.c * g.k_size + g.m) * g.p_size) * g.itemsize
+    return g.n * (g.padded_elems + (g.c * g.k_size + g.m) * g.p_size) * g.itemsize
 
 
 def stacked_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: np.dtype):
     c, m, p, kdim = g.c, g.m, g.p_size, g.c * g.k_size
-    pad_elems = _pad_elems(g)
+    pad_elems = g.padded_elems
     cols_off = g.n * pad_elems
     prod_off = cols_off + g.n * kdim * p
     blocks = split(g.n, max(-(-g.n * p // STACK_COLS), min(g.n, pool.size)))
@@ -76,8 +72,7 @@ def stacked_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
             np.matmul(w, cols, out=prod)
             out = y[a:b].reshape(k, m, p)
             np.copyto(out, prod.reshape(m, k, p).transpose(1, 0, 2))
-            finish(epi, out, None if bv is None else bv.reshape(1, m, 1),
-                   None if res is None else res[a:b].reshape(k, m, p))
+            finish(epi, out, bv, None if res is None else res[a:b].reshape(k, m, p))
 
         pool.run(block, len(blocks), threaded)
     return run
