@@ -176,3 +176,71 @@ def pool_planes(x, y, kh_n, kw_n, sh, sw, dh, dw, pt, pl, is_max, scale):
             store(acc, y[p], wq)
         else:
             store_scaled(acc, y[p], wq, scale)
+
+
+@jit.inlined
+def _same3x3_band(x, y, base, lo, hi, width, w, bias, left, right, above, below):
+    """Outputs lo:hi of the plane at flat offset `base` of a 3x3, stride-1, pad-1 conv, read
+    straight from the unpadded plane: tap (kh, kw) of output i is input i + (kh-1)*width + kw-1.
+
+    The taps that would wrap into the neighbouring row (left/right: 0 in the first/last column)
+    read 0 instead, selected per load so the loop still vectorizes (AVX-512 masked loads). A band
+    without a row above or below adds those taps' weights times 0, as zero padding does, without
+    reading. The terms are summed in the order the padded loop (depthwise_planes) sums them.
+    """
+    z = np.float32(0.0)
+    stride = np.uint64(width)
+    one = np.uint64(1)
+    for k in range(lo, hi):
+        i = np.uint64(k)
+        a = np.uint64(base) + i
+        lv = left[i]
+        rv = right[i]
+        acc = bias
+        if above:
+            t = a - stride
+            acc += w[0] * (x[t - one] if lv else z)
+            acc += w[1] * x[t]
+            acc += w[2] * (x[t + one] if rv else z)
+        else:
+            acc += w[0] * z
+            acc += w[1] * z
+            acc += w[2] * z
+        acc += w[3] * (x[a - one] if lv else z)
+        acc += w[4] * x[a]
+        acc += w[5] * (x[a + one] if rv else z)
+        if below:
+            t = a + stride
+            acc += w[6] * (x[t - one] if lv else z)
+            acc += w[7] * x[t]
+            acc += w[8] * (x[t + one] if rv else z)
+        else:
+            acc += w[6] * z
+            acc += w[7] * z
+            acc += w[8] * z
+        y[a] = acc
+
+
+@jit.compiled
+def depthwise_same3x3(x, w, b, y, height, width, first, last, left, right):
+    """Planes first:last of a depthwise 3x3 conv with stride 1, dilation 1 and one pixel of zero
+    padding on every side (output size = input size), x and y the whole (P*H*W,) flat arrays.
+
+    Plane p uses channel p % C of w (C, 9) and b (C,). left/right (H*W,) are 0 in the first/last
+    column of a plane. No padded copy: every tap is read in place. Every read that is made
+    unconditionally stays inside its plane; a read that would cross a row edge (and, at the
+    array's ends, leave x) is made only where left/right allow it.
+    """
+    n = height * width
+    channels = w.shape[0]
+    for p in range(first, last):
+        c = p % channels
+        base = p * n
+        wc = w[c]
+        bc = b[c]
+        if height == 1:
+            _same3x3_band(x, y, base, 0, n, width, wc, bc, left, right, False, False)
+        else:
+            _same3x3_band(x, y, base, 0, width, width, wc, bc, left, right, False, True)
+            _same3x3_band(x, y, base, width, n - width, width, wc, bc, left, right, True, True)
+            _same3x3_band(x, y, base, n - width, n, width, wc, bc, left, right, True, False)

@@ -94,7 +94,7 @@ CONV_CONFIGS = [
     (2, 3, 16, (33, 33), (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
     (1, 8, 16, (17, 16), (3, 3), {"strides": [3, 2], "pads": [1, 0, 2, 1]}),
     # depthwise with enough work for the pool: image blocks of a batch, channel blocks of one image
-    (4, 64, 64, (30, 30), (3, 3), {"group": 64, "pads": [1, 1, 1, 1]}),
+    (4, 64, 64, (56, 56), (3, 3), {"group": 64, "pads": [1, 1, 1, 1]}),
     (1, 96, 96, (60, 60), (3, 3), {"group": 96, "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     (2, 32, 32, (40, 40), (5, 5), {"group": 32, "strides": [2, 3], "dilations": [2, 1], "pads": [4, 2, 4, 2]}),
 ]

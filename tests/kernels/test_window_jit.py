@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omrt.kernels import jit
-from omrt.kernels.window_jit import depthwise_planes, pool_planes
+from omrt.kernels.window_jit import depthwise_planes, depthwise_same3x3, pool_planes
 
 pytestmark = pytest.mark.skipif(not jit.enabled(), reason="numba is not available")
 
@@ -98,3 +98,63 @@ def test_window_wholly_in_padding() -> None:
     w = np.full((1, 1), 2.0, dtype=np.float32)
     depthwise_planes(x, w, np.full(1, 0.5, np.float32), y, 0, 1, 1, 1, 2, 1, 1, 0, 2)
     np.testing.assert_array_equal(y, [[[0.5, 2.5, 0.5]]])
+
+
+def same_3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray, first: int = 0, last: int | None = None) -> np.ndarray:
+    """depthwise_same3x3 over planes first:last of x (P, H, W); the other planes stay NaN."""
+    planes, h, wd = x.shape
+    column = np.arange(h * wd) % wd
+    y = np.full(x.shape, np.nan, dtype=x.dtype)
+    depthwise_same3x3(x.reshape(-1), w, b, y.reshape(-1), h, wd, first, planes if last is None else last,
+                      (column != 0).astype(np.uint8), (column != wd - 1).astype(np.uint8))
+    return y
+
+
+@settings(max_examples=100, deadline=None)
+@given(height=st.integers(1, 20), width=st.integers(1, 20), planes=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_depthwise_same3x3_equals_the_padded_loop(height: int, width: int, planes: int, seed: int) -> None:
+    """Same terms in the same order as depthwise_planes with 3x3 taps and one pixel of padding."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((planes, height, width), dtype=np.float32)
+    w = rng.standard_normal((3, 9), dtype=np.float32)
+    b = rng.standard_normal(3, dtype=np.float32)
+    want = np.empty_like(x)
+    depthwise_planes(x, w, b, want, 0, 3, 3, 1, 1, 1, 1, 1, 1)
+    np.testing.assert_array_equal(same_3x3(x, w, b), want)
+
+
+def test_depthwise_same3x3_plane_range() -> None:
+    """Only planes first:last are written, each with channel p % C, reading its neighbours' rows never."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 4, 6), dtype=np.float32)
+    w = rng.standard_normal((2, 9), dtype=np.float32)
+    b = rng.standard_normal(2, dtype=np.float32)
+    y = same_3x3(x, w, b, 2, 4)
+    assert np.isnan(y[:2]).all() and np.isnan(y[4:]).all()
+    want = np.empty_like(x)
+    depthwise_planes(x, w, b, want, 0, 3, 3, 1, 1, 1, 1, 1, 1)
+    np.testing.assert_array_equal(y[2:4], want[2:4])
+
+
+def test_depthwise_same3x3_keeps_row_edges_apart() -> None:
+    """inf and NaN at the end of a row reach only their own window, not the next row's first output
+    (which reads that element's neighbour in the flat array), nor the neighbouring planes."""
+    x = np.zeros((3, 4, 4), dtype=np.float32)
+    x[1, 1, 3] = np.inf       # last column: the flat successor is (2, 0)
+    x[1, 2, 0] = np.nan       # first column: the flat predecessor is (1, 3)
+    w = np.ones((1, 9), dtype=np.float32)
+    y = same_3x3(x, w, np.zeros(1, np.float32))
+    taps = reference_windows(x, (4, 4), (3, 3), (1, 1), (1, 1), (1, 1), 0.0)
+    np.testing.assert_array_equal(y, taps.sum(axis=1))
+    assert np.isfinite(y[0]).all() and np.isfinite(y[2]).all()
+    assert np.isfinite(y[1, 0, 0]) and np.isfinite(y[1, 3, 3])
+
+
+def test_depthwise_same3x3_padding_times_inf_weight() -> None:
+    """An infinite weight times a padded zero is NaN, as zero padding gives in the reference."""
+    x = np.ones((1, 3, 3), dtype=np.float32)
+    w = np.zeros((1, 9), dtype=np.float32)
+    w[0, 0] = np.inf          # top-left tap: padding for the first row and column
+    y = same_3x3(x, w, np.zeros(1, np.float32))
+    assert np.isnan(y[0, 0]).all() and np.isnan(y[0, :, 0]).all()
+    assert (y[0, 1:, 1:] == np.inf).all()
