@@ -1,0 +1,94 @@
+"""Group-1 convs on small maps through omrt.kernels.packed_gemm: weights packed once at load.
+
+Where BLAS loses most is a large weight against few columns: a batch-1 conv on a 7x7 map multiplies
+each weight by 49 pixels, and BLAS packs the whole weight on each call. These convs run the packed
+micro-kernel instead, straight on the input (1x1, stride 1, unpadded) or on im2col columns built in
+scratch, the bias added in the kernel; threads take blocks of panels (output channels), each
+running the residual and activation on its rows while they are in cache.
+
+Chosen where it beat numpy's matmul on one Zen 5 thread with caches flushed before each call (the
+weights come from memory in a model), as in packed_gemm's table: up to MAX_COLUMNS pixels with a
+reduction of at least MIN_DEPTH, or up to WIDE_MAX_COLUMNS with at least WIDE_MIN_DEPTH. Past
+that the micro-kernel's one scattered store per output (its vectors run along output channels)
+costs more than BLAS loses: 1024x256 by 196 columns 1.16x numpy's time, 256x64 by 3136 1.96x.
+Each task allocates its partial-sum buffer (packed_gemm.accumulator_floats, at most 28 KB).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from omrt.kernels import packed_gemm
+from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs, windows
+from omrt.kernels.epilogue import Epilogue
+from omrt.kernels.parallel import Pool, lead_split
+
+MAX_COLUMNS = 64
+MIN_DEPTH = 256
+WIDE_MAX_COLUMNS = 200
+WIDE_MIN_DEPTH = 2048
+
+
+def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
+    """Group-1 float32 convs (float16 ones compute in float32) with constant weights, one image,
+    few pixels and a deep reduction. The shape alone decides the planned workspace, so a model
+    compiled where the micro-kernel is off still has the scratch this path needs where it is on."""
+    if g.group != 1 or g.n != 1 or np.dtype(dtype) not in (np.float16, np.float32) or not const_weights:
+        return False
+    depth, cols = g.c * g.k_size, g.p_size
+    return cols <= MAX_COLUMNS and depth >= MIN_DEPTH or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH
+
+
+def packed_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
+    """packed_shape for float32, where the micro-kernel runs (packed_gemm.available)."""
+    return np.dtype(dtype) == np.float32 and packed_shape(g, dtype, const_weights) and packed_gemm.available()
+
+
+def _direct(g: ConvGeom) -> bool:
+    return all(k == 1 for k in g.kernel) and all(s == 1 for s in g.strides) and not g.padded
+
+
+def packed_workspace(g: ConvGeom) -> int:
+    """The padded image and its columns (nothing for a 1x1 stride-1 unpadded conv)."""
+    if _direct(g):
+        return 0
+    return (g.padded_elems + g.c * g.k_size * g.p_size) * g.itemsize
+
+
+def packed_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, epi: Epilogue, pool: Pool,
+                 dtype: np.dtype):
+    depth, cols = g.c * g.k_size, g.p_size
+    weights = packed_gemm.pack(np.ascontiguousarray(w_const, np.float32).reshape(g.m, depth),
+                               None if b_const is None else np.asarray(b_const, np.float32))
+    rows = packed_gemm.panel_rows()
+    flops = g.image_flops
+    parts = pool.size if flops >= MIN_PARALLEL_FLOPS else 1
+    panels = lead_split(weights.count, parts, 1, flops)
+    direct = _direct(g)
+
+    def run(inputs, outputs, scratch):
+        x, y = inputs[0], outputs[0]
+        bias, res = split_inputs(inputs, epi.residual)
+        y2 = y.reshape(g.m, cols)
+        r2 = None if res is None else res.reshape(g.m, cols)
+        if direct:
+            x2 = x.reshape(depth, cols)
+        else:
+            work = scratch.view(np.float32)
+            src = x[0]
+            if g.padded:
+                buf = work[:g.padded_elems].reshape((g.c,) + g.pad_sp)
+                pad_into(src, buf, g.pb)
+                src = buf
+            x2 = work[g.padded_elems:g.padded_elems + depth * cols].reshape(depth, cols)
+            np.copyto(x2.reshape((g.c,) + g.kernel + g.out_sp), windows(src, g.kernel, g.out_sp, g.strides, g.dilations))
+        b2 = None if bias is None or b_const is not None else bias.reshape(g.m, 1)
+
+        def block(i: int) -> None:
+            first, last = panels[i]
+            acc = np.empty(packed_gemm.accumulator_floats(cols), np.float32)
+            packed_gemm.multiply(weights, x2, y2, acc, first, last)
+            r0, r1 = first * rows, min(g.m, last * rows)
+            finish(epi, y2[r0:r1], None if b2 is None else b2[r0:r1], None if r2 is None else r2[r0:r1])
+
+        pool.run(block, len(panels))
+    return run

@@ -1,0 +1,285 @@
+"""Y = W @ X + bias with W packed once at load: omrt's own GEMM micro-kernel, compiled by LLVM.
+
+Why not numpy's BLAS for every conv: BLAS packs W on each call. A conv's weights are used once per
+call against few columns (49 pixels on a 7x7 map), so the packing costs about as much as the
+multiply, and the weights arrive from memory as many strided rows. Here W is packed at load into
+panels of PANEL_VECTORS SIMD vectors of output rows, each panel's K x rows block contiguous, and
+the loop streams it in order with software prefetch. Measured on one Zen 5 thread against
+OpenBLAS 0.3.31 (AVX-512 kernels), hot caches / caches flushed before each call:
+512x4608 @ 4608x49 1.28 / 1.64 ms -> 1.02 / 1.17, 2048x512 @ 512x49 0.53 / 0.74 -> 0.43 / 0.53,
+256x2304 @ 2304x196 0.99 / 1.18 -> 0.88 / 1.09.
+
+The micro-kernel holds PANEL_VECTORS x COLUMN_GROUP accumulator vectors: output rows along the
+vector, COLUMN_GROUP columns of X broadcast one element at a time. K runs in chunks of K_CHUNK so a
+chunk of the panel stays in L1 across a row of column groups; partial sums between chunks go to a
+per-call accumulator buffer (COLUMN_GROUP columns x panel rows each), and the last chunk stores
+through a masked scatter into Y's rows, bias added at the start. It is written as LLVM IR and
+compiled once per process for the host CPU (llvmlite, numba's own backend): AVX-512 gives 16
+floats per vector, AVX2 8. Without either, or without llvmlite, `available()` is false and
+callers keep numpy's matmul; OMRT_JIT=0 turns it off with the other compiled loops.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from omrt.kernels import jit
+
+PANEL_VECTORS = 2
+COLUMN_GROUP = 6
+K_CHUNK = 128
+# Floats ahead of the current k at which the panel is prefetched (4 KB: a DRAM latency's worth).
+PREFETCH_FLOATS = 1024
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def _host_vector_floats(llvm) -> int:
+    """Floats per SIMD register the micro-kernel targets on this CPU (0: none it supports)."""
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 16
+    if features.get("avx2") and features.get("fma"):
+        return 8
+    return 0
+
+
+def _group_ir(vl: int, nb: int) -> str:
+    """One column group of nb columns over one K chunk of one panel, as an LLVM function."""
+    v = f"<{vl} x float>"
+    iv = f"<{vl} x i64>"
+    lanes = ", ".join(f"i64 {i}" for i in range(vl))
+    pw = vl * PANEL_VECTORS
+    out = [f"define internal void @group{nb}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
+           f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last) alwaysinline {{",
+           "entry:", "  br i1 %first, label %from_bias, label %from_acc", "from_bias:"]
+    for p in range(PANEL_VECTORS):
+        out += [f"  %bp{p} = getelementptr float, ptr %bias, i64 {p * vl}", f"  %b{p} = load {v}, ptr %bp{p}, align 4"]
+    out += ["  br label %start", "from_acc:"]
+    for j in range(nb):
+        for p in range(PANEL_VECTORS):
+            out += [f"  %ap{j}_{p} = getelementptr float, ptr %acc, i64 {j * pw + p * vl}",
+                    f"  %al{j}_{p} = load {v}, ptr %ap{j}_{p}, align 4"]
+    out += ["  br label %start", "start:"]
+    for j in range(nb):
+        for p in range(PANEL_VECTORS):
+            out.append(f"  %s{j}_{p} = phi {v} [%b{p}, %from_bias], [%al{j}_{p}, %from_acc]")
+    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %start], [%k1, %loop]"]
+    for j in range(nb):
+        for p in range(PANEL_VECTORS):
+            out.append(f"  %a{j}_{p} = phi {v} [%s{j}_{p}, %start], [%n{j}_{p}, %loop]")
+    out.append(f"  %wo = mul i64 %k, {pw}")
+    for line in range(pw * 4 // 64):
+        out += [f"  %pfo{line} = add i64 %wo, {PREFETCH_FLOATS + line * 16}",
+                f"  %pfp{line} = getelementptr float, ptr %wp, i64 %pfo{line}",
+                f"  call void @llvm.prefetch.p0(ptr %pfp{line}, i32 0, i32 3, i32 1)"]
+    for p in range(PANEL_VECTORS):
+        out += [f"  %wo{p} = add i64 %wo, {p * vl}", f"  %wq{p} = getelementptr float, ptr %wp, i64 %wo{p}",
+                f"  %w{p} = load {v}, ptr %wq{p}, align 4"]
+    out.append("  %xo = mul i64 %k, %ldx")
+    for j in range(nb):
+        out += [f"  %xo{j} = add i64 %xo, {j}", f"  %xq{j} = getelementptr float, ptr %x, i64 %xo{j}",
+                f"  %xs{j} = load float, ptr %xq{j}, align 4",
+                f"  %xi{j} = insertelement {v} poison, float %xs{j}, i32 0",
+                f"  %xb{j} = shufflevector {v} %xi{j}, {v} poison, <{vl} x i32> zeroinitializer"]
+        for p in range(PANEL_VECTORS):
+            out.append(f"  %n{j}_{p} = call {v} @llvm.fma.v{vl}f32({v} %w{p}, {v} %xb{j}, {v} %a{j}_{p})")
+    out += ["  %k1 = add i64 %k, 1", "  %more = icmp ult i64 %k1, %k_n", "  br i1 %more, label %loop, label %done",
+            "done:", "  br i1 %last, label %to_y, label %to_acc", "to_acc:"]
+    for j in range(nb):
+        for p in range(PANEL_VECTORS):
+            out += [f"  %tp{j}_{p} = getelementptr float, ptr %acc, i64 {j * pw + p * vl}",
+                    f"  store {v} %n{j}_{p}, ptr %tp{j}_{p}, align 4"]
+    out += ["  ret void", "to_y:",
+            f"  %r0i = insertelement {iv} poison, i64 %row0, i32 0",
+            f"  %r0 = shufflevector {iv} %r0i, {iv} poison, <{vl} x i32> zeroinitializer",
+            f"  %mi = insertelement {iv} poison, i64 %m, i32 0",
+            f"  %ms = shufflevector {iv} %mi, {iv} poison, <{vl} x i32> zeroinitializer",
+            f"  %li = insertelement {iv} poison, i64 %ldy, i32 0",
+            f"  %ls = shufflevector {iv} %li, {iv} poison, <{vl} x i32> zeroinitializer"]
+    for p in range(PANEL_VECTORS):
+        out += [f"  %rows{p}a = add {iv} %r0, <{lanes}>",
+                f"  %rows{p} = add {iv} %rows{p}a, " + "<" + ", ".join(f"i64 {p * vl}" for _ in range(vl)) + ">",
+                f"  %ok{p} = icmp slt {iv} %rows{p}, %ms",
+                f"  %ro{p} = mul {iv} %rows{p}, %ls"]
+    for j in range(nb):
+        out += [f"  %c{j} = add i64 %col0, {j}", f"  %ci{j} = insertelement {iv} poison, i64 %c{j}, i32 0",
+                f"  %cs{j} = shufflevector {iv} %ci{j}, {iv} poison, <{vl} x i32> zeroinitializer"]
+        for p in range(PANEL_VECTORS):
+            out += [f"  %yi{j}_{p} = add {iv} %ro{p}, %cs{j}",
+                    f"  %yq{j}_{p} = getelementptr float, ptr %y, {iv} %yi{j}_{p}",
+                    f"  call void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v} %n{j}_{p}, <{vl} x ptr> %yq{j}_{p}, "
+                    f"i32 4, <{vl} x i1> %ok{p})"]
+    out += ["  ret void", "}"]
+    return "\n".join(out)
+
+
+def _module_ir(vl: int) -> str:
+    """The whole module: column groups of 1..COLUMN_GROUP columns, and `gemm` looping over panels,
+    K chunks and column groups."""
+    v = f"<{vl} x float>"
+    pw = vl * PANEL_VECTORS
+    parts = [f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
+             "declare void @llvm.prefetch.p0(ptr, i32, i32, i32)",
+             f"declare void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v}, <{vl} x ptr>, i32, <{vl} x i1>)"]
+    parts += [_group_ir(vl, nb) for nb in range(1, COLUMN_GROUP + 1)]
+    args = "ptr %wq, ptr %xk, ptr %y, ptr %bq, ptr %acc, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m"
+    tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, COLUMN_GROUP))
+    tails = "\n".join(
+        f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last)\n  br label %chunk_done"
+        for r in range(1, COLUMN_GROUP))
+    parts.append(f"""define void @gemm(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %p0, i64 %p1, i64 %m,
+                  i64 %k, i64 %n, i64 %ldx, i64 %ldy) {{
+entry:
+  br label %panel
+panel:
+  %p = phi i64 [%p0, %entry], [%p_next, %panel_done]
+  %row0 = mul i64 %p, {pw}
+  %bq = getelementptr float, ptr %bias, i64 %row0
+  %pk = mul i64 %p, %k
+  br label %chunk
+chunk:
+  %kb = phi i64 [0, %panel], [%kb_next, %chunk_done]
+  %left = sub i64 %k, %kb
+  %short = icmp ult i64 %left, {K_CHUNK}
+  %kl = select i1 %short, i64 %left, i64 {K_CHUNK}
+  %kb_next = add i64 %kb, %kl
+  %first = icmp eq i64 %kb, 0
+  %last = icmp uge i64 %kb_next, %k
+  %xo = mul i64 %kb, %ldx
+  %xk = getelementptr float, ptr %x, i64 %xo
+  %pkb = add i64 %pk, %kb
+  %wo = mul i64 %pkb, {pw}
+  %wq = getelementptr float, ptr %wp, i64 %wo
+  br label %cols
+cols:
+  %c0 = phi i64 [0, %chunk], [%c_next, %full]
+  %c_next = add i64 %c0, {COLUMN_GROUP}
+  %fits = icmp ule i64 %c_next, %n
+  br i1 %fits, label %full, label %tail
+full:
+  %xc = getelementptr float, ptr %xk, i64 %c0
+  %ao = mul i64 %c0, {pw}
+  %ac = getelementptr float, ptr %acc, i64 %ao
+  call void @group{COLUMN_GROUP}(ptr %wq, ptr %xc, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0,
+                                 i64 %m, i64 %c0, i1 %first, i1 %last)
+  br label %cols
+tail:
+  %r = sub i64 %n, %c0
+  %xt = getelementptr float, ptr %xk, i64 %c0
+  %ato = mul i64 %c0, {pw}
+  %at = getelementptr float, ptr %acc, i64 %ato
+  switch i64 %r, label %chunk_done [{tail_cases}]
+{tails.replace("ptr %xk,", "ptr %xt,").replace("ptr %acc,", "ptr %at,")}
+chunk_done:
+  %more_k = icmp ult i64 %kb_next, %k
+  br i1 %more_k, label %chunk, label %panel_done
+panel_done:
+  %p_next = add i64 %p, 1
+  %more_p = icmp ult i64 %p_next, %p1
+  br i1 %more_p, label %panel, label %out
+out:
+  ret void
+}}""")
+    return "\n\n".join(parts)
+
+
+def _compile():
+    """(ctypes gemm function, floats per vector), or None where the host or llvmlite cannot."""
+    try:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        vl = _host_vector_floats(llvm)
+        if not vl:
+            return None
+        module = llvm.parse_assembly(_module_ir(vl))
+        module.verify()
+        machine = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
+        passes = llvm.create_pass_builder(machine, llvm.create_pipeline_tuning_options(speed_level=3))
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, machine)
+        engine.finalize_object()
+    except Exception:  # an llvmlite without these APIs, or an LLVM that rejects the IR
+        return None
+    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
+    fn = ctypes.CFUNCTYPE(None, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64)(
+        engine.get_function_address("gemm"))
+    _state["engine"] = engine  # the compiled code lives as long as its engine
+    return fn, vl
+
+
+def _kernel():
+    with _lock:
+        if "kernel" not in _state:
+            _state["kernel"] = _compile()
+        return _state["kernel"]
+
+
+def available() -> bool:
+    """Whether packed GEMMs run here: compiled loops on (OMRT_JIT) and the micro-kernel compiled."""
+    return jit.enabled() and _kernel() is not None
+
+
+def panel_rows() -> int:
+    """Output rows per packed panel (thread splits fall on multiples of it)."""
+    return _kernel()[1] * PANEL_VECTORS
+
+
+@dataclass(frozen=True)
+class PackedWeights:
+    """W (m, k) as (panels, k, panel rows): each panel's rows of every k contiguous, zero rows past m;
+    bias (panels * panel rows,) zero where absent."""
+
+    panels: np.ndarray
+    bias: np.ndarray
+    m: int
+    k: int
+
+    @property
+    def count(self) -> int:
+        return self.panels.shape[0]
+
+
+def pack(w: np.ndarray, bias: np.ndarray | None = None) -> PackedWeights:
+    m, k = w.shape
+    rows = panel_rows()
+    count = -(-m // rows)
+    padded = np.zeros((count * rows, k), np.float32)
+    padded[:m] = w
+    panels = np.ascontiguousarray(padded.reshape(count, rows, k).transpose(0, 2, 1))
+    b = np.zeros(count * rows, np.float32)
+    if bias is not None:
+        b[:m] = bias.reshape(m)
+    panels.flags.writeable = False
+    b.flags.writeable = False
+    return PackedWeights(panels, b, m, k)
+
+
+def accumulator_floats(n: int) -> int:
+    """Floats of the partial-sum buffer `multiply` needs for n columns."""
+    return -(-n // COLUMN_GROUP) * COLUMN_GROUP * panel_rows()
+
+
+def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, first: int = 0,
+             last: int | None = None) -> None:
+    """y[rows of panels first:last] = W @ x + bias, for x (k, n) and y (m, n) float32 with
+    contiguous rows (any row stride). acc: float32 scratch of accumulator_floats(n) or more.
+    Releases the GIL while it runs."""
+    k, n = x.shape
+    if n == 0:
+        return
+    assert k == w.k > 0 and y.shape == (w.m, n) and x.dtype == y.dtype == acc.dtype == np.float32
+    assert x.strides[1] == 4 and y.strides[1] == 4 and acc.size >= accumulator_floats(n)
+    last = w.count if last is None else last
+    if first >= last:
+        return
+    fn = _kernel()[0]
+    fn(w.panels.ctypes.data, x.ctypes.data, y.ctypes.data, w.bias.ctypes.data, acc.ctypes.data,
+       first, last, w.m, k, n, x.strides[0] // 4, y.strides[0] // 4)

@@ -1,0 +1,75 @@
+"""Convs through the packed micro-kernel (omrt.kernels.packed_conv) against onnxruntime: 1x1 on the
+input itself, padded and strided im2col, bias given at run time, fused epilogues, float16, threads."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omrt.kernels import packed_gemm
+from omrt.kernels.conv_common import conv_geom
+from omrt.kernels.packed_conv import packed_eligible
+from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view
+
+pytestmark = pytest.mark.skipif(not packed_gemm.available(), reason="packed micro-kernel not available here")
+
+# (input channels, output channels, input size, kernel, attrs): all one image, <= 64 output pixels
+SHAPES = [
+    (256, 70, (7, 7), (1, 1), {}),
+    (40, 33, (7, 7), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (32, 64, (13, 13), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    (300, 40, (12, 10), (1, 1), {"strides": [2, 2]}),
+    (29, 50, (9, 8), (3, 3), {"pads": [0, 2, 1, 0], "dilations": [1, 2]}),
+]
+
+
+def _spec(rng, c, m, hw, k, attrs, bias_const=True, residual=False, act=None, dtype=np.float32):
+    ins = [_rand(rng, 1, c, *hw), _rand(rng, m, c, *k), _rand(rng, m)]
+    attrs = {"kernel_shape": list(k), **attrs}
+    want = ort_run("Conv", ins, attrs)[0]
+    if residual:
+        res = _rand(rng, *want.shape)
+        want = want + res
+        ins.append(res)
+    if act == "Relu":
+        want = np.maximum(want, 0)
+    fused = dict(attrs, _activation=act, _residual=int(residual)) if act or residual else attrs
+    ins = [a.astype(dtype) for a in ins]
+    consts = {1: ins[1]} | ({2: ins[2]} if bias_const else {})
+    return make_spec("Conv", ins, [want.astype(dtype)], fused, consts), ins, want
+
+
+@pytest.mark.parametrize("cfg", SHAPES)
+@pytest.mark.parametrize("bias_const", [True, False])
+def test_packed_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
+    spec, ins, want = _spec(np.random.default_rng(1), *cfg, bias_const=bias_const)
+    assert packed_eligible(conv_geom(spec), np.float32, True)
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[2]])
+def test_packed_conv_residual_and_relu_on_two_threads(two_threads, monkeypatch, cfg) -> None:
+    """Each thread's block of panels gets the residual and activation on its own rows."""
+    from omrt.kernels import packed_conv
+
+    monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
+    spec, ins, want = _spec(np.random.default_rng(2), *cfg, residual=True, act="Relu")
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+
+
+def test_packed_conv_float16() -> None:
+    spec, ins, want = _spec(np.random.default_rng(3), *SHAPES[1], dtype=np.float16)
+    np.testing.assert_allclose(run_in_view(spec, ins).astype(np.float32), want, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("n,c,hw,dtype,eligible", [
+    (1, 256, (7, 7), np.float32, True),
+    (2, 256, (7, 7), np.float32, False),      # a batch: stacked images or im2col
+    (1, 64, (7, 7), np.float32, False),       # shallow reduction: BLAS wins
+    (1, 256, (14, 14), np.float32, False),    # 196 columns need a reduction of 2048
+    (1, 2048, (14, 14), np.float32, True),
+    (1, 256, (7, 7), np.float64, False),
+])
+def test_packed_eligible(n: int, c: int, hw, dtype, eligible: bool) -> None:
+    x, w = np.zeros((n, c) + hw, dtype), np.zeros((8, c, 1, 1), dtype)
+    spec = make_spec("Conv", [x, w], [np.zeros((n, 8) + hw, dtype)], {"kernel_shape": [1, 1]}, {1: w})
+    assert packed_eligible(conv_geom(spec), dtype, True) is eligible

@@ -1,0 +1,79 @@
+"""The packed micro-kernel against float64 matmul: shapes around its panel, column-group and K-chunk
+edges, strided operands, panel ranges."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omrt.kernels import packed_gemm
+
+pytestmark = pytest.mark.skipif(not packed_gemm.available(), reason="packed micro-kernel not available here")
+
+
+def reference(w: np.ndarray, x: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    y = w.astype(np.float64) @ x.astype(np.float64)
+    return y if bias is None else y + bias[:, None]
+
+
+def run(w: np.ndarray, x: np.ndarray, bias: np.ndarray | None, first: int = 0, last: int | None = None) -> np.ndarray:
+    """multiply into a view with spare columns on both sides (NaN), which must stay untouched."""
+    m, n = w.shape[0], x.shape[1]
+    out = np.full((m, n + 5), np.nan, np.float32)
+    packed = packed_gemm.pack(w, bias)
+    packed_gemm.multiply(packed, x, out[:, 2:2 + n], np.empty(packed_gemm.accumulator_floats(n), np.float32),
+                         first, last)
+    assert np.isnan(out[:, :2]).all() and np.isnan(out[:, 2 + n:]).all()
+    return out[:, 2:2 + n]
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(1, 80), k=st.integers(1, 300), n=st.integers(1, 30), bias=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_multiply_matches_matmul(m: int, k: int, n: int, bias: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((m, k), dtype=np.float32)
+    x = rng.standard_normal((k, n), dtype=np.float32)
+    b = rng.standard_normal(m, dtype=np.float32) if bias else None
+    np.testing.assert_allclose(run(w, x, b), reference(w, x, b), rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+def test_strided_columns_and_long_reduction() -> None:
+    """x a column slice of a wider array (row stride != columns), K across several chunks."""
+    rng = np.random.default_rng(3)
+    k = 3 * packed_gemm.K_CHUNK + 17
+    w = rng.standard_normal((70, k), dtype=np.float32)
+    wide = rng.standard_normal((k, 40), dtype=np.float32)
+    x = wide[:, 5:28]
+    np.testing.assert_allclose(run(w, x, None), reference(w, x, None), rtol=1e-4, atol=1e-3)
+
+
+def test_panel_range_writes_only_its_rows() -> None:
+    rng = np.random.default_rng(4)
+    rows = packed_gemm.panel_rows()
+    m = 3 * rows - 5
+    w = rng.standard_normal((m, 40), dtype=np.float32)
+    x = rng.standard_normal((40, 9), dtype=np.float32)
+    y = run(w, x, None, 1, 3)
+    assert np.isnan(y[:rows]).all()
+    np.testing.assert_allclose(y[rows:], reference(w, x, None)[rows:], rtol=1e-4, atol=1e-4)
+
+
+def test_nan_and_inf_propagate() -> None:
+    """IEEE arithmetic throughout: a NaN or inf in x reaches exactly the outputs that read it."""
+    w = np.ones((4, 3), np.float32)
+    x = np.zeros((3, 5), np.float32)
+    x[1, 2] = np.nan
+    x[0, 4] = np.inf
+    y = run(w, x, None)
+    assert np.isnan(y[:, 2]).all() and (y[:, 4] == np.inf).all()
+    assert (y[:, [0, 1, 3]] == 0).all()
+
+
+def test_packed_weights_are_read_only() -> None:
+    packed = packed_gemm.pack(np.ones((3, 2), np.float32), np.ones(3, np.float32))
+    assert not packed.panels.flags.writeable and not packed.bias.flags.writeable
+    assert packed.panels.shape == (1, 2, packed_gemm.panel_rows())
+    np.testing.assert_array_equal(packed.bias[:3], 1)
+    np.testing.assert_array_equal(packed.bias[3:], 0)
