@@ -154,6 +154,13 @@ class ConvGeom(WindowGeom):
         return int(np.prod(self.out_sp))
 
     @property
+    def same_3x3(self) -> bool:
+        """3x3, stride 1, dilation 1, one pixel of padding on every side: output size = input size,
+        the shape the compiled loops read in place (omrt.kernels.window_jit, *_same3x3)."""
+        return (self.kernel == (3, 3) and self.strides == (1, 1) and self.dilations == (1, 1)
+                and self.pb == (1, 1) and self.pe == (1, 1) and self.out_sp == self.in_sp)
+
+    @property
     def padded_elems(self) -> int:
         """Elements of one padded image (0 when the conv needs no padding)."""
         return self.c * int(np.prod(self.pad_sp)) if self.padded else 0
@@ -172,6 +179,13 @@ def conv_geom(spec: OpSpec) -> ConvGeom:
         kernel = tuple(spec.attr("kernel_shape") or spec.inputs[1].shape[2:])
     window = window_geom(spec, kernel)
     return ConvGeom(**vars(window), m=spec.outputs[0].shape[1], group=int(spec.attr("group", 1)))
+
+
+def edge_masks(g: ConvGeom) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) for the *_same3x3 loops: 0 where an output is in its plane's first / last
+    column, else 1."""
+    column = np.arange(g.p_size) % g.in_sp[1]
+    return (column != 0).astype(np.uint8), (column != g.in_sp[1] - 1).astype(np.uint8)
 
 
 def split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bias: int = 2):

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from omrt.kernels import jit
-from omrt.kernels.conv_common import ConvGeom, finish, split_inputs
+from omrt.kernels.conv_common import ConvGeom, edge_masks, finish, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
 from omrt.kernels.window_jit import depthwise_planes, depthwise_same3x3
@@ -37,23 +37,11 @@ def fits(g: ConvGeom, dtype: np.dtype) -> bool:
     return jit.enabled() and len(g.in_sp) == 2 and np.dtype(dtype) == np.float32
 
 
-def same_3x3(g: ConvGeom) -> bool:
-    """3x3, stride 1, dilation 1, one pixel of padding on every side: output size = input size."""
-    return (g.kernel == (3, 3) and g.strides == (1, 1) and g.dilations == (1, 1)
-            and g.pb == (1, 1) and g.pe == (1, 1) and g.out_sp == g.in_sp)
-
-
-def _edge_masks(g: ConvGeom) -> tuple[np.ndarray, np.ndarray]:
-    """(left, right): 0 where a plane's output is in its first / last column, else 1."""
-    column = np.arange(g.p_size) % g.in_sp[1]
-    return (column != 0).astype(np.uint8), (column != g.in_sp[1] - 1).astype(np.uint8)
-
-
 def depthwise_jit_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[[np.ndarray], np.ndarray],
                         bcol: np.ndarray | None, epi: Epilogue, pool: Pool, dtype: np.dtype):
     planes = g.n * g.c
     macs = planes * int(np.prod(g.out_sp)) * g.k_size
-    in_place = same_3x3(g)
+    in_place = g.same_3x3
     ranges = split(planes, pool.size if macs >= (SAME_3X3_MIN_PARALLEL_MACS if in_place else MIN_PARALLEL_MACS) else 1)
     geometry = (*g.kernel, *g.strides, *g.dilations, *g.pb[:2])
     zeros = np.zeros(g.c, dtype=dtype)
@@ -64,7 +52,7 @@ def depthwise_jit_build(g: ConvGeom, wmat: np.ndarray | None, weights: Callable[
     w_flag = w_const is None or w_const.flags.writeable
     b_flag = b_const is None or b_const.flags.writeable
     if in_place:
-        left, right = _edge_masks(g)
+        left, right = edge_masks(g)
         jit.warm_up(f"depthwise_same3x3 {w_flag} {b_flag}", lambda: depthwise_same3x3(
             jit.tiny(1), jit.tiny(1, 9, writeable=w_flag), jit.tiny(1, writeable=b_flag), jit.tiny(1),
             1, 1, 0, 1, np.zeros(1, np.uint8), np.zeros(1, np.uint8)))

@@ -4,7 +4,9 @@ Where BLAS loses most is a large weight against few columns: a batch-1 conv on a
 each weight by 49 pixels, and BLAS packs the whole weight on each call. These convs run the packed
 micro-kernel instead, straight on the input (1x1, stride 1, unpadded) or on im2col columns built in
 scratch, the bias added in the kernel; threads take blocks of panels (output channels), each
-running the residual and activation on its rows while they are in cache.
+running the residual and activation on its rows while they are in cache. 3x3 stride-1 "same" convs
+build their columns in one compiled pass from the unpadded input (window_jit.columns_same3x3):
+128 channels of 7x7 0.039 -> 0.008 ms against a padded copy and numpy's strided copy.
 
 Chosen where it beat numpy's matmul on one Zen 5 thread with caches flushed before each call (the
 weights come from memory in a model), as in packed_gemm's table: up to MAX_COLUMNS pixels with a
@@ -17,15 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from omrt.kernels import packed_gemm
-from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs, windows
+from omrt.kernels import jit, packed_gemm
+from omrt.kernels.conv_common import (
+    MIN_PARALLEL_FLOPS, ConvGeom, edge_masks, finish, pad_into, split_inputs, windows,
+)
+from omrt.kernels.window_jit import columns_same3x3
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, lead_split
 
 MAX_COLUMNS = 64
 MIN_DEPTH = 256
 WIDE_MAX_COLUMNS = 200
-WIDE_MIN_DEPTH = 2048
+WIDE_MIN_DEPTH = 1024
 
 
 def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
@@ -64,6 +69,11 @@ def packed_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, e
     parts = pool.size if flops >= MIN_PARALLEL_FLOPS else 1
     panels = lead_split(weights.count, parts, 1, flops)
     direct = _direct(g)
+    in_place = g.same_3x3
+    if in_place:
+        left, right = edge_masks(g)
+        jit.warm_up("columns_same3x3", lambda: columns_same3x3(
+            jit.tiny(1), jit.tiny(9), 1, 1, np.zeros(1, np.uint8), np.zeros(1, np.uint8)))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -72,6 +82,9 @@ def packed_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, e
         r2 = None if res is None else res.reshape(g.m, cols)
         if direct:
             x2 = x.reshape(depth, cols)
+        elif in_place:
+            x2 = scratch.view(np.float32)[:depth * cols].reshape(depth, cols)
+            columns_same3x3(x.reshape(-1), x2.reshape(-1), *g.in_sp, left, right)
         else:
             work = scratch.view(np.float32)
             src = x[0]

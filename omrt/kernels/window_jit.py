@@ -244,3 +244,48 @@ def depthwise_same3x3(x, w, b, y, height, width, first, last, left, right):
             _same3x3_band(x, y, base, 0, width, width, wc, bc, left, right, False, True)
             _same3x3_band(x, y, base, width, n - width, width, wc, bc, left, right, True, True)
             _same3x3_band(x, y, base, n - width, n, width, wc, bc, left, right, True, False)
+
+
+@jit.inlined
+def _shifted_rows(x, cols, src, dst, lo, hi, shift, mask, masked):
+    """cols[dst + i] = x[src + i + shift] for i in lo:hi, 0 where `masked` and mask[i] is 0."""
+    z = np.float32(0.0)
+    s = np.uint64(src + shift)
+    d = np.uint64(dst)
+    if masked:
+        for k in range(lo, hi):
+            i = np.uint64(k)
+            cols[d + i] = x[s + i] if mask[i] else z
+    else:
+        for k in range(lo, hi):
+            i = np.uint64(k)
+            cols[d + i] = x[s + i]
+
+
+@jit.compiled
+def columns_same3x3(x, cols, height, width, left, right):
+    """im2col of a 3x3, stride-1, pad-1 conv without a padded copy: x (C*H*W,) flat, cols
+    (C*9*H*W,) flat, row c*9 + kh*3 + kw holding channel c shifted by (kh-1, kw-1), 0 outside
+    the plane. left/right as for depthwise_same3x3; reads across a row edge are masked the same way.
+    """
+    n = height * width
+    channels = x.size // n
+    z = np.float32(0.0)
+    for c in range(channels):
+        src = c * n
+        for kh in range(3):
+            lo = width if kh == 0 else 0
+            hi = n - width if kh == 2 else n
+            for kw in range(3):
+                dst = (c * 9 + kh * 3 + kw) * n
+                for k in range(0, lo):
+                    cols[dst + k] = z
+                for k in range(hi, n):
+                    cols[dst + k] = z
+                shift = (kh - 1) * width + kw - 1
+                if kw == 0:
+                    _shifted_rows(x, cols, src, dst, lo, hi, shift, left, True)
+                elif kw == 2:
+                    _shifted_rows(x, cols, src, dst, lo, hi, shift, right, True)
+                else:
+                    _shifted_rows(x, cols, src, dst, lo, hi, shift, left, False)

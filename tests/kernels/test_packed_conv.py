@@ -1,5 +1,6 @@
 """Convs through the packed micro-kernel (omrt.kernels.packed_conv) against onnxruntime: 1x1 on the
-input itself, padded and strided im2col, bias given at run time, fused epilogues, float16, threads."""
+input itself, 3x3 "same" columns from the compiled loop, padded and strided im2col, bias given at
+run time, fused epilogues, float16, threads."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +20,7 @@ SHAPES = [
     (32, 64, (13, 13), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     (300, 40, (12, 10), (1, 1), {"strides": [2, 2]}),
     (29, 50, (9, 8), (3, 3), {"pads": [0, 2, 1, 0], "dilations": [1, 2]}),
+    (120, 40, (14, 13), (3, 3), {"pads": [1, 1, 1, 1]}),    # 182 columns over a reduction of 1080
 ]
 
 
@@ -43,7 +45,8 @@ def _spec(rng, c, m, hw, k, attrs, bias_const=True, residual=False, act=None, dt
 def test_packed_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     spec, ins, want = _spec(np.random.default_rng(1), *cfg, bias_const=bias_const)
     assert packed_eligible(conv_geom(spec), np.float32, True)
-    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+    # float32 sums over a thousand terms: both runtimes' rounding grows with the outputs' scale
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
 @pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[2]])
@@ -65,8 +68,9 @@ def test_packed_conv_float16() -> None:
     (1, 256, (7, 7), np.float32, True),
     (2, 256, (7, 7), np.float32, False),      # a batch: stacked images or im2col
     (1, 64, (7, 7), np.float32, False),       # shallow reduction: BLAS wins
-    (1, 256, (14, 14), np.float32, False),    # 196 columns need a reduction of 2048
-    (1, 2048, (14, 14), np.float32, True),
+    (1, 256, (14, 14), np.float32, False),    # 196 columns need a reduction of 1024
+    (1, 1024, (14, 14), np.float32, True),
+    (1, 1024, (15, 14), np.float32, False),   # too many columns
     (1, 256, (7, 7), np.float64, False),
 ])
 def test_packed_eligible(n: int, c: int, hw, dtype, eligible: bool) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omrt.kernels import jit
-from omrt.kernels.window_jit import depthwise_planes, depthwise_same3x3, pool_planes
+from omrt.kernels.window_jit import columns_same3x3, depthwise_planes, depthwise_same3x3, pool_planes
 
 pytestmark = pytest.mark.skipif(not jit.enabled(), reason="numba is not available")
 
@@ -158,3 +158,31 @@ def test_depthwise_same3x3_padding_times_inf_weight() -> None:
     y = same_3x3(x, w, np.zeros(1, np.float32))
     assert np.isnan(y[0, 0]).all() and np.isnan(y[0, :, 0]).all()
     assert (y[0, 1:, 1:] == np.inf).all()
+
+
+def columns(x: np.ndarray) -> np.ndarray:
+    """columns_same3x3 of x (C, H, W) as (C, 9, H, W)."""
+    c, h, w = x.shape
+    column = np.arange(h * w) % w
+    cols = np.full((c, 9, h, w), np.nan, dtype=np.float32)
+    columns_same3x3(x.reshape(-1), cols.reshape(-1), h, w, (column != 0).astype(np.uint8),
+                    (column != w - 1).astype(np.uint8))
+    return cols
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 16), width=st.integers(1, 16), channels=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_columns_same3x3_are_the_padded_windows(height: int, width: int, channels: int, seed: int) -> None:
+    x = np.random.default_rng(seed).standard_normal((channels, height, width), dtype=np.float32)
+    want = reference_windows(x, (height, width), (3, 3), (1, 1), (1, 1), (1, 1), 0.0)
+    np.testing.assert_array_equal(columns(x), want)
+
+
+def test_columns_same3x3_keep_row_edges_apart() -> None:
+    """A NaN at a row's end lands only in the taps that really read it, never in the next row's."""
+    x = np.zeros((2, 3, 4), dtype=np.float32)
+    x[0, 1, 3] = np.nan
+    x[1, 0, 0] = np.inf
+    cols = columns(x)
+    np.testing.assert_array_equal(cols, reference_windows(x, (3, 4), (3, 3), (1, 1), (1, 1), (1, 1), 0.0))
+    assert np.isnan(cols).sum() == 6 and np.isinf(cols).sum() == 4

@@ -1,4 +1,5 @@
-"""Which depthwise convs read their taps in place (omrt.kernels.depthwise_jit.same_3x3)."""
+"""Conv geometry the compiled loops rely on: which convs are read in place (ConvGeom.same_3x3) and
+the row-edge masks they read with."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 
 from omrt.kernels import OpSpec, TensorSpec
-from omrt.kernels.conv_common import conv_geom
-from omrt.kernels.depthwise_jit import same_3x3
+from omrt.kernels.conv_common import conv_geom, edge_masks
 
 
 def geom(hw: tuple[int, int], kernel: tuple[int, int], attrs: dict[str, Any], out_hw: tuple[int, int]):
@@ -28,4 +28,10 @@ def geom(hw: tuple[int, int], kernel: tuple[int, int], attrs: dict[str, Any], ou
     ((5, 5), {"pads": [2, 2, 2, 2]}, (14, 12), False),
 ])
 def test_same_3x3(kernel, attrs, out_hw, expect: bool) -> None:
-    assert same_3x3(geom((14, 12), kernel, attrs, out_hw)) is expect
+    assert geom((14, 12), kernel, attrs, out_hw).same_3x3 is expect
+
+
+def test_edge_masks() -> None:
+    left, right = edge_masks(geom((2, 3), (3, 3), {"pads": [1, 1, 1, 1]}, (2, 3)))
+    np.testing.assert_array_equal(left, [0, 1, 1, 0, 1, 1])
+    np.testing.assert_array_equal(right, [1, 1, 0, 1, 1, 0])
