@@ -13,20 +13,18 @@ The micro-kernel holds PANEL_VECTORS x COLUMN_GROUP accumulator vectors: output 
 vector, COLUMN_GROUP columns of X broadcast one element at a time. K runs in chunks of K_CHUNK so a
 chunk of the panel stays in L1 across a row of column groups; partial sums between chunks go to a
 per-call accumulator buffer (COLUMN_GROUP columns x panel rows each), and the last chunk stores
-through a masked scatter into Y's rows, bias added at the start. It is written as LLVM IR and
-compiled once per process for the host CPU (llvmlite, numba's own backend): AVX-512 gives 16
-floats per vector, AVX2 8. Without either, or without llvmlite, `available()` is false and
-callers keep numpy's matmul; OMRT_JIT=0 turns it off with the other compiled loops.
+through a masked scatter into Y's rows, bias added at the start. It is LLVM IR compiled for the
+host (omrt.kernels.llvm_jit); where that cannot run, `available()` is false and callers keep
+numpy's matmul.
 """
 from __future__ import annotations
 
 import ctypes
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from omrt.kernels import jit
+from omrt.kernels import llvm_jit
 
 PANEL_VECTORS = 2
 COLUMN_GROUP = 6
@@ -34,25 +32,11 @@ K_CHUNK = 128
 # Floats ahead of the current k at which the panel is prefetched (4 KB: a DRAM latency's worth).
 PREFETCH_FLOATS = 1024
 
-_lock = threading.Lock()
-_state: dict[str, object] = {}
-
-
-def _host_vector_floats(llvm) -> int:
-    """Floats per SIMD register the micro-kernel targets on this CPU (0: none it supports)."""
-    features = llvm.get_host_cpu_features()
-    if features.get("avx512f"):
-        return 16
-    if features.get("avx2") and features.get("fma"):
-        return 8
-    return 0
-
 
 def _group_ir(vl: int, nb: int) -> str:
     """One column group of nb columns over one K chunk of one panel, as an LLVM function."""
     v = f"<{vl} x float>"
     iv = f"<{vl} x i64>"
-    lanes = ", ".join(f"i64 {i}" for i in range(vl))
     pw = vl * PANEL_VECTORS
     out = [f"define internal void @group{nb}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
            f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last) alwaysinline {{",
@@ -83,9 +67,7 @@ def _group_ir(vl: int, nb: int) -> str:
     out.append("  %xo = mul i64 %k, %ldx")
     for j in range(nb):
         out += [f"  %xo{j} = add i64 %xo, {j}", f"  %xq{j} = getelementptr float, ptr %x, i64 %xo{j}",
-                f"  %xs{j} = load float, ptr %xq{j}, align 4",
-                f"  %xi{j} = insertelement {v} poison, float %xs{j}, i32 0",
-                f"  %xb{j} = shufflevector {v} %xi{j}, {v} poison, <{vl} x i32> zeroinitializer"]
+                f"  %xs{j} = load float, ptr %xq{j}, align 4"] + llvm_jit.splat(f"xb{j}", f"%xs{j}", vl)
         for p in range(PANEL_VECTORS):
             out.append(f"  %n{j}_{p} = call {v} @llvm.fma.v{vl}f32({v} %w{p}, {v} %xb{j}, {v} %a{j}_{p})")
     out += ["  %k1 = add i64 %k, 1", "  %more = icmp ult i64 %k1, %k_n", "  br i1 %more, label %loop, label %done",
@@ -94,21 +76,15 @@ def _group_ir(vl: int, nb: int) -> str:
         for p in range(PANEL_VECTORS):
             out += [f"  %tp{j}_{p} = getelementptr float, ptr %acc, i64 {j * pw + p * vl}",
                     f"  store {v} %n{j}_{p}, ptr %tp{j}_{p}, align 4"]
-    out += ["  ret void", "to_y:",
-            f"  %r0i = insertelement {iv} poison, i64 %row0, i32 0",
-            f"  %r0 = shufflevector {iv} %r0i, {iv} poison, <{vl} x i32> zeroinitializer",
-            f"  %mi = insertelement {iv} poison, i64 %m, i32 0",
-            f"  %ms = shufflevector {iv} %mi, {iv} poison, <{vl} x i32> zeroinitializer",
-            f"  %li = insertelement {iv} poison, i64 %ldy, i32 0",
-            f"  %ls = shufflevector {iv} %li, {iv} poison, <{vl} x i32> zeroinitializer"]
+    out += ["  ret void", "to_y:"]
+    out += llvm_jit.splat("r0", "%row0", vl, "i64") + llvm_jit.splat("ms", "%m", vl, "i64")
+    out += llvm_jit.splat("ls", "%ldy", vl, "i64")
     for p in range(PANEL_VECTORS):
-        out += [f"  %rows{p}a = add {iv} %r0, <{lanes}>",
-                f"  %rows{p} = add {iv} %rows{p}a, " + "<" + ", ".join(f"i64 {p * vl}" for _ in range(vl)) + ">",
+        out += [f"  %rows{p} = add {iv} %r0, {llvm_jit.lanes(vl, p * vl)}",
                 f"  %ok{p} = icmp slt {iv} %rows{p}, %ms",
                 f"  %ro{p} = mul {iv} %rows{p}, %ls"]
     for j in range(nb):
-        out += [f"  %c{j} = add i64 %col0, {j}", f"  %ci{j} = insertelement {iv} poison, i64 %c{j}, i32 0",
-                f"  %cs{j} = shufflevector {iv} %ci{j}, {iv} poison, <{vl} x i32> zeroinitializer"]
+        out += [f"  %c{j} = add i64 %col0, {j}"] + llvm_jit.splat(f"cs{j}", f"%c{j}", vl, "i64")
         for p in range(PANEL_VECTORS):
             out += [f"  %yi{j}_{p} = add {iv} %ro{p}, %cs{j}",
                     f"  %yq{j}_{p} = getelementptr float, ptr %y, {iv} %yi{j}_{p}",
@@ -188,48 +164,21 @@ out:
     return "\n\n".join(parts)
 
 
-def _compile():
-    """(ctypes gemm function, floats per vector), or None where the host or llvmlite cannot."""
-    try:
-        import llvmlite.binding as llvm
-
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        vl = _host_vector_floats(llvm)
-        if not vl:
-            return None
-        module = llvm.parse_assembly(_module_ir(vl))
-        module.verify()
-        machine = llvm.Target.from_default_triple().create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
-        passes = llvm.create_pass_builder(machine, llvm.create_pipeline_tuning_options(speed_level=3))
-        passes.getModulePassManager().run(module, passes)
-        engine = llvm.create_mcjit_compiler(module, machine)
-        engine.finalize_object()
-    except Exception:  # an llvmlite without these APIs, or an LLVM that rejects the IR
-        return None
-    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
-    fn = ctypes.CFUNCTYPE(None, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64)(
-        engine.get_function_address("gemm"))
-    _state["engine"] = engine  # the compiled code lives as long as its engine
-    return fn, vl
+_ARGS = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 7
 
 
 def _kernel():
-    with _lock:
-        if "kernel" not in _state:
-            _state["kernel"] = _compile()
-        return _state["kernel"]
+    return llvm_jit.compile_module("packed_gemm", _module_ir, {"gemm": _ARGS})
 
 
 def available() -> bool:
-    """Whether packed GEMMs run here: compiled loops on (OMRT_JIT) and the micro-kernel compiled."""
-    return jit.enabled() and _kernel() is not None
+    """Whether packed GEMMs run here (llvm_jit.compile_module)."""
+    return _kernel() is not None
 
 
 def panel_rows() -> int:
     """Output rows per packed panel (thread splits fall on multiples of it)."""
-    return _kernel()[1] * PANEL_VECTORS
+    return llvm_jit.vector_floats() * PANEL_VECTORS
 
 
 @dataclass(frozen=True)
@@ -280,6 +229,5 @@ def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, fi
     last = w.count if last is None else last
     if first >= last:
         return
-    fn = _kernel()[0]
-    fn(w.panels.ctypes.data, x.ctypes.data, y.ctypes.data, w.bias.ctypes.data, acc.ctypes.data,
+    _kernel()["gemm"](w.panels.ctypes.data, x.ctypes.data, y.ctypes.data, w.bias.ctypes.data, acc.ctypes.data,
        first, last, w.m, k, n, x.strides[0] // 4, y.strides[0] // 4)

@@ -1,0 +1,85 @@
+"""Kernels written as LLVM IR and compiled for the host CPU (llvmlite, numba's own backend).
+
+Why IR rather than a numba loop: a GEMM micro-kernel has to keep a tile of accumulators in vector
+registers across the whole reduction, which numba cannot be told to do (its loops keep them in
+memory). In IR the accumulators are phi nodes of vector type, so LLVM allocates them to registers,
+and the FMAs, masked loads and stores, scatters and prefetches are the intrinsics themselves.
+
+Each module is compiled once per process on first use (tens of milliseconds) with the host's CPU
+name and features, so AVX-512 machines get 16-float vectors and AVX2 ones 8. Where llvmlite is
+missing, too old for this API, or the CPU has neither, `compile_module` returns None and callers
+keep their numpy paths; OMRT_JIT=0 turns these off with the numba loops (omrt.kernels.jit).
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+from typing import Any
+
+from omrt.kernels import jit
+
+_lock = threading.Lock()
+_modules: dict[str, Any] = {}
+_engines: list[Any] = []   # compiled code lives as long as its execution engine
+
+
+def _llvm():
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    return llvm
+
+
+def vector_floats() -> int:
+    """Floats per SIMD register the IR kernels use on this CPU (0: none they support)."""
+    with _lock:
+        if "vector" not in _modules:
+            try:
+                features = _llvm().get_host_cpu_features()
+                width = 16 if features.get("avx512f") else 8 if features.get("avx2") and features.get("fma") else 0
+            except Exception:  # llvmlite missing or unable to read the host
+                width = 0
+            _modules["vector"] = width
+        return _modules["vector"]
+
+
+def compile_module(name: str, build_ir, functions: dict[str, list[Any]]) -> dict[str, Any] | None:
+    """Compile the module `build_ir(vector_floats())` once per process and return its functions
+    as ctypes callables with the given argument types (None where it cannot run here)."""
+    if not jit.enabled():
+        return None
+    vl = vector_floats()
+    with _lock:
+        if name not in _modules:
+            _modules[name] = _compile(build_ir(vl), functions) if vl else None
+        return _modules[name]
+
+
+def _compile(ir: str, functions: dict[str, list[Any]]) -> dict[str, Any] | None:
+    try:
+        llvm = _llvm()
+        module = llvm.parse_assembly(ir)
+        module.verify()
+        machine = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
+        passes = llvm.create_pass_builder(machine, llvm.create_pipeline_tuning_options(speed_level=3))
+        passes.getModulePassManager().run(module, passes)
+        engine = llvm.create_mcjit_compiler(module, machine)
+        engine.finalize_object()
+    except Exception:  # an llvmlite without these APIs, or an LLVM that rejects the IR
+        return None
+    _engines.append(engine)
+    return {fn: ctypes.CFUNCTYPE(None, *args)(engine.get_function_address(fn)) for fn, args in functions.items()}
+
+
+def splat(name: str, scalar: str, vl: int, ty: str = "float") -> list[str]:
+    """IR lines making %name a <vl x ty> vector of `scalar` in every lane."""
+    vt = f"<{vl} x {ty}>"
+    return [f"  %{name}.s = insertelement {vt} poison, {ty} {scalar}, i32 0",
+            f"  %{name} = shufflevector {vt} %{name}.s, {vt} poison, <{vl} x i32> zeroinitializer"]
+
+
+def lanes(vl: int, start: int = 0) -> str:
+    """The constant <vl x i64> vector start, start + 1, ..."""
+    return "<" + ", ".join(f"i64 {start + i}" for i in range(vl)) + ">"
