@@ -34,6 +34,7 @@ from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
 from omrt.kernels.packed_conv import packed_build, packed_eligible, packed_shape, packed_workspace
 from omrt.kernels.parallel import get_pool, lead_split, split
+from omrt.kernels.phase_conv import phase_build, phase_eligible, phase_shaped, phase_workspace
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
 from omrt.kernels.stacked_images import stack_eligible, stacked_build, stacked_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
@@ -65,8 +66,10 @@ def _conv_workspace(spec: OpSpec) -> int:
         return wino_workspace(g)
     if g.depthwise:
         return depthwise_cl_workspace(g) if channels_last_wins(g) else depthwise_workspace(g)
-    packed = packed_workspace(g) if packed_shape(g, spec.outputs[0].dtype, 1 in spec.consts) else 0
-    return max(packed, _unpacked_workspace(g, bool(spec.attr("_shuffle_out"))))
+    dtype, const_weights = spec.outputs[0].dtype, 1 in spec.consts
+    packed = packed_workspace(g) if packed_shape(g, dtype, const_weights) else 0
+    phases = phase_workspace(g) if phase_shaped(g, dtype, const_weights) else 0
+    return max(packed, phases, _unpacked_workspace(g, bool(spec.attr("_shuffle_out"))))
 
 
 def _unpacked_workspace(g: ConvGeom, shuffled: bool) -> int:
@@ -397,6 +400,8 @@ def conv(spec: OpSpec):
         else:
             build = depthwise_cl_build if channels_last_wins(g) else depthwise_build
         return build(g, wmat, weights, bcol, epi, pool, dtype)
+    if not shuffled and phase_eligible(g, dtype, w_const is not None):
+        return phase_build(g, w_const, b_const, epi, pool)
     if not shuffled and packed_eligible(g, dtype, w_const is not None):
         return packed_build(g, w_const, b_const, epi, pool, dtype)
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None

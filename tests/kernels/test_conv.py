@@ -143,14 +143,17 @@ def test_conv_fused_epilogue(kernel_paths, cfg, act, params, residual: bool) -> 
 @pytest.mark.parametrize("k,strides,pads,hw", [(7, [2, 2], [3, 3, 3, 3], (30, 30)), (7, [2, 2], [3, 3, 3, 3], (29, 27)),
                                                (5, [2, 3], [2, 1, 0, 2], (17, 19)), (5, [2, 2], [0, 0, 1, 0], (16, 15))])
 @pytest.mark.parametrize("batch,threaded", [(1, False), (3, False), (3, True)])
-def test_strided_large_kernels_from_phases(two_threads, monkeypatch, k: int, strides, pads, hw, batch: int,
-                                           threaded: bool) -> None:
-    """Padded strided 5x5 and 7x7 convs over few channels build their columns from the padded
-    image's stride phases: uneven sizes, strides and pads, per image and in per-thread image slots."""
+def test_strided_large_kernels_from_phases(kernel_paths, two_threads, monkeypatch, k: int, strides, pads, hw,
+                                           batch: int, threaded: bool) -> None:
+    """Padded strided 5x5 and 7x7 convs over few channels read their taps from the padded image's
+    stride phases (omrt.kernels.phase_conv; with numpy only, im2col from the phases): uneven sizes,
+    strides and pads, per image and in per-thread image slots."""
     from omrt.kernels import conv as conv_kernel
+    from omrt.kernels import phase_conv
 
     if threaded:
         monkeypatch.setattr(conv_kernel, "MIN_PARALLEL_FLOPS", 0.0)
+        monkeypatch.setattr(phase_conv, "MIN_PARALLEL_FLOPS", 0.0)
     rng = np.random.default_rng(9)
     ins = [_rand(rng, batch, 3, *hw), _rand(rng, 16, 3, k, k), _rand(rng, 16)]
     attrs = {"kernel_shape": [k, k], "strides": strides, "pads": pads}

@@ -1,0 +1,87 @@
+"""Few-channel convs read from stride phases (omrt.kernels.phase_conv) against onnxruntime: stems'
+shapes and their edges (row tails, channel counts off the tile, dilation, uneven pads), batches,
+threads, epilogues, run-time bias, float16."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omrt.kernels import phase_conv
+from omrt.kernels.conv_common import conv_geom, pad_phases
+from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view
+
+pytestmark = pytest.mark.skipif(phase_conv._kernel() is None, reason="phase micro-kernel not available here")
+
+# (batch, in channels, out channels, input size, kernel, attrs)
+SHAPES = [
+    (1, 3, 64, (30, 30), (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    (2, 3, 24, (45, 41), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    (1, 3, 20, (33, 80), (3, 3), {"strides": [2, 2]}),                       # 39 columns: a tail tile
+    (1, 1, 9, (17, 19), (3, 3), {"pads": [1, 1, 1, 1]}),                       # stride 1
+    (1, 4, 13, (21, 22), (5, 3), {"strides": [3, 2], "pads": [0, 1, 2, 2], "dilations": [1, 2]}),
+]
+
+
+def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.float32):
+    ins = [_rand(rng, n, c, *hw), _rand(rng, m, c, *k), _rand(rng, m)]
+    attrs = {"kernel_shape": list(k), **attrs}
+    want = ort_run("Conv", ins, attrs)[0]
+    if residual:
+        res = _rand(rng, *want.shape)
+        ins.append(res)
+        want = np.maximum(want + res, 0)
+        attrs = dict(attrs, _activation="Relu", _residual=1)
+    ins = [a.astype(dtype) for a in ins]
+    consts = {1: ins[1]} | ({2: ins[2]} if bias_const else {})
+    return make_spec("Conv", ins, [want.astype(dtype)], attrs, consts), ins, want
+
+
+@pytest.mark.parametrize("cfg", SHAPES)
+@pytest.mark.parametrize("bias_const", [True, False])
+def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
+    spec, ins, want = _case(np.random.default_rng(1), *cfg, bias_const=bias_const)
+    assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True)
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1]])
+def test_phase_conv_rows_on_two_threads_with_residual(two_threads, monkeypatch, cfg) -> None:
+    monkeypatch.setattr(phase_conv, "MIN_PARALLEL_FLOPS", 0.0)
+    spec, ins, want = _case(np.random.default_rng(2), *cfg, residual=True)
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+
+
+def test_phase_conv_float16() -> None:
+    spec, ins, want = _case(np.random.default_rng(3), *SHAPES[1], dtype=np.float16)
+    np.testing.assert_allclose(run_in_view(spec, ins).astype(np.float32), want, rtol=2e-2, atol=2e-2)
+
+
+def test_tap_offsets_address_each_taps_pixel() -> None:
+    """Offset of tap (c, kh, kw) + oh * row + ow in the phases is padded pixel
+    (oh*sh + kh*dh, ow*sw + kw*dw) of channel c."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 9, 11)).astype(np.float32)
+    w = np.zeros((1, 2, 3, 3), np.float32)
+    y = np.zeros((1, 1, 4, 4), np.float32)
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 3], "pads": [1, 2, 1, 1], "dilations": [2, 1]}
+    g = conv_geom(make_spec("Conv", [x[None], w], [y], attrs, {1: w}))
+    phases = np.empty(phase_conv.phase_shape(g), np.float32)
+    pad_phases(x, phases, g.pb, g.strides)
+    padded = np.zeros((2,) + g.pad_sp, np.float32)
+    padded[:, 1:10, 2:13] = x
+    flat, row = phases.reshape(-1), phases.shape[4]
+    for t, off in enumerate(phase_conv.tap_offsets(g)):
+        c, kh, kw = np.unravel_index(t, (2, 3, 3))
+        for oh in range(4):
+            for ow in range(4):
+                assert flat[off + oh * row + ow] == padded[c, oh * 2 + kh * 2, ow * 3 + kw]
+
+
+@pytest.mark.parametrize("c,kernel,group,eligible", [
+    (3, (7, 7), 1, True), (4, (3, 3), 1, True), (5, (3, 3), 1, False), (3, (1, 1), 1, False), (4, (3, 3), 2, False),
+])
+def test_phase_eligible(c: int, kernel, group: int, eligible: bool) -> None:
+    x, w = np.zeros((1, c, 16, 16), np.float32), np.zeros((8, c // group) + kernel, np.float32)
+    y = np.zeros((1, 8, 16 - kernel[0] + 1, 16 - kernel[1] + 1), np.float32)
+    spec = make_spec("Conv", [x, w], [y], {"kernel_shape": list(kernel), "group": group}, {1: w})
+    assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True) is eligible
