@@ -207,6 +207,20 @@ class Epilogue:
         (omrt.kernels.fused_epilogue), for kernels with a compiled pass of their own."""
         return None if self._pass is None or self._numpy_after else self._pass
 
+    @property
+    def clamp(self) -> tuple[float, float] | None:
+        """(lo, hi) where the activation is none, Relu or Clip, so y = min(max(y, lo), hi) is all of
+        it and a kernel can apply it as it stores its output; None for other activations."""
+        if self.activation is None:
+            return -np.inf, np.inf
+        if self.activation == "Relu":
+            return 0.0, np.inf
+        if self.activation == "Clip":
+            lo = self.params[0] if len(self.params) > 0 else -np.inf
+            hi = self.params[1] if len(self.params) > 1 else np.inf
+            return lo, hi
+        return None
+
     def fused(self, y: np.ndarray, bias: np.ndarray | None, residual: np.ndarray | None) -> bool:
         """Bias, residual and activation on y in one compiled pass (omrt.kernels.fused_epilogue);
         False, with y untouched, where that pass does not apply."""

@@ -33,13 +33,14 @@ def _rows(vl: int) -> int:
     return 8 if vl == 16 else 4
 
 
-def _tile_ir(vl: int) -> str:
-    """One tile: `rows` output channels x VECTORS*vl outputs of a row, the whole reduction."""
+def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
+    """One tile: `rows` output channels x VECTORS*vl outputs of a row, the whole reduction; the
+    residual added and the clamp applied on the way out where the variant has them."""
     v, m1 = f"<{vl} x float>", f"<{vl} x i1>"
     mr = _rows(vl)
-    out = ["define internal void @tile(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %bias, i64 %k_n, i64 %ldy, "
-           "i64 %rows, i64 %cols) alwaysinline {", "entry:"]
-    out += llvm_jit.splat("cs", "%cols", vl, "i64")
+    out = [f"define internal void @tile{int(with_res)}{int(clamped)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
+           "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, float %lo, float %hi) alwaysinline {", "entry:"]
+    out += llvm_jit.splat("cs", "%cols", vl, "i64") + llvm_jit.splat("lov", "%lo", vl) + llvm_jit.splat("hiv", "%hi", vl)
     for j in range(VECTORS):
         out.append(f"  %mk{j} = icmp slt <{vl} x i64> {llvm_jit.lanes(vl, j * vl)}, %cs")
     for r in range(mr):
@@ -65,8 +66,22 @@ def _tile_ir(vl: int) -> str:
         out += [f"  %dr{r} = mul i64 {r}, %ldy", f"  %ok{r} = icmp slt i64 {r}, %rows",
                 f"  br i1 %ok{r}, label %store{r}, label %next{r}", f"store{r}:"]
         for j in range(VECTORS):
-            out += [f"  %do{r}_{j} = add i64 %dr{r}, {j * vl}", f"  %dq{r}_{j} = getelementptr float, ptr %y, i64 %do{r}_{j}",
-                    f"  call void @llvm.masked.store.v{vl}f32.p0({v} %n{r}_{j}, ptr %dq{r}_{j}, i32 4, {m1} %mk{j})"]
+            t = f"{r}_{j}"
+            out += [f"  %do{t} = add i64 %dr{r}, {j * vl}", f"  %dq{t} = getelementptr float, ptr %y, i64 %do{t}"]
+            value = f"%n{t}"
+            if with_res:
+                out += [f"  %rq{t} = getelementptr float, ptr %res, i64 %do{t}",
+                        f"  %rv{t} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rq{t}, i32 4, {m1} %mk{j}, {v} zeroinitializer)",
+                        f"  %sum{t} = fadd {v} {value}, %rv{t}"]
+                value = f"%sum{t}"
+            if clamped:
+                # compare-and-select keeps NaN (both compares are false for it), as np.clip does
+                out += [f"  %under{t} = fcmp olt {v} {value}, %lov",
+                        f"  %lo{t} = select <{vl} x i1> %under{t}, {v} %lov, {v} {value}",
+                        f"  %over{t} = fcmp ogt {v} %lo{t}, %hiv",
+                        f"  %hi{t} = select <{vl} x i1> %over{t}, {v} %hiv, {v} %lo{t}"]
+                value = f"%hi{t}"
+            out.append(f"  call void @llvm.masked.store.v{vl}f32.p0({v} {value}, ptr %dq{t}, i32 4, {m1} %mk{j})")
         out += [f"  br label %next{r}", f"next{r}:"]
     out += ["  ret void", "}"]
     return "\n".join(out)
@@ -76,13 +91,16 @@ def _module_ir(vl: int) -> str:
     """`conv`: output rows r0:r1 of one image, every panel of output channels, tile by tile."""
     v, m1 = f"<{vl} x float>", f"<{vl} x i1>"
     mr, width = _rows(vl), VECTORS * vl
+    tile_calls = "\n".join(
+        f"t{r}{c}:\n  call void @tile{r}{c}(ptr %wpp, ptr %xc, ptr %off, ptr %yc, ptr %rc, ptr %bq, i64 %k, i64 %ldy, "
+        f"i64 %rows, i64 %cols, float %lo, float %hi)\n  br label %tile_done" for r in (0, 1) for c in (0, 1))
     return "\n\n".join([
         f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
         f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {m1}, {v})",
         f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {m1})",
-        _tile_ir(vl),
-        f"""define void @conv(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %bias, i64 %panels, i64 %m, i64 %k,
-                  i64 %r0, i64 %r1, i64 %ow, i64 %wq, i64 %ldy) {{
+        *[_tile_ir(vl, r, c) for r in (False, True) for c in (False, True)],
+        f"""define void @conv(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %panels, i64 %m, i64 %k,
+                  i64 %r0, i64 %r1, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo, float %hi) {{
 entry:
   br label %out_row
 out_row:
@@ -104,13 +122,17 @@ panel:
   %yo0 = mul i64 %row0, %ldy
   %yo = add i64 %yo0, %yro
   %yr = getelementptr float, ptr %y, i64 %yo
+  %rr = getelementptr float, ptr %res, i64 %yo
   br label %tiles
 tiles:
-  %c = phi i64 [0, %panel], [%c_next, %tiles]
+  %c = phi i64 [0, %panel], [%c_next, %tile_done]
   %cols = sub i64 %ow, %c
   %xc = getelementptr float, ptr %xr, i64 %c
   %yc = getelementptr float, ptr %yr, i64 %c
-  call void @tile(ptr %wpp, ptr %xc, ptr %off, ptr %yc, ptr %bq, i64 %k, i64 %ldy, i64 %rows, i64 %cols)
+  %rc = getelementptr float, ptr %rr, i64 %c
+  switch i64 %variant, label %t00 [i64 1, label %t01 i64 2, label %t10 i64 3, label %t11]
+{tile_calls}
+tile_done:
   %c_next = add i64 %c, {width}
   %more_c = icmp ult i64 %c_next, %ow
   br i1 %more_c, label %tiles, label %panel_done
@@ -127,7 +149,7 @@ exit:
 }}"""])
 
 
-_ARGS = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 8
+_ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 9 + [ctypes.c_float] * 2
 
 
 def _kernel():
@@ -188,21 +210,29 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     conv = _kernel()["conv"]
     parts = pool.size if g.image_flops >= MIN_PARALLEL_FLOPS else 1
     row_blocks = split(oh_n, parts)
+    # The kernel adds the residual and applies the activation as it stores, where the activation
+    # is a clamp (Relu, Clip or none) and no bias comes at run time (that must go first, in finish).
+    clamp = epi.clamp
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         b_in, res = split_inputs(inputs, epi.residual)
         b3 = None if b_in is None or b_const is not None else b_in.reshape(g.m, 1, 1)
+        in_kernel = clamp is not None and b3 is None and (res is None or res.flags.c_contiguous)
+        lo, hi = clamp if in_kernel else (-np.inf, np.inf)
+        variant = 2 * int(in_kernel and res is not None) + int(in_kernel and (lo, hi) != (-np.inf, np.inf))
         phases = scratch.view(np.float32)[:int(np.prod(shape))].reshape(shape)
         for n in range(g.n):
             pad_phases(x[n], phases, g.pb, g.strides)
             yn = y[n]
+            rn = res[n] if in_kernel and res is not None else yn
 
             def rows(i: int) -> None:
                 r0, r1 = row_blocks[i]
-                conv(weights.ctypes.data, phases.ctypes.data, offsets.ctypes.data, yn.ctypes.data, bias.ctypes.data,
-                     panels, g.m, depth, r0, r1, ow_n, wq, oh_n * ow_n)
-                finish(epi, yn[:, r0:r1], b3, None if res is None else res[n][:, r0:r1])
+                conv(weights.ctypes.data, phases.ctypes.data, offsets.ctypes.data, yn.ctypes.data, rn.ctypes.data,
+                     bias.ctypes.data, panels, g.m, depth, r0, r1, ow_n, wq, oh_n * ow_n, variant, lo, hi)
+                if not in_kernel:
+                    finish(epi, yn[:, r0:r1], b3, None if res is None else res[n][:, r0:r1])
 
             pool.run(rows, len(row_blocks))
     return run

@@ -85,3 +85,21 @@ def test_phase_eligible(c: int, kernel, group: int, eligible: bool) -> None:
     y = np.zeros((1, 8, 16 - kernel[0] + 1, 16 - kernel[1] + 1), np.float32)
     spec = make_spec("Conv", [x, w], [y], {"kernel_shape": list(kernel), "group": group}, {1: w})
     assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True) is eligible
+
+
+@pytest.mark.parametrize("act,params", [("Relu", []), ("Clip", [-0.5, 0.25]), (None, [])])
+def test_phase_conv_clamps_as_it_stores_and_keeps_nan(act, params) -> None:
+    """Relu and Clip applied in the kernel: clamped like numpy, NaN kept where an input was NaN."""
+    rng = np.random.default_rng(5)
+    x, w, b = _rand(rng, 1, 3, 12, 12), _rand(rng, 5, 3, 3, 3), _rand(rng, 5)
+    x[0, 1, 4, 4] = np.nan
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    want = ort_run("Conv", [x, w, b], attrs)[0]
+    if act == "Relu":
+        want = np.maximum(want, 0)
+    elif act == "Clip":
+        want = np.clip(want, *params)
+    spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation=act, _activation_params=params), {1: w, 2: b})
+    got = run_in_view(spec, [x, w, b])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    assert np.isnan(got[0, :, 3:6, 3:6]).all() and np.isnan(got).sum() == 5 * 9
