@@ -39,7 +39,7 @@ def _group_ir(vl: int, nb: int) -> str:
     iv = f"<{vl} x i64>"
     pw = vl * PANEL_VECTORS
     out = [f"define internal void @group{nb}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
-           f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last) alwaysinline {{",
+           f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last, i1 %trans) alwaysinline {{",
            "entry:", "  br i1 %first, label %from_bias, label %from_acc", "from_bias:"]
     for p in range(PANEL_VECTORS):
         out += [f"  %bp{p} = getelementptr float, ptr %bias, i64 {p * vl}", f"  %b{p} = load {v}, ptr %bp{p}, align 4"]
@@ -83,6 +83,13 @@ def _group_ir(vl: int, nb: int) -> str:
         out += [f"  %rows{p} = add {iv} %r0, {llvm_jit.lanes(vl, p * vl)}",
                 f"  %ok{p} = icmp slt {iv} %rows{p}, %ms",
                 f"  %ro{p} = mul {iv} %rows{p}, %ls"]
+    out += ["  br i1 %trans, label %to_t, label %to_s", "to_t:"]
+    for j in range(nb):
+        out += [f"  %tc{j} = add i64 %col0, {j}", f"  %tr{j} = mul i64 %tc{j}, %ldy", f"  %tb{j} = add i64 %tr{j}, %row0"]
+        for p in range(PANEL_VECTORS):
+            out += [f"  %to{j}_{p} = add i64 %tb{j}, {p * vl}", f"  %tq{j}_{p} = getelementptr float, ptr %y, i64 %to{j}_{p}",
+                    f"  call void @llvm.masked.store.v{vl}f32.p0({v} %n{j}_{p}, ptr %tq{j}_{p}, i32 4, <{vl} x i1> %ok{p})"]
+    out += ["  ret void", "to_s:"]
     for j in range(nb):
         out += [f"  %c{j} = add i64 %col0, {j}"] + llvm_jit.splat(f"cs{j}", f"%c{j}", vl, "i64")
         for p in range(PANEL_VECTORS):
@@ -101,19 +108,31 @@ def _module_ir(vl: int) -> str:
     pw = vl * PANEL_VECTORS
     parts = [f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
              "declare void @llvm.prefetch.p0(ptr, i32, i32, i32)",
-             f"declare void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v}, <{vl} x ptr>, i32, <{vl} x i1>)"]
+             f"declare void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v}, <{vl} x ptr>, i32, <{vl} x i1>)",
+             f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, <{vl} x i1>)"]
     parts += [_group_ir(vl, nb) for nb in range(1, COLUMN_GROUP + 1)]
     args = "ptr %wq, ptr %xk, ptr %y, ptr %bq, ptr %acc, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m"
     tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, COLUMN_GROUP))
     tails = "\n".join(
-        f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last)\n  br label %chunk_done"
+        f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last, i1 %trans)\n  br label %chunk_done"
         for r in range(1, COLUMN_GROUP))
-    parts.append(f"""define void @gemm(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %p0, i64 %p1, i64 %m,
-                  i64 %k, i64 %n, i64 %ldx, i64 %ldy) {{
+    parts.append(f"""define void @gemm(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1, i64 %m,
+                  i64 %k, i64 %n, i64 %ldx, i64 %ldy, i64 %trans_flag, i64 %batch, i64 %w_step, i64 %x_step,
+                  i64 %y_step) {{
 entry:
+  %trans = icmp ne i64 %trans_flag, 0
+  br label %item
+item:
+  %b = phi i64 [0, %entry], [%b_next, %panel_done_all]
+  %wbo = mul i64 %b, %w_step
+  %wp = getelementptr float, ptr %w_all, i64 %wbo
+  %xbo = mul i64 %b, %x_step
+  %x = getelementptr float, ptr %x_all, i64 %xbo
+  %ybo = mul i64 %b, %y_step
+  %y = getelementptr float, ptr %y_all, i64 %ybo
   br label %panel
 panel:
-  %p = phi i64 [%p0, %entry], [%p_next, %panel_done]
+  %p = phi i64 [%p0, %item], [%p_next, %panel_done]
   %row0 = mul i64 %p, {pw}
   %bq = getelementptr float, ptr %bias, i64 %row0
   %pk = mul i64 %p, %k
@@ -142,7 +161,7 @@ full:
   %ao = mul i64 %c0, {pw}
   %ac = getelementptr float, ptr %acc, i64 %ao
   call void @group{COLUMN_GROUP}(ptr %wq, ptr %xc, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0,
-                                 i64 %m, i64 %c0, i1 %first, i1 %last)
+                                 i64 %m, i64 %c0, i1 %first, i1 %last, i1 %trans)
   br label %cols
 tail:
   %r = sub i64 %n, %c0
@@ -157,14 +176,18 @@ chunk_done:
 panel_done:
   %p_next = add i64 %p, 1
   %more_p = icmp ult i64 %p_next, %p1
-  br i1 %more_p, label %panel, label %out
+  br i1 %more_p, label %panel, label %panel_done_all
+panel_done_all:
+  %b_next = add i64 %b, 1
+  %more_b = icmp ult i64 %b_next, %batch
+  br i1 %more_b, label %item, label %out
 out:
   ret void
 }}""")
     return "\n\n".join(parts)
 
 
-_ARGS = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 7
+_ARGS = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12
 
 
 def _kernel():
@@ -183,8 +206,8 @@ def panel_rows() -> int:
 
 @dataclass(frozen=True)
 class PackedWeights:
-    """W (m, k) as (panels, k, panel rows): each panel's rows of every k contiguous, zero rows past m;
-    bias (panels * panel rows,) zero where absent."""
+    """W (batch, m, k) as (batch, panels, k, panel rows): each panel's rows of every k contiguous,
+    zero rows past m; bias (panels * panel rows,) zero where absent, the same for every matrix."""
 
     panels: np.ndarray
     bias: np.ndarray
@@ -193,16 +216,18 @@ class PackedWeights:
 
     @property
     def count(self) -> int:
-        return self.panels.shape[0]
+        return self.panels.shape[1]
 
 
 def pack(w: np.ndarray, bias: np.ndarray | None = None) -> PackedWeights:
-    m, k = w.shape
+    """Pack W (m, k), or a batch of them (b, m, k), with an optional bias (m,)."""
+    batch = w.reshape((-1,) + w.shape[-2:])
+    b_n, m, k = batch.shape
     rows = panel_rows()
     count = -(-m // rows)
-    padded = np.zeros((count * rows, k), np.float32)
-    padded[:m] = w
-    panels = np.ascontiguousarray(padded.reshape(count, rows, k).transpose(0, 2, 1))
+    padded = np.zeros((b_n, count * rows, k), np.float32)
+    padded[:, :m] = batch
+    panels = np.ascontiguousarray(padded.reshape(b_n, count, rows, k).transpose(0, 1, 3, 2))
     b = np.zeros(count * rows, np.float32)
     if bias is not None:
         b[:m] = bias.reshape(m)
@@ -217,17 +242,29 @@ def accumulator_floats(n: int) -> int:
 
 
 def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, first: int = 0,
-             last: int | None = None) -> None:
-    """y[rows of panels first:last] = W @ x + bias, for x (k, n) and y (m, n) float32 with
-    contiguous rows (any row stride). acc: float32 scratch of accumulator_floats(n) or more.
-    Releases the GIL while it runs."""
-    k, n = x.shape
+             last: int | None = None, transposed: bool = False) -> None:
+    """Rows of panels first:last of W @ x + bias, for each matrix of the batch.
+
+    x: (k, n), or (batch, k, n) for a packed batch. y: (m, n) likewise, or with `transposed`
+    (n, rows) where rows are the output rows of panels first:last (clipped to m), the layout the
+    kernel's vectors already have, stored without a scatter. Every array float32 with contiguous
+    rows (any row stride); acc: scratch of accumulator_floats(n) floats. Releases the GIL.
+    """
+    batch = w.panels.shape[0]
+    x3 = x[None] if x.ndim == 2 else x
+    y3 = y[None] if y.ndim == 2 else y
+    k, n = x3.shape[1:]
     if n == 0:
         return
-    assert k == w.k > 0 and y.shape == (w.m, n) and x.dtype == y.dtype == acc.dtype == np.float32
-    assert x.strides[1] == 4 and y.strides[1] == 4 and acc.size >= accumulator_floats(n)
     last = w.count if last is None else last
+    first_row = first * panel_rows()
+    want = (n, min(w.m, last * panel_rows()) - first_row) if transposed else (w.m, n)
+    assert x3.shape == (batch, w.k, n) and w.k > 0 and y3.shape == (batch,) + want, (x3.shape, y3.shape, want)
+    assert x.dtype == y.dtype == acc.dtype == np.float32 and acc.size >= accumulator_floats(n)
+    assert (x3.strides[2] == 4 or n == 1) and (y3.strides[2] == 4 or y3.shape[2] == 1)
     if first >= last:
         return
-    _kernel()["gemm"](w.panels.ctypes.data, x.ctypes.data, y.ctypes.data, w.bias.ctypes.data, acc.ctypes.data,
-       first, last, w.m, k, n, x.strides[0] // 4, y.strides[0] // 4)
+    y_ptr = y3.ctypes.data - (4 * first_row if transposed else 0)
+    _kernel()["gemm"](w.panels.ctypes.data, x3.ctypes.data, y_ptr, w.bias.ctypes.data, acc.ctypes.data,
+                      first, last, w.m, k, n, x3.strides[1] // 4, y3.strides[1] // 4, int(transposed), batch,
+                      w.panels[0].size, x3.strides[0] // 4, y3.strides[0] // 4)

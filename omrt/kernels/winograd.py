@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels import jit, winograd_jit
+from omrt.kernels import jit, packed_gemm, winograd_jit
 from omrt.kernels.conv_common import (
     CHANNEL_ALIGN, CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs,
 )
@@ -71,6 +71,17 @@ STREAMED_WEIGHT_BYTES = 16 * 1024 * 1024
 def _streamed(g: ConvGeom) -> bool:
     """The transformed float32 weights are beyond what the last-level cache holds."""
     return 36 * g.m * g.c * 4 > STREAMED_WEIGHT_BYTES
+
+
+# Input and output channels from which the 36 GEMMs run on omrt.kernels.packed_gemm: one thread,
+# (36, M, C) @ (36, C, tiles) against numpy's batched matmul, hot / caches flushed: 256x256 by 16
+# tiles 0.48 / 0.79 -> 0.31 / 0.52 ms, 128x128 by 49 0.26 / 0.42 -> 0.24 / 0.34; 64x64 by 196
+# 0.24 / 0.36 -> 0.25 / 0.49 (short reductions: the kernel's per-group overhead shows).
+PACKED_MIN_CHANNELS = 128
+
+
+def packed_gemm_wins(g: ConvGeom) -> bool:
+    return min(g.c, g.m) >= PACKED_MIN_CHANNELS
 
 
 def wino_eligible(g: ConvGeom, dtype: Any) -> bool:
@@ -191,6 +202,12 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     in_ranges = split(c, pool.size) if channels else []
     pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
     bshape = (m, 1, 1)
+    # The 36 GEMMs through omrt.kernels.packed_gemm (weights packed at load, output in the
+    # kernel's own (tiles, channels) layout, which the compiled output pass reads as it is).
+    packed = (packed_gemm.pack(u_const) if u_const is not None and one_pass is not None
+              and packed_gemm_wins(g) and packed_gemm.available() else None)
+    if packed is not None and channels:
+        ranges = lead_split(m, pool.size, packed_gemm.panel_rows(), 72.0 * m * c * g.n * t)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -199,6 +216,19 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
         bvec = (b_const if b_const is not None else bias).reshape(bshape) if bias is not None else None
         work = scratch.view(dtype)
         buf = work[:pad_n].reshape(g.n, c, hp, wp)
+
+        def gemm(v: np.ndarray, out: np.ndarray, lo: int = 0, hi: int = m) -> np.ndarray:
+            """u[:, lo:hi] @ v (36, channels, columns) into `out`'s memory; from the packed GEMM
+            its transpose (36, columns, channels), one allocation of partial sums per call."""
+            if packed is None:
+                mo = out[:36 * (hi - lo) * v.shape[2]].reshape(36, hi - lo, v.shape[2])
+                np.matmul(u[:, lo:hi], v, out=mo)
+                return mo
+            mo = out[:36 * (hi - lo) * v.shape[2]].reshape(36, v.shape[2], hi - lo)
+            rows = packed_gemm.panel_rows()
+            acc = np.empty(packed_gemm.accumulator_floats(v.shape[2]), np.float32)
+            packed_gemm.multiply(packed, v, mo, acc, lo // rows, -(-hi // rows), transposed=True)
+            return mo
         flat_x, flat_buf = x.reshape(g.n * c, *x.shape[2:]), buf.reshape(g.n * c, hp, wp)
 
         def pad_part(i: int) -> None:
@@ -227,9 +257,10 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
 
         def transform_out(mo: np.ndarray, o: np.ndarray, stage: np.ndarray, n0: int, ni: int, r0: int, rb: int,
                           ch: slice) -> None:
-            """A^T M A of mo (36, channels, tiles) into y[n0:n0+ni, ch], then bias, residual, activation."""
-            mb = mo.shape[1]
-            o = o[:16 * mb * mo.shape[2]].reshape(16, -1)
+            """A^T M A of mo (36, channels, tiles), or (36, tiles, channels) from the packed GEMM,
+            into y[n0:n0+ni, ch], then bias, residual, activation."""
+            mb = mo.shape[2] if packed is not None else mo.shape[1]
+            o = o[:16 * mo[0].size].reshape(16, -1)
             if compiled:
                 winograd_jit.transform_out(mo.reshape(36, -1), o, 0, o.shape[1])
             else:
@@ -237,8 +268,9 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             if one_pass is not None:
                 c0 = ch.start or 0
                 b = zeros[:mb] if bvec is None else bvec[c0:c0 + mb].reshape(mb)
-                winograd_jit.scatter_out(o.reshape(16, mb, -1), y, c0, n0, r0, rb, tw, b,
-                                         y if res is None else res, res is not None, *one_pass)
+                o3 = o.reshape(16, -1, mb).transpose(0, 2, 1) if packed is not None else o.reshape(16, mb, -1)
+                winograd_jit.scatter_out(o3, y, c0, n0, r0, rb, tw, b, y if res is None else res, res is not None,
+                                         *one_pass)
                 return
             blocks = o.reshape(4, 4, mb, ni, rb, tw).transpose(3, 2, 4, 0, 5, 1)
             rows = slice(4 * r0, min(4 * (r0 + rb), ho))
@@ -265,8 +297,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
 
             def block(i: int) -> None:
                 lo, hi = ranges[i]
-                mo = a_all[36 * lo * nt:36 * hi * nt].reshape(36, hi - lo, nt)
-                np.matmul(u[:, lo:hi], v, out=mo)
+                mo = gemm(v, a_all[36 * lo * nt:36 * hi * nt], lo, hi)
                 transform_out(mo, o_all[16 * lo * nt:16 * hi * nt], mo.reshape(-1), 0, g.n, 0, th, slice(lo, hi))
 
             pool.run(block, len(ranges))
@@ -279,8 +310,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             for n0, n1, r0, r1 in tasks[lo:hi]:
                 ni, rb = n1 - n0, r1 - r0
                 v = transform_in(n0, ni, r0, rb, a, b)
-                mo = a[:36 * m * ni * rb * tw].reshape(36, m, ni * rb * tw)
-                np.matmul(u, v, out=mo)
+                mo = gemm(v, a)
                 transform_out(mo, b, a, n0, ni, r0, rb, slice(None))
 
         pool.run(run_of_tasks, len(runs), threads > 1)

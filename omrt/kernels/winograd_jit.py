@@ -145,3 +145,8 @@ def warm_up() -> None:
         jit.warm_up(f"scatter_out {const}", lambda: scatter_out(
             tiny(16, 1, 1), tiny(1, 1, 1, 1), 0, 0, 0, 1, 1, tiny(1, writeable=not const), tiny(1, 1, 1, 1), False,
             0, zero, zero))
+        # o as a (16, channels, columns) view of (16, columns, channels) memory (the packed GEMM's
+        # layout): two channels of two one-tile images, so the view is not contiguous.
+        jit.warm_up(f"scatter_out {const} transposed", lambda: scatter_out(
+            tiny(16, 2, 2).transpose(0, 2, 1), tiny(2, 2, 4, 4), 0, 0, 0, 1, 1, tiny(2, writeable=not const),
+            tiny(2, 2, 4, 4), False, 0, zero, zero))

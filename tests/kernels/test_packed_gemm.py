@@ -74,6 +74,6 @@ def test_nan_and_inf_propagate() -> None:
 def test_packed_weights_are_read_only() -> None:
     packed = packed_gemm.pack(np.ones((3, 2), np.float32), np.ones(3, np.float32))
     assert not packed.panels.flags.writeable and not packed.bias.flags.writeable
-    assert packed.panels.shape == (1, 2, packed_gemm.panel_rows())
+    assert packed.panels.shape == (1, 1, 2, packed_gemm.panel_rows())
     np.testing.assert_array_equal(packed.bias[:3], 1)
     np.testing.assert_array_equal(packed.bias[3:], 0)

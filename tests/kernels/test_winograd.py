@@ -159,3 +159,13 @@ def test_epilogue_on_the_way_out(kernel_paths, small_winograd, act, params, hw) 
     spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
     got = run_in_view(spec, [x, spec.consts[1], b, res])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cin,cout,packed", [(256, 256, True), (128, 512, True), (64, 256, False), (128, 32, False)])
+def test_packed_gemms_from_128_channels(cin: int, cout: int, packed: bool) -> None:
+    from omrt.kernels.winograd import packed_gemm_wins
+
+    x, y = np.zeros((1, cin, 14, 14), np.float32), np.zeros((1, cout, 14, 14), np.float32)
+    w = np.zeros((cout, cin, 3, 3), np.float32)
+    spec = make_spec("Conv", [x, w], [y], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
+    assert packed_gemm_wins(conv_geom(spec)) is packed
