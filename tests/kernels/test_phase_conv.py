@@ -1,6 +1,6 @@
 """Few-channel convs read from stride phases (omrt.kernels.phase_conv) against onnxruntime: stems'
-shapes and their edges (row tails, channel counts off the tile, dilation, uneven pads), batches,
-threads, epilogues, run-time bias, float16."""
+and narrow convs' shapes and their edges (row tails, channel counts off the tile, dilation, uneven
+pads), batches, threads, epilogues, run-time bias, float16."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +18,9 @@ SHAPES = [
     (2, 3, 24, (45, 41), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     (1, 3, 20, (33, 80), (3, 3), {"strides": [2, 2]}),                       # 39 columns: a tail tile
     (1, 1, 9, (17, 19), (3, 3), {"pads": [1, 1, 1, 1]}),                       # stride 1
-    (1, 4, 13, (21, 22), (5, 3), {"strides": [3, 2], "pads": [0, 1, 2, 2], "dilations": [1, 2]}),
+    (1, 4, 13, (21, 30), (5, 3), {"strides": [3, 2], "pads": [0, 1, 2, 2], "dilations": [1, 2]}),
+    (1, 16, 40, (29, 29), (3, 3), {"pads": [1, 1, 1, 1]}),                     # SqueezeNet's expand 3x3
+    (2, 24, 32, (20, 20), (5, 5), {"pads": [2, 2, 2, 2]}),                     # Inception's 5x5
 ]
 
 
@@ -41,7 +43,8 @@ def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.
 def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     spec, ins, want = _case(np.random.default_rng(1), *cfg, bias_const=bias_const)
     assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True)
-    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+    # float32 sums over hundreds of terms: both runtimes' rounding grows with the outputs' scale
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
 @pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1]])
@@ -77,12 +80,13 @@ def test_tap_offsets_address_each_taps_pixel() -> None:
                 assert flat[off + oh * row + ow] == padded[c, oh * 2 + kh * 2, ow * 3 + kw]
 
 
-@pytest.mark.parametrize("c,kernel,group,eligible", [
-    (3, (7, 7), 1, True), (4, (3, 3), 1, True), (5, (3, 3), 1, False), (3, (1, 1), 1, False), (4, (3, 3), 2, False),
+@pytest.mark.parametrize("c,kernel,group,size,eligible", [
+    (3, (7, 7), 1, 22, True), (64, (3, 3), 1, 16, True), (65, (3, 3), 1, 16, False), (3, (1, 1), 1, 16, False),
+    (4, (3, 3), 2, 16, False), (16, (5, 5), 1, 17, False),     # 13 output columns: tiles mostly idle
 ])
-def test_phase_eligible(c: int, kernel, group: int, eligible: bool) -> None:
-    x, w = np.zeros((1, c, 16, 16), np.float32), np.zeros((8, c // group) + kernel, np.float32)
-    y = np.zeros((1, 8, 16 - kernel[0] + 1, 16 - kernel[1] + 1), np.float32)
+def test_phase_eligible(c: int, kernel, group: int, size: int, eligible: bool) -> None:
+    x, w = np.zeros((1, c, size, size), np.float32), np.zeros((8, c // group) + kernel, np.float32)
+    y = np.zeros((1, 8, size - kernel[0] + 1, size - kernel[1] + 1), np.float32)
     spec = make_spec("Conv", [x, w], [y], {"kernel_shape": list(kernel), "group": group}, {1: w})
     assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True) is eligible
 
