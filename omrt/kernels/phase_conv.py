@@ -25,11 +25,13 @@ from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
 
 # Input channels up to which a conv reads its taps from the phases, and output columns from
-# which it does (a tile is VECTORS vectors of one output row; on 7x7 maps most of it would idle).
-# One thread, batch 1, against im2col + GEMM: SqueezeNet's 16->64 3x3 on 55x55 0.34 -> 0.27 ms,
-# Inception-v1's 16->32 5x5 on 28x28 0.19 -> 0.10, 16->48 5x5 on 14x14 0.08 either way.
-MAX_CHANNELS = 64
-MIN_COLUMNS = 14
+# which it does (a tile is VECTORS vectors of one output row, 32 floats with AVX-512: on 14-wide
+# rows half of it idles). One thread against im2col + GEMM: SqueezeNet's 16->64 3x3 on 55x55
+# 0.34 -> 0.27 ms, Inception-v1's 16->32 5x5 on 28x28 0.19 -> 0.10, ResNet-50's 128->128 3x3/2
+# on 56x56 1.35 -> 1.24 (batch 8: 11.1 -> 9.9); on 14-wide rows 16->48 5x5 0.08 either way and
+# 256->256 3x3/2 1.16 -> 2.12.
+MAX_CHANNELS = 128
+MIN_COLUMNS = 28
 VECTORS = 2            # vectors of one output row per tile
 
 

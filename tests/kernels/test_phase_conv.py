@@ -14,13 +14,14 @@ pytestmark = pytest.mark.skipif(phase_conv._kernel() is None, reason="phase micr
 
 # (batch, in channels, out channels, input size, kernel, attrs)
 SHAPES = [
-    (1, 3, 64, (30, 30), (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
-    (2, 3, 24, (45, 41), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    (1, 3, 64, (60, 58), (7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    (2, 3, 24, (45, 61), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     (1, 3, 20, (33, 80), (3, 3), {"strides": [2, 2]}),                       # 39 columns: a tail tile
-    (1, 1, 9, (17, 19), (3, 3), {"pads": [1, 1, 1, 1]}),                       # stride 1
-    (1, 4, 13, (21, 30), (5, 3), {"strides": [3, 2], "pads": [0, 1, 2, 2], "dilations": [1, 2]}),
+    (1, 1, 9, (17, 33), (3, 3), {"pads": [1, 1, 1, 1]}),                       # stride 1
+    (1, 4, 13, (21, 60), (5, 3), {"strides": [3, 2], "pads": [0, 1, 2, 2], "dilations": [1, 2]}),
     (1, 16, 40, (29, 29), (3, 3), {"pads": [1, 1, 1, 1]}),                     # SqueezeNet's expand 3x3
-    (2, 24, 32, (20, 20), (5, 5), {"pads": [2, 2, 2, 2]}),                     # Inception's 5x5
+    (2, 24, 32, (20, 28), (5, 5), {"pads": [2, 2, 2, 2]}),                     # Inception's 5x5
+    (1, 128, 40, (20, 59), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # ResNet's 3x3/2
 ]
 
 
@@ -81,8 +82,8 @@ def test_tap_offsets_address_each_taps_pixel() -> None:
 
 
 @pytest.mark.parametrize("c,kernel,group,size,eligible", [
-    (3, (7, 7), 1, 22, True), (64, (3, 3), 1, 16, True), (65, (3, 3), 1, 16, False), (3, (1, 1), 1, 16, False),
-    (4, (3, 3), 2, 16, False), (16, (5, 5), 1, 17, False),     # 13 output columns: tiles mostly idle
+    (3, (7, 7), 1, 36, True), (128, (3, 3), 1, 30, True), (129, (3, 3), 1, 30, False), (3, (1, 1), 1, 30, False),
+    (4, (3, 3), 2, 30, False), (16, (5, 5), 1, 31, False),     # 27 output columns: tiles partly idle
 ])
 def test_phase_eligible(c: int, kernel, group: int, size: int, eligible: bool) -> None:
     x, w = np.zeros((1, c, size, size), np.float32), np.zeros((8, c // group) + kernel, np.float32)
@@ -95,7 +96,7 @@ def test_phase_eligible(c: int, kernel, group: int, size: int, eligible: bool) -
 def test_phase_conv_clamps_as_it_stores_and_keeps_nan(act, params) -> None:
     """Relu and Clip applied in the kernel: clamped like numpy, NaN kept where an input was NaN."""
     rng = np.random.default_rng(5)
-    x, w, b = _rand(rng, 1, 3, 12, 12), _rand(rng, 5, 3, 3, 3), _rand(rng, 5)
+    x, w, b = _rand(rng, 1, 3, 12, 30), _rand(rng, 5, 3, 3, 3), _rand(rng, 5)
     x[0, 1, 4, 4] = np.nan
     attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
     want = ort_run("Conv", [x, w, b], attrs)[0]
@@ -104,6 +105,7 @@ def test_phase_conv_clamps_as_it_stores_and_keeps_nan(act, params) -> None:
     elif act == "Clip":
         want = np.clip(want, *params)
     spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation=act, _activation_params=params), {1: w, 2: b})
+    assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True)
     got = run_in_view(spec, [x, w, b])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
     assert np.isnan(got[0, :, 3:6, 3:6]).all() and np.isnan(got).sum() == 5 * 9
