@@ -11,8 +11,11 @@ from omrt.kernels.parallel import get_pool, split
 
 # Inference BN tensors from this size are split over the kernel threads (whole images, or channel
 # blocks of one image). DenseNet-121's 58 pre-activation BN+Relu at 2 threads: batch 8 42 -> 27 ms
-# per run, batch 1 4.4 -> 4.1 ms; from 256 KB batch 1 went to 4.8-5.4 ms.
-NORM_PARALLEL_BYTES = 1 << 20
+# per run, batch 1 4.4 -> 4.1 ms; from 256 KB batch 1 went to 4.8-5.4 ms. Since the one-pass
+# compiled BN, its 62 BN ops at batch 1 (per-op medians, two alternations) take 1.55-1.58 ms split
+# from 1 MB and 1.17-1.24 from 4 MB: a second thread's wake-up costs more than half of a pass
+# over a few MB.
+NORM_PARALLEL_BYTES = 1 << 22
 
 
 def _norm_tasks(shape: tuple[int, ...], itemsize: int, threads: int) -> list[tuple[int, int, int, int]]:
