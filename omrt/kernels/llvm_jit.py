@@ -83,3 +83,11 @@ def splat(name: str, scalar: str, vl: int, ty: str = "float") -> list[str]:
 def lanes(vl: int, start: int = 0) -> str:
     """The constant <vl x i64> vector start, start + 1, ..."""
     return "<" + ", ".join(f"i64 {start + i}" for i in range(vl)) + ">"
+
+
+def next_iteration(index: str, step: int | str, bound: str, loop: str, done: str) -> str:
+    """IR lines closing a counted loop over %index: %index_next = %index + step, then back to
+    label `loop` while below `bound`, else on to `done`."""
+    return "\n".join([f"  %{index}_next = add i64 %{index}, {step}",
+                      f"  %more_{index} = icmp ult i64 %{index}_next, {bound}",
+                      f"  br i1 %more_{index}, label %{loop}, label %{done}"])

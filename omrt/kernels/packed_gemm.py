@@ -52,7 +52,7 @@ def _group_ir(vl: int, nb: int) -> str:
     for j in range(nb):
         for p in range(PANEL_VECTORS):
             out.append(f"  %s{j}_{p} = phi {v} [%b{p}, %from_bias], [%al{j}_{p}, %from_acc]")
-    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %start], [%k1, %loop]"]
+    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %start], [%k_next, %loop]"]
     for j in range(nb):
         for p in range(PANEL_VECTORS):
             out.append(f"  %a{j}_{p} = phi {v} [%s{j}_{p}, %start], [%n{j}_{p}, %loop]")
@@ -70,7 +70,7 @@ def _group_ir(vl: int, nb: int) -> str:
                 f"  %xs{j} = load float, ptr %xq{j}, align 4"] + llvm_jit.splat(f"xb{j}", f"%xs{j}", vl)
         for p in range(PANEL_VECTORS):
             out.append(f"  %n{j}_{p} = call {v} @llvm.fma.v{vl}f32({v} %w{p}, {v} %xb{j}, {v} %a{j}_{p})")
-    out += ["  %k1 = add i64 %k, 1", "  %more = icmp ult i64 %k1, %k_n", "  br i1 %more, label %loop, label %done",
+    out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:", "  br i1 %last, label %to_y, label %to_acc", "to_acc:"]
     for j in range(nb):
         for p in range(PANEL_VECTORS):
@@ -174,13 +174,9 @@ chunk_done:
   %more_k = icmp ult i64 %kb_next, %k
   br i1 %more_k, label %chunk, label %panel_done
 panel_done:
-  %p_next = add i64 %p, 1
-  %more_p = icmp ult i64 %p_next, %p1
-  br i1 %more_p, label %panel, label %panel_done_all
+{llvm_jit.next_iteration("p", 1, "%p1", "panel", "panel_done_all")}
 panel_done_all:
-  %b_next = add i64 %b, 1
-  %more_b = icmp ult i64 %b_next, %batch
-  br i1 %more_b, label %item, label %out
+{llvm_jit.next_iteration("b", 1, "%batch", "item", "out")}
 out:
   ret void
 }}""")

@@ -53,7 +53,7 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
     for r in range(mr):
         out += [f"  %bq{r} = getelementptr float, ptr %bias, i64 {r}", f"  %bs{r} = load float, ptr %bq{r}, align 4"]
         out += llvm_jit.splat(f"bv{r}", f"%bs{r}", vl)
-    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %entry], [%k1, %loop]"]
+    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %entry], [%k_next, %loop]"]
     for r in range(mr):
         for j in range(VECTORS):
             out.append(f"  %a{r}_{j} = phi {v} [%bv{r}, %entry], [%n{r}_{j}, %loop]")
@@ -67,7 +67,7 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
                 f"  %ws{r} = load float, ptr %wq{r}, align 4"] + llvm_jit.splat(f"wb{r}", f"%ws{r}", vl)
         for j in range(VECTORS):
             out.append(f"  %n{r}_{j} = call {v} @llvm.fma.v{vl}f32({v} %wb{r}, {v} %xv{j}, {v} %a{r}_{j})")
-    out += ["  %k1 = add i64 %k, 1", "  %more = icmp ult i64 %k1, %k_n", "  br i1 %more, label %loop, label %done",
+    out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:"]
     for r in range(mr):
         out += [f"  %dr{r} = mul i64 {r}, %ldy", f"  %ok{r} = icmp slt i64 {r}, %rows",
@@ -140,17 +140,11 @@ tiles:
   switch i64 %variant, label %t00 [i64 1, label %t01 i64 2, label %t10 i64 3, label %t11]
 {tile_calls}
 tile_done:
-  %c_next = add i64 %c, {width}
-  %more_c = icmp ult i64 %c_next, %ow
-  br i1 %more_c, label %tiles, label %panel_done
+{llvm_jit.next_iteration("c", width, "%ow", "tiles", "panel_done")}
 panel_done:
-  %p_next = add i64 %p, 1
-  %more_p = icmp ult i64 %p_next, %panels
-  br i1 %more_p, label %panel, label %row_done
+{llvm_jit.next_iteration("p", 1, "%panels", "panel", "row_done")}
 row_done:
-  %oh_next = add i64 %oh, 1
-  %more_r = icmp ult i64 %oh_next, %r1
-  br i1 %more_r, label %out_row, label %exit
+{llvm_jit.next_iteration("oh", 1, "%r1", "out_row", "exit")}
 exit:
   ret void
 }}"""])

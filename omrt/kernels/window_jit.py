@@ -179,6 +179,16 @@ def pool_planes(x, y, kh_n, kw_n, sh, sw, dh, dw, pt, pl, is_max, scale):
 
 
 @jit.inlined
+def _row_taps(x, acc, t, lv, rv, w0, w1, w2, z):
+    """acc + one row of taps centred on x[t]: the left and right neighbours only where lv / rv."""
+    one = np.uint64(1)
+    acc += w0 * (x[t - one] if lv else z)
+    acc += w1 * x[t]
+    acc += w2 * (x[t + one] if rv else z)
+    return acc
+
+
+@jit.inlined
 def _same3x3_band(x, y, base, lo, hi, width, w, bias, left, right, above, below):
     """Outputs lo:hi of the plane at flat offset `base` of a 3x3, stride-1, pad-1 conv, read
     straight from the unpadded plane: tap (kh, kw) of output i is input i + (kh-1)*width + kw-1.
@@ -190,7 +200,6 @@ def _same3x3_band(x, y, base, lo, hi, width, w, bias, left, right, above, below)
     """
     z = np.float32(0.0)
     stride = np.uint64(width)
-    one = np.uint64(1)
     for k in range(lo, hi):
         i = np.uint64(k)
         a = np.uint64(base) + i
@@ -198,22 +207,14 @@ def _same3x3_band(x, y, base, lo, hi, width, w, bias, left, right, above, below)
         rv = right[i]
         acc = bias
         if above:
-            t = a - stride
-            acc += w[0] * (x[t - one] if lv else z)
-            acc += w[1] * x[t]
-            acc += w[2] * (x[t + one] if rv else z)
+            acc = _row_taps(x, acc, a - stride, lv, rv, w[0], w[1], w[2], z)
         else:
             acc += w[0] * z
             acc += w[1] * z
             acc += w[2] * z
-        acc += w[3] * (x[a - one] if lv else z)
-        acc += w[4] * x[a]
-        acc += w[5] * (x[a + one] if rv else z)
+        acc = _row_taps(x, acc, a, lv, rv, w[3], w[4], w[5], z)
         if below:
-            t = a + stride
-            acc += w[6] * (x[t - one] if lv else z)
-            acc += w[7] * x[t]
-            acc += w[8] * (x[t + one] if rv else z)
+            acc = _row_taps(x, acc, a + stride, lv, rv, w[6], w[7], w[8], z)
         else:
             acc += w[6] * z
             acc += w[7] * z
