@@ -1,10 +1,12 @@
 """Where omrt spends its time on one randomized light model: per op type and per Conv shape.
 
-    python benchmarks/profile_model.py resnet50 [--batch 1] [--repeats 5] [--top 25]
+    python benchmarks/profile_model.py resnet50 [--batch 1] [--repeats 5] [--top 25] [--median]
 
 Times each bound kernel call of the compiled plan (aliases excluded) after one warm-up run, so
 the figures are kernel time without the executor's own per-op cost. A plan in batch lanes
 (omrt.compiler.lanes) is timed lane after lane, each lane's kernels on one thread, and summed.
+By default each op's mean over the repeats; `--median` takes each op's median instead ("per-op
+medians"), which a one-off garbage collection or a VM hiccup in one repeat does not move.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--median", action="store_true", help="sum each op's median instead of its mean")
     args = ap.parse_args()
     onnx_model = randomized(args.model, batch=args.batch, expose_logits=False)
     session = InferenceSession(write_om(compile_onnx(onnx_model)))
@@ -52,18 +55,21 @@ def main() -> None:
     graph.run()
     bound = getattr(graph, "lanes", [graph])
     ops = [op for op in graph.plan.ops if not op.alias]
-    by_type: dict[str, float] = collections.defaultdict(float)
-    by_shape: dict[str, float] = collections.defaultdict(float)
+    times = np.zeros((args.repeats, len(bound), len(ops)))
     with kernel_ufunc_buffer():  # as the executor runs them
         for k in range(args.repeats * len(bound)):
             lane = bound[k % len(bound)]
-            for (kernel, ins, outs, scratch), op in zip(lane.steps, ops):
+            for i, (kernel, ins, outs, scratch) in enumerate(lane.steps):
                 start = time.perf_counter()
                 kernel(ins, outs, scratch)
-                dt = time.perf_counter() - start
-                by_type[op.op_type] += dt
-                by_shape[shape_key(op)] += dt
-    scale = 1e3 / args.repeats
+                times[k // len(bound), k % len(bound), i] = time.perf_counter() - start
+    per_op = (np.median(times, axis=0) if args.median else times.mean(axis=0)).sum(axis=0)
+    by_type: dict[str, float] = collections.defaultdict(float)
+    by_shape: dict[str, float] = collections.defaultdict(float)
+    for op, dt in zip(ops, per_op):
+        by_type[op.op_type] += dt
+        by_shape[shape_key(op)] += dt
+    scale = 1e3
     print_breakdown(f"{args.model} batch {args.batch}: kernels {sum(by_type.values()) * scale:.2f} ms per run",
                     {k: v * scale for k, v in by_type.items()}, {k: v * scale for k, v in by_shape.items()},
                     args.top)
