@@ -2,15 +2,21 @@
 
 Paths, chosen once at build time:
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
-  * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_cl
+  * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_jit
+    (compiled loops; 3x3 stride-1 "same" ones read in place), without them omrt.kernels.depthwise_cl
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
+  * few input channels (image stems, narrow 3x3 and 5x5 convs) on wide enough rows:
+    omrt.kernels.phase_conv, taps read from the padded image's stride phases by an IR micro-kernel.
+  * one image, small output map, deep reduction: omrt.kernels.packed_conv (weights packed at load
+    for the packed GEMM micro-kernel, omrt.kernels.packed_gemm).
   * 2-D stride-1 group-1 k x k with at most 48 outputs, fewer than its inputs: omrt.kernels.tap_gemm
     (one GEMM for all taps, then shifted sums; Winograd instead on large enough maps with the
     compiled transforms); other small ones: omrt.kernels.flat_im2col (im2col from shifted flat slices).
   * small output maps at batch > 1 with large weights: omrt.kernels.stacked_images (a block of
     images' columns side by side in one GEMM).
   * everything else: pad into scratch, im2col by strided copies, (batched) GEMMs into Y.
-  * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights.
+  * 3x3 stride-1 group-1 with `_winograd`: omrt.kernels.winograd on pre-transformed weights (its
+    GEMMs on the packed micro-kernel from 128 input and output channels).
 Every path splits its GEMMs for the kernel thread pool (omrt.kernels.parallel) along images, or,
 within one image, along output channels for group-1 GEMMs (see _channel_split) and along output
 columns otherwise.
