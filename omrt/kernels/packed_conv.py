@@ -23,9 +23,9 @@ from omrt.kernels import jit, packed_gemm
 from omrt.kernels.conv_common import (
     MIN_PARALLEL_FLOPS, ConvGeom, edge_masks, finish, pad_into, split_inputs, windows,
 )
-from omrt.kernels.window_jit import columns_same3x3
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, lead_split
+from omrt.kernels.window_jit import columns_same3x3
 
 MAX_COLUMNS = 64
 MIN_DEPTH = 256
