@@ -40,7 +40,7 @@ from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
 from omrt.kernels.packed_conv import packed_build, packed_eligible, packed_shape, packed_workspace
 from omrt.kernels.parallel import get_pool, lead_split, split
-from omrt.kernels.phase_conv import phase_build, phase_eligible, phase_shaped, phase_workspace
+from omrt.kernels.phase_conv import phase_build, phase_eligible, phase_shape, phase_shaped, phase_workspace
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
 from omrt.kernels.stacked_images import stack_eligible, stacked_build, stacked_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
@@ -95,7 +95,7 @@ def _pad_elems(g: ConvGeom) -> int:
     """Elements of one padded image in scratch, split into its stride phases where _phased (0 when
     the conv needs no padding)."""
     if _phased(g):
-        return int(np.prod(_phase_shape(g)))
+        return int(np.prod(phase_shape(g)))
     return g.padded_elems
 
 
@@ -113,11 +113,6 @@ def _phased(g: ConvGeom) -> bool:
             and g.c <= PHASED_MAX_CHANNELS and g.padded)
 
 
-def _phase_shape(g: ConvGeom) -> tuple[int, ...]:
-    (sh, sw), (hp, wp) = g.strides, g.pad_sp
-    return (sh, sw, g.c, -(-hp // sh), -(-wp // sw))
-
-
 def _padded_image(g: ConvGeom, flat: np.ndarray) -> np.ndarray:
     """The (C, *padded extent) image at the start of a pad region of scratch."""
     return flat[:g.padded_elems].reshape((g.c,) + g.pad_sp)
@@ -130,7 +125,7 @@ def _column_sources(g: ConvGeom, x: np.ndarray, flat: np.ndarray,
     the padded image, or one per stride phase (_phased)."""
     if phased:
         (sh, sw), (kh, kw) = g.strides, g.kernel
-        phases = flat.reshape(_phase_shape(g))
+        phases = flat.reshape(phase_shape(g))
         pad_phases(x, phases, g.pb, g.strides)
         return [((slice(None), slice(i, None, sh), slice(j, None, sw)),
                  windows(phases[i, j], (len(range(i, kh, sh)), len(range(j, kw, sw))), g.out_sp, (1, 1), (1, 1)))

@@ -85,10 +85,13 @@ def _group_ir(vl: int, nb: int) -> str:
                 f"  %ro{p} = mul {iv} %rows{p}, %ls"]
     out += ["  br i1 %trans, label %to_t, label %to_s", "to_t:"]
     for j in range(nb):
-        out += [f"  %tc{j} = add i64 %col0, {j}", f"  %tr{j} = mul i64 %tc{j}, %ldy", f"  %tb{j} = add i64 %tr{j}, %row0"]
+        out += [f"  %tc{j} = add i64 %col0, {j}", f"  %tr{j} = mul i64 %tc{j}, %ldy",
+                f"  %tb{j} = add i64 %tr{j}, %row0"]
         for p in range(PANEL_VECTORS):
-            out += [f"  %to{j}_{p} = add i64 %tb{j}, {p * vl}", f"  %tq{j}_{p} = getelementptr float, ptr %y, i64 %to{j}_{p}",
-                    f"  call void @llvm.masked.store.v{vl}f32.p0({v} %n{j}_{p}, ptr %tq{j}_{p}, i32 4, <{vl} x i1> %ok{p})"]
+            out += [f"  %to{j}_{p} = add i64 %tb{j}, {p * vl}",
+                    f"  %tq{j}_{p} = getelementptr float, ptr %y, i64 %to{j}_{p}",
+                    f"  call void @llvm.masked.store.v{vl}f32.p0({v} %n{j}_{p}, ptr %tq{j}_{p}, i32 4, "
+                    f"<{vl} x i1> %ok{p})"]
     out += ["  ret void", "to_s:"]
     for j in range(nb):
         out += [f"  %c{j} = add i64 %col0, {j}"] + llvm_jit.splat(f"cs{j}", f"%c{j}", vl, "i64")
@@ -116,8 +119,8 @@ def _module_ir(vl: int) -> str:
     tails = "\n".join(
         f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last, i1 %trans)\n  br label %chunk_done"
         for r in range(1, COLUMN_GROUP))
-    parts.append(f"""define void @gemm(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1, i64 %m,
-                  i64 %k, i64 %n, i64 %ldx, i64 %ldy, i64 %trans_flag, i64 %batch, i64 %w_step, i64 %x_step,
+    parts.append(f"""define void @gemm(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1,
+                  i64 %m, i64 %k, i64 %n, i64 %ldx, i64 %ldy, i64 %trans_flag, i64 %batch, i64 %w_step, i64 %x_step,
                   i64 %y_step) {{
 entry:
   %trans = icmp ne i64 %trans_flag, 0

@@ -47,7 +47,8 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
     mr = _rows(vl)
     out = [f"define internal void @tile{int(with_res)}{int(clamped)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
            "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, float %lo, float %hi) alwaysinline {", "entry:"]
-    out += llvm_jit.splat("cs", "%cols", vl, "i64") + llvm_jit.splat("lov", "%lo", vl) + llvm_jit.splat("hiv", "%hi", vl)
+    out += llvm_jit.splat("cs", "%cols", vl, "i64") + llvm_jit.splat("lov", "%lo", vl)
+    out += llvm_jit.splat("hiv", "%hi", vl)
     for j in range(VECTORS):
         out.append(f"  %mk{j} = icmp slt <{vl} x i64> {llvm_jit.lanes(vl, j * vl)}, %cs")
     for r in range(mr):
@@ -60,7 +61,8 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
     out += ["  %oq = getelementptr i64, ptr %off, i64 %k", "  %xo = load i64, ptr %oq, align 8"]
     for j in range(VECTORS):
         out += [f"  %xo{j} = add i64 %xo, {j * vl}", f"  %xq{j} = getelementptr float, ptr %x, i64 %xo{j}",
-                f"  %xv{j} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %xq{j}, i32 4, {m1} %mk{j}, {v} zeroinitializer)"]
+                f"  %xv{j} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %xq{j}, i32 4, {m1} %mk{j}, "
+                f"{v} zeroinitializer)"]
     out.append(f"  %wo = mul i64 %k, {mr}")
     for r in range(mr):
         out += [f"  %wo{r} = add i64 %wo, {r}", f"  %wq{r} = getelementptr float, ptr %wp, i64 %wo{r}",
@@ -78,7 +80,8 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
             value = f"%n{t}"
             if with_res:
                 out += [f"  %rq{t} = getelementptr float, ptr %res, i64 %do{t}",
-                        f"  %rv{t} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rq{t}, i32 4, {m1} %mk{j}, {v} zeroinitializer)",
+                        f"  %rv{t} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rq{t}, i32 4, {m1} %mk{j}, "
+                        f"{v} zeroinitializer)",
                         f"  %sum{t} = fadd {v} {value}, %rv{t}"]
                 value = f"%sum{t}"
             if clamped:
@@ -165,8 +168,9 @@ def phase_shape(g: ConvGeom) -> tuple[int, ...]:
 
 def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     """2-D group-1 convs over at most MAX_CHANNELS inputs, at least MIN_COLUMNS outputs per row,
-    with constant weights and kernels of 3x3 or more, float32 or float16 (computed in float32). The shape alone decides the planned
-    workspace, so it does not depend on whether the micro-kernel runs where the model is compiled."""
+    with constant weights and kernels of 3x3 or more, float32 or float16 (computed in float32).
+    The shape alone decides the planned workspace, so it does not depend on whether the
+    micro-kernel runs where the model is compiled."""
     return (len(g.kernel) == 2 and g.group == 1 and g.c <= MAX_CHANNELS and min(g.kernel) >= 3
             and g.out_sp[1] >= MIN_COLUMNS and np.dtype(dtype) in (np.float16, np.float32) and const_weights)
 

@@ -17,3 +17,38 @@ def test_splat_and_lanes() -> None:
     assert llvm_jit.lanes(4, 8) == "<i64 8, i64 9, i64 10, i64 11>"
     lines = llvm_jit.splat("v", "%x", 4)
     assert lines[-1] == "  %v = shufflevector <4 x float> %v.s, <4 x float> poison, <4 x i32> zeroinitializer"
+
+
+@pytest.mark.skipif(not jit.enabled() or not llvm_jit.vector_floats(), reason="no AVX2/AVX-512 or llvmlite here")
+def test_avx2_width_kernels_match_numpy(monkeypatch) -> None:
+    """The 8-float (AVX2) build of each IR module, run on this host, gives numpy's results: the
+    kernels' panel and tile shapes follow the vector width."""
+    import numpy as np
+
+    from omrt.kernels import OpSpec, TensorSpec, build_kernel, workspace_bytes
+    from omrt.kernels.conv_common import conv_geom
+
+    monkeypatch.setattr(llvm_jit, "_modules", {"vector": 8})
+    assert packed_gemm.panel_rows() == 16 and phase_conv._rows(8) == 4
+    rng = np.random.default_rng(0)
+    w, x = rng.standard_normal((37, 300), dtype=np.float32), rng.standard_normal((300, 13), dtype=np.float32)
+    y = np.empty((37, 13), np.float32)
+    packed_gemm.multiply(packed_gemm.pack(w), x, y, np.empty(packed_gemm.accumulator_floats(13), np.float32))
+    np.testing.assert_allclose(y, w @ x, rtol=1e-4, atol=1e-3)
+
+    f32 = np.dtype(np.float32)
+    image = rng.standard_normal((1, 3, 40, 70), dtype=np.float32)
+    weights = rng.standard_normal((10, 3, 3, 3), dtype=np.float32)
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    spec = OpSpec("Conv", attrs, [TensorSpec(image.shape, f32), TensorSpec(weights.shape, f32)],
+                  [TensorSpec((1, 10, 20, 35), f32)], {1: weights})
+    assert phase_conv.phase_eligible(conv_geom(spec), f32, True)
+    out = np.empty((1, 10, 20, 35), np.float32)
+    build_kernel(spec)([image, weights], [out], np.empty(workspace_bytes(spec), np.uint8))
+    padded = np.pad(image[0], ((0, 0), (1, 1), (1, 1)))
+    want = np.zeros((10, 20, 35))
+    for kh in range(3):
+        for kw in range(3):
+            taps = padded[:, kh:kh + 40:2, kw:kw + 70:2]
+            want += np.einsum("oc,chw->ohw", weights[:, :, kh, kw], taps)
+    np.testing.assert_allclose(out[0], want, rtol=1e-4, atol=1e-4)
