@@ -12,29 +12,16 @@ kernel storing its (tiles, channels) layout.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from bench_conv_kernel import median_ms
 
 from omrt.kernels import packed_gemm
 
 GEMMS = "512x4608x49,2048x512x49,512x2048x49,2048x1024x49,256x2304x196,1024x256x196,256x64x3136"
 WINOGRAD = "256x256x16,512x512x16,128x128x49,64x64x196"
-FLUSH = np.zeros(96 * 1024 * 1024 // 4, np.float32)
-
-
-def median_ms(fn, repeats: int, flushed: bool) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if flushed:
-            np.add(FLUSH, 1.0, out=FLUSH)
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
 
 
 def operands(m: int, k: int, n: int, batch: int | None):
