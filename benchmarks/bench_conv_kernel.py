@@ -95,12 +95,11 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, 
     spec = OpSpec("Conv", attrs, [TensorSpec(x.shape, np.dtype(np.float32)), TensorSpec(w.shape, w.dtype),
                                   TensorSpec(b.shape, b.dtype)],
                   [TensorSpec((batch, cout, ho, ho), np.dtype(np.float32))], {1: w, 2: b})
-    if winograd:
-        packed = prepack(spec)
-        if packed is not None:
-            spec.attrs.update(packed[0])
-            spec.consts.update(packed[1])
-            spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+    packed = prepack(spec)  # the weights as the compiler stores them (Winograd only with --winograd)
+    if packed is not None and (winograd or not packed[0].get("_winograd")):
+        spec.attrs.update(packed[0])
+        spec.consts.update(packed[1])
+        spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
     kernel = build_kernel(spec)
     y = np.empty((batch, cout, ho, ho), np.float32)
     scratch = np.empty(workspace_bytes(spec), np.uint8)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from omrt.kernels import depthwise_jit
+from omrt.kernels import depthwise_jit, packed_gemm
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other kernel modules)
     BAND_MIN_COLS, CHANNEL_ALIGN, CHUNK_BYTES, IMAGE_SLOTS, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges,
@@ -45,8 +45,8 @@ from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_co
 from omrt.kernels.stacked_images import stack_eligible, stacked_build, stacked_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
 from omrt.kernels.winograd import (  # noqa: F401
-    WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, beats_tap_gemm, wino_build, wino_eligible, wino_weight,
-    wino_workspace,
+    WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, beats_tap_gemm, packed_gemm_wins, wino_build, wino_eligible,
+    wino_weight, wino_workspace,
 )
 
 # Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
@@ -185,13 +185,23 @@ def _direct_view(g: "ConvGeom") -> bool:
 
 
 def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] | None:
-    if spec.attr("_winograd") or 1 not in spec.consts:
+    """Weights stored as the chosen path runs on them: Winograd's transformed weights, packed
+    into panels (omrt.kernels.packed_gemm) where its GEMMs are packed; the packed panels of a
+    packed conv. Packed weights replace the plain ones in the model's weight memory, so loads
+    that share it share them, and a host where the micro-kernel does not run unpacks a copy."""
+    if spec.attr("_winograd") or spec.attr("_packed") or 1 not in spec.consts or conv_repeats(spec) is not None:
         return None
     g = conv_geom(spec)
-    if (not wino_eligible(g, spec.outputs[0].dtype) or (tap_gemm_eligible(g) and not beats_tap_gemm(g))
-            or conv_repeats(spec) is not None):
-        return None
-    return {"_winograd": 1}, {1: wino_weight(spec.consts[1])}
+    w, dtype = spec.consts[1], spec.outputs[0].dtype
+    if wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g)):
+        u = wino_weight(w)
+        if packed_gemm_wins(g) and np.dtype(dtype) == np.float32:
+            return {"_winograd": 1, "_packed": 1, "kernel_shape": [3, 3]}, {1: packed_gemm.pack_panels(u)}
+        return {"_winograd": 1}, {1: u}
+    if packed_shape(g, dtype, True) and not phase_shaped(g, dtype, True):
+        return ({"_packed": 1, "kernel_shape": list(g.kernel)},
+                {1: packed_gemm.pack_panels(w.reshape(g.m, g.c * g.k_size))})
+    return None
 
 
 def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffled: bool = False):
@@ -377,15 +387,20 @@ def conv(spec: OpSpec):
     shuffled = bool(spec.attr("_shuffle_out"))
     check(not shuffled or (_direct_view(g) and not g.depthwise and not epi.residual and not spec.attr("_winograd")),
           f"Conv {spec.name}: a shuffled output needs a grouped 1x1 stride-1 unpadded conv without residual")
+    check(not spec.attr("_packed") or 1 in spec.consts, f"Conv {spec.name}: packed weights must be constant")
     if spec.attr("_winograd"):
-        return wino_build(g, spec.consts.get(1), spec.consts.get(2), epi, dtype)
+        return wino_build(g, spec.consts.get(1), spec.consts.get(2), epi, dtype, bool(spec.attr("_packed")))
+    w_const = spec.consts.get(1)
+    b_const = spec.consts.get(2)
+    if spec.attr("_packed"):
+        if packed_eligible(g, dtype, True):
+            return packed_build(g, w_const, b_const, epi, get_pool())
+        w_const = packed_gemm.unpack_panels(w_const, g.m).reshape((g.m, g.c) + g.kernel)
     repeats = None if shuffled else conv_repeats(spec)
     if repeats is not None:
         return repeated_conv_build(spec, *repeats)
     check(g.c % g.group == 0 and g.m % g.group == 0, f"Conv {spec.name}: channels not divisible by group")
     pool = get_pool()
-    w_const = spec.consts.get(1)
-    b_const = spec.consts.get(2)
     cg, mg, ks = g.c // g.group, g.m // g.group, g.k_size
 
     def weights(w: np.ndarray) -> np.ndarray:
@@ -403,8 +418,6 @@ def conv(spec: OpSpec):
         return build(g, wmat, weights, bcol, epi, pool, dtype)
     if not shuffled and phase_eligible(g, dtype, w_const is not None):
         return phase_build(g, w_const, b_const, epi, pool)
-    if not shuffled and packed_eligible(g, dtype, w_const is not None):
-        return packed_build(g, w_const, b_const, epi, pool, dtype)
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _stacked(g, shuffled):
         return stacked_build(g, wmat, weights, bcol, epi, pool, dtype)

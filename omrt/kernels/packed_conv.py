@@ -1,10 +1,11 @@
-"""Group-1 convs on small maps through omrt.kernels.packed_gemm: weights packed once at load.
+"""Group-1 convs on small maps through omrt.kernels.packed_gemm, on weights the compiler packed.
 
 Where BLAS loses most is a large weight against few columns: a batch-1 conv on a 7x7 map multiplies
 each weight by 49 pixels, and BLAS packs the whole weight on each call. These convs run the packed
-micro-kernel instead, straight on the input (1x1, stride 1, unpadded) or on im2col columns built in
-scratch, the bias added in the kernel; threads take blocks of panels (output channels), each
-running the residual and activation on its rows while they are in cache. 3x3 stride-1 "same" convs
+micro-kernel instead, on weights stored packed in the model (conv._conv_prepack), straight on
+the input (1x1, stride 1, unpadded) or on im2col columns built in scratch, the bias added in the
+kernel; threads take blocks of panels (output channels), each running the residual and
+activation on its rows while they are in cache. 3x3 stride-1 "same" convs
 build their columns in one compiled pass from the unpadded input (window_jit.columns_same3x3):
 128 channels of 7x7 0.039 -> 0.008 ms against a padded copy and numpy's strided copy.
 
@@ -34,18 +35,18 @@ WIDE_MIN_DEPTH = 1024
 
 
 def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
-    """Group-1 float32 convs (float16 ones compute in float32) with constant weights, one image,
-    few pixels and a deep reduction. The shape alone decides the planned workspace, so a model
-    compiled where the micro-kernel is off still has the scratch this path needs where it is on."""
-    if g.group != 1 or g.n != 1 or np.dtype(dtype) not in (np.float16, np.float32) or not const_weights:
+    """Group-1 float32 convs with constant weights, one image, few pixels and a deep reduction:
+    the convs whose weights the compiler stores packed (conv._conv_prepack). The shape alone
+    decides, so a model compiled on one host runs on any."""
+    if g.group != 1 or g.n != 1 or np.dtype(dtype) != np.float32 or not const_weights:
         return False
     depth, cols = g.c * g.k_size, g.p_size
     return cols <= MAX_COLUMNS and depth >= MIN_DEPTH or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH
 
 
 def packed_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
-    """packed_shape for float32, where the micro-kernel runs (packed_gemm.available)."""
-    return np.dtype(dtype) == np.float32 and packed_shape(g, dtype, const_weights) and packed_gemm.available()
+    """packed_shape, where the micro-kernel runs (packed_gemm.available)."""
+    return packed_shape(g, dtype, const_weights) and packed_gemm.available()
 
 
 def _direct(g: ConvGeom) -> bool:
@@ -59,11 +60,11 @@ def packed_workspace(g: ConvGeom) -> int:
     return (g.padded_elems + g.c * g.k_size * g.p_size) * g.itemsize
 
 
-def packed_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, epi: Epilogue, pool: Pool,
-                 dtype: np.dtype):
+def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, epi: Epilogue, pool: Pool):
+    """`panels`: the weights as the compiler stored them (packed_gemm.pack_panels), used in place."""
     depth, cols = g.c * g.k_size, g.p_size
-    weights = packed_gemm.pack(np.ascontiguousarray(w_const, np.float32).reshape(g.m, depth),
-                               None if b_const is None else np.asarray(b_const, np.float32))
+    weights = packed_gemm.packed(panels.reshape((1,) + panels.shape[-3:]), g.m,
+                                 None if b_const is None else np.asarray(b_const, np.float32))
     rows = packed_gemm.panel_rows()
     flops = g.image_flops
     parts = pool.size if flops >= MIN_PARALLEL_FLOPS else 1

@@ -26,60 +26,67 @@ import numpy as np
 
 from omrt.kernels import llvm_jit
 
-PANEL_VECTORS = 2
-COLUMN_GROUP = 6
+# Output rows per packed panel: fixed, so weights packed when a model is compiled run on any
+# host (two 16-float vectors with AVX-512, four 8-float ones with AVX2).
+PANEL_ROWS = 32
+COLUMN_GROUP = 6         # columns per group with AVX-512 (12 accumulators); AVX2 takes 2 (8 of 16 registers)
 K_CHUNK = 128
 # Floats ahead of the current k at which the panel is prefetched (4 KB: a DRAM latency's worth).
 PREFETCH_FLOATS = 1024
+
+
+def _column_group(vl: int) -> int:
+    return COLUMN_GROUP if vl == 16 else 2
 
 
 def _group_ir(vl: int, nb: int) -> str:
     """One column group of nb columns over one K chunk of one panel, as an LLVM function."""
     v = f"<{vl} x float>"
     iv = f"<{vl} x i64>"
-    pw = vl * PANEL_VECTORS
+    pw = PANEL_ROWS
+    vectors = PANEL_ROWS // vl
     out = [f"define internal void @group{nb}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
            f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last, i1 %trans) alwaysinline {{",
            "entry:", "  br i1 %first, label %from_bias, label %from_acc", "from_bias:"]
-    for p in range(PANEL_VECTORS):
+    for p in range(vectors):
         out += [f"  %bp{p} = getelementptr float, ptr %bias, i64 {p * vl}", f"  %b{p} = load {v}, ptr %bp{p}, align 4"]
     out += ["  br label %start", "from_acc:"]
     for j in range(nb):
-        for p in range(PANEL_VECTORS):
+        for p in range(vectors):
             out += [f"  %ap{j}_{p} = getelementptr float, ptr %acc, i64 {j * pw + p * vl}",
                     f"  %al{j}_{p} = load {v}, ptr %ap{j}_{p}, align 4"]
     out += ["  br label %start", "start:"]
     for j in range(nb):
-        for p in range(PANEL_VECTORS):
+        for p in range(vectors):
             out.append(f"  %s{j}_{p} = phi {v} [%b{p}, %from_bias], [%al{j}_{p}, %from_acc]")
     out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %start], [%k_next, %loop]"]
     for j in range(nb):
-        for p in range(PANEL_VECTORS):
+        for p in range(vectors):
             out.append(f"  %a{j}_{p} = phi {v} [%s{j}_{p}, %start], [%n{j}_{p}, %loop]")
     out.append(f"  %wo = mul i64 %k, {pw}")
     for line in range(pw * 4 // 64):
         out += [f"  %pfo{line} = add i64 %wo, {PREFETCH_FLOATS + line * 16}",
                 f"  %pfp{line} = getelementptr float, ptr %wp, i64 %pfo{line}",
                 f"  call void @llvm.prefetch.p0(ptr %pfp{line}, i32 0, i32 3, i32 1)"]
-    for p in range(PANEL_VECTORS):
+    for p in range(vectors):
         out += [f"  %wo{p} = add i64 %wo, {p * vl}", f"  %wq{p} = getelementptr float, ptr %wp, i64 %wo{p}",
                 f"  %w{p} = load {v}, ptr %wq{p}, align 4"]
     out.append("  %xo = mul i64 %k, %ldx")
     for j in range(nb):
         out += [f"  %xo{j} = add i64 %xo, {j}", f"  %xq{j} = getelementptr float, ptr %x, i64 %xo{j}",
                 f"  %xs{j} = load float, ptr %xq{j}, align 4"] + llvm_jit.splat(f"xb{j}", f"%xs{j}", vl)
-        for p in range(PANEL_VECTORS):
+        for p in range(vectors):
             out.append(f"  %n{j}_{p} = call {v} @llvm.fma.v{vl}f32({v} %w{p}, {v} %xb{j}, {v} %a{j}_{p})")
     out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:", "  br i1 %last, label %to_y, label %to_acc", "to_acc:"]
     for j in range(nb):
-        for p in range(PANEL_VECTORS):
+        for p in range(vectors):
             out += [f"  %tp{j}_{p} = getelementptr float, ptr %acc, i64 {j * pw + p * vl}",
                     f"  store {v} %n{j}_{p}, ptr %tp{j}_{p}, align 4"]
     out += ["  ret void", "to_y:"]
     out += llvm_jit.splat("r0", "%row0", vl, "i64") + llvm_jit.splat("ms", "%m", vl, "i64")
     out += llvm_jit.splat("ls", "%ldy", vl, "i64")
-    for p in range(PANEL_VECTORS):
+    for p in range(vectors):
         out += [f"  %rows{p} = add {iv} %r0, {llvm_jit.lanes(vl, p * vl)}",
                 f"  %ok{p} = icmp slt {iv} %rows{p}, %ms",
                 f"  %ro{p} = mul {iv} %rows{p}, %ls"]
@@ -87,7 +94,7 @@ def _group_ir(vl: int, nb: int) -> str:
     for j in range(nb):
         out += [f"  %tc{j} = add i64 %col0, {j}", f"  %tr{j} = mul i64 %tc{j}, %ldy",
                 f"  %tb{j} = add i64 %tr{j}, %row0"]
-        for p in range(PANEL_VECTORS):
+        for p in range(vectors):
             out += [f"  %to{j}_{p} = add i64 %tb{j}, {p * vl}",
                     f"  %tq{j}_{p} = getelementptr float, ptr %y, i64 %to{j}_{p}",
                     f"  call void @llvm.masked.store.v{vl}f32.p0({v} %n{j}_{p}, ptr %tq{j}_{p}, i32 4, "
@@ -95,7 +102,7 @@ def _group_ir(vl: int, nb: int) -> str:
     out += ["  ret void", "to_s:"]
     for j in range(nb):
         out += [f"  %c{j} = add i64 %col0, {j}"] + llvm_jit.splat(f"cs{j}", f"%c{j}", vl, "i64")
-        for p in range(PANEL_VECTORS):
+        for p in range(vectors):
             out += [f"  %yi{j}_{p} = add {iv} %ro{p}, %cs{j}",
                     f"  %yq{j}_{p} = getelementptr float, ptr %y, {iv} %yi{j}_{p}",
                     f"  call void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v} %n{j}_{p}, <{vl} x ptr> %yq{j}_{p}, "
@@ -105,20 +112,21 @@ def _group_ir(vl: int, nb: int) -> str:
 
 
 def _module_ir(vl: int) -> str:
-    """The whole module: column groups of 1..COLUMN_GROUP columns, and `gemm` looping over panels,
+    """The whole module: column groups of 1.._column_group columns, and `gemm` looping over panels,
     K chunks and column groups."""
     v = f"<{vl} x float>"
-    pw = vl * PANEL_VECTORS
+    pw = PANEL_ROWS
+    group = _column_group(vl)
     parts = [f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
              "declare void @llvm.prefetch.p0(ptr, i32, i32, i32)",
              f"declare void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v}, <{vl} x ptr>, i32, <{vl} x i1>)",
              f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, <{vl} x i1>)"]
-    parts += [_group_ir(vl, nb) for nb in range(1, COLUMN_GROUP + 1)]
+    parts += [_group_ir(vl, nb) for nb in range(1, group + 1)]
     args = "ptr %wq, ptr %xk, ptr %y, ptr %bq, ptr %acc, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m"
-    tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, COLUMN_GROUP))
+    tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, group))
     tails = "\n".join(
         f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last, i1 %trans)\n  br label %chunk_done"
-        for r in range(1, COLUMN_GROUP))
+        for r in range(1, group))
     parts.append(f"""define void @gemm(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1,
                   i64 %m, i64 %k, i64 %n, i64 %ldx, i64 %ldy, i64 %trans_flag, i64 %batch, i64 %w_step, i64 %x_step,
                   i64 %y_step) {{
@@ -156,14 +164,14 @@ chunk:
   br label %cols
 cols:
   %c0 = phi i64 [0, %chunk], [%c_next, %full]
-  %c_next = add i64 %c0, {COLUMN_GROUP}
+  %c_next = add i64 %c0, {group}
   %fits = icmp ule i64 %c_next, %n
   br i1 %fits, label %full, label %tail
 full:
   %xc = getelementptr float, ptr %xk, i64 %c0
   %ao = mul i64 %c0, {pw}
   %ac = getelementptr float, ptr %acc, i64 %ao
-  call void @group{COLUMN_GROUP}(ptr %wq, ptr %xc, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0,
+  call void @group{group}(ptr %wq, ptr %xc, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0,
                                  i64 %m, i64 %c0, i1 %first, i1 %last, i1 %trans)
   br label %cols
 tail:
@@ -200,13 +208,13 @@ def available() -> bool:
 
 def panel_rows() -> int:
     """Output rows per packed panel (thread splits fall on multiples of it)."""
-    return llvm_jit.vector_floats() * PANEL_VECTORS
+    return PANEL_ROWS
 
 
 @dataclass(frozen=True)
 class PackedWeights:
-    """W (batch, m, k) as (batch, panels, k, panel rows): each panel's rows of every k contiguous,
-    zero rows past m; bias (panels * panel rows,) zero where absent, the same for every matrix."""
+    """W (batch, m, k) as (batch, panels, k, PANEL_ROWS) (pack_panels); bias (panels * PANEL_ROWS,)
+    zero where absent, the same for every matrix."""
 
     panels: np.ndarray
     bias: np.ndarray
@@ -218,26 +226,43 @@ class PackedWeights:
         return self.panels.shape[1]
 
 
-def pack(w: np.ndarray, bias: np.ndarray | None = None) -> PackedWeights:
-    """Pack W (m, k), or a batch of them (b, m, k), with an optional bias (m,)."""
+def pack_panels(w: np.ndarray) -> np.ndarray:
+    """W (m, k), or a batch of them (b, m, k), as (b, panels, k, PANEL_ROWS) float32, each panel's
+    rows of every k contiguous and zero rows past m: the layout a compiled model stores."""
     batch = w.reshape((-1,) + w.shape[-2:])
     b_n, m, k = batch.shape
-    rows = panel_rows()
-    count = -(-m // rows)
-    padded = np.zeros((b_n, count * rows, k), np.float32)
+    count = -(-m // PANEL_ROWS)
+    padded = np.zeros((b_n, count * PANEL_ROWS, k), np.float32)
     padded[:, :m] = batch
-    panels = np.ascontiguousarray(padded.reshape(b_n, count, rows, k).transpose(0, 1, 3, 2))
-    b = np.zeros(count * rows, np.float32)
+    return np.ascontiguousarray(padded.reshape(b_n, count, PANEL_ROWS, k).transpose(0, 1, 3, 2))
+
+
+def unpack_panels(panels: np.ndarray, m: int) -> np.ndarray:
+    """pack_panels undone: (b, m, k), for hosts where the kernel does not run."""
+    b_n, count, k, rows = panels.shape
+    return np.ascontiguousarray(panels.transpose(0, 1, 3, 2).reshape(b_n, count * rows, k)[:, :m])
+
+
+def packed(panels: np.ndarray, m: int, bias: np.ndarray | None = None) -> PackedWeights:
+    """PackedWeights over panels already packed (a compiled model's weights: no copy), with a
+    bias (m,) or none."""
+    b = np.zeros(panels.shape[1] * PANEL_ROWS, np.float32)
     if bias is not None:
         b[:m] = bias.reshape(m)
-    panels.flags.writeable = False
     b.flags.writeable = False
-    return PackedWeights(panels, b, m, k)
+    return PackedWeights(panels, b, m, panels.shape[2])
+
+
+def pack(w: np.ndarray, bias: np.ndarray | None = None) -> PackedWeights:
+    """Pack W (m, k), or a batch of them (b, m, k), with an optional bias (m,)."""
+    panels = pack_panels(w)
+    panels.flags.writeable = False
+    return packed(panels, w.shape[-2], bias)
 
 
 def accumulator_floats(n: int) -> int:
     """Floats of the partial-sum buffer `multiply` needs for n columns."""
-    return -(-n // COLUMN_GROUP) * COLUMN_GROUP * panel_rows()
+    return -(-n // COLUMN_GROUP) * COLUMN_GROUP * PANEL_ROWS
 
 
 def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, first: int = 0,

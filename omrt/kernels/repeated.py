@@ -77,7 +77,7 @@ _ALIGN = 64
 
 def _conv_weight(spec: OpSpec) -> np.ndarray | None:
     w = spec.consts.get(1)
-    if w is None or spec.attr("_winograd") or int(spec.attr("group", 1)) != 1 or w.ndim < 3:
+    if w is None or spec.attr("_winograd") or spec.attr("_packed") or int(spec.attr("group", 1)) != 1 or w.ndim < 3:
         return None
     return w
 

@@ -170,7 +170,8 @@ def task_runs(tasks: list[tuple[int, int, int, int]], threads: int, th: int, tw:
 
 
 def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | None, epi: Epilogue,
-                dtype: np.dtype):
+                dtype: np.dtype, packed_weights: bool = False):
+    """`packed_weights`: u_const is stored packed (packed_gemm.pack_panels, conv._conv_prepack)."""
     pool = get_pool()
     th, tw = wino_tiles(g)
     t = th * tw
@@ -202,10 +203,15 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     in_ranges = split(c, pool.size) if channels else []
     pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
     bshape = (m, 1, 1)
-    # The 36 GEMMs through omrt.kernels.packed_gemm (weights packed at load, output in the
-    # kernel's own (tiles, channels) layout, which the compiled output pass reads as it is).
-    packed = (packed_gemm.pack(u_const) if u_const is not None and one_pass is not None
-              and packed_gemm_wins(g) and packed_gemm.available() else None)
+    # The 36 GEMMs through omrt.kernels.packed_gemm on the weights as stored (output in the
+    # kernel's own (tiles, channels) layout, which the compiled output pass reads as it is); where
+    # that cannot run, numpy's matmul on an unpacked copy.
+    packed = None
+    if packed_weights:
+        if one_pass is not None and packed_gemm.available():
+            packed = packed_gemm.packed(u_const, m)
+        else:
+            u_const = packed_gemm.unpack_panels(u_const, m).astype(dtype, copy=False)
     if packed is not None and channels:
         ranges = lead_split(m, pool.size, packed_gemm.panel_rows(), 72.0 * m * c * g.n * t)
 

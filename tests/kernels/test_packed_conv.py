@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import packed_gemm
+from omrt.kernels import TensorSpec, packed_gemm, prepack
 from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.packed_conv import packed_eligible
 from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view
@@ -37,14 +37,24 @@ def _spec(rng, c, m, hw, k, attrs, bias_const=True, residual=False, act=None, dt
     fused = dict(attrs, _activation=act, _residual=int(residual)) if act or residual else attrs
     ins = [a.astype(dtype) for a in ins]
     consts = {1: ins[1]} | ({2: ins[2]} if bias_const else {})
-    return make_spec("Conv", ins, [want.astype(dtype)], fused, consts), ins, want
+    spec = make_spec("Conv", ins, [want.astype(dtype)], fused, consts)
+    stored = prepack(spec)    # as the compiler stores the weights
+    if stored is not None:
+        spec.attrs.update(stored[0])
+        spec.consts.update(stored[1])
+        ins[1] = stored[1][1]
+        spec.inputs[1] = TensorSpec(ins[1].shape, ins[1].dtype)
+    return spec, ins, want
 
 
 @pytest.mark.parametrize("cfg", SHAPES)
 @pytest.mark.parametrize("bias_const", [True, False])
-def test_packed_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
+def test_packed_conv_matches_onnxruntime(kernel_paths, cfg, bias_const: bool) -> None:
+    """With the compiled loops on, the packed micro-kernel; with them off, the plain paths on the
+    weights unpacked from the stored panels."""
     spec, ins, want = _spec(np.random.default_rng(1), *cfg, bias_const=bias_const)
-    assert packed_eligible(conv_geom(spec), np.float32, True)
+    assert spec.attrs.get("_packed")
+    assert packed_eligible(conv_geom(spec), np.float32, True) is (kernel_paths == "compiled")
     # float32 sums over a thousand terms: both runtimes' rounding grows with the outputs' scale
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
@@ -59,8 +69,10 @@ def test_packed_conv_residual_and_relu_on_two_threads(two_threads, monkeypatch, 
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
 
 
-def test_packed_conv_float16() -> None:
+def test_float16_weights_stay_as_they_are() -> None:
+    """float16 convs compute in float32 on plain weights: packing would double their bytes."""
     spec, ins, want = _spec(np.random.default_rng(3), *SHAPES[1], dtype=np.float16)
+    assert not spec.attrs.get("_packed") and spec.consts[1].dtype == np.float16
     np.testing.assert_allclose(run_in_view(spec, ins).astype(np.float32), want, rtol=2e-2, atol=2e-2)
 
 
@@ -72,6 +84,7 @@ def test_packed_conv_float16() -> None:
     (1, 1024, (14, 14), np.float32, True),
     (1, 1024, (15, 14), np.float32, False),   # too many columns
     (1, 256, (7, 7), np.float64, False),
+    (1, 256, (7, 7), np.float16, False),
 ])
 def test_packed_eligible(n: int, c: int, hw, dtype, eligible: bool) -> None:
     x, w = np.zeros((n, c) + hw, dtype), np.zeros((8, c, 1, 1), dtype)

@@ -29,7 +29,7 @@ def test_few_tiles_split_by_output_channels(kernel_paths, two_threads, small_win
     consts = {1: w, 2: b} if bias else {1: w}
     spec = make_spec("Conv", ins, [want], dict(attrs, _activation="Relu", _residual=1), consts)
     packed = prepack(spec)
-    assert packed is not None and packed[0] == {"_winograd": 1}
+    assert packed is not None and packed[0].get("_winograd")
     spec.attrs.update(packed[0])
     spec.consts.update(packed[1])
     spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
