@@ -20,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench_models import model_flops
-from common import THREADS, alternate, ort_session
+from common import THREADS, alternate, conv_weight_shape, ort_session
 
 from omrt.compiler import compile_onnx
 from omrt.om import write_om
@@ -37,9 +37,7 @@ def gemm_shapes(compiled) -> list[tuple[GemmShape, int]]:
     for op in compiled.graphs[0].ops:
         out = op.outputs[0].desc.shape
         if op.op_type == "Conv":
-            w = op.inputs[1].desc.shape
-            if op.attrs.get("_winograd"):  # prepacked (36, M, C): count the direct 3x3 conv
-                w = (w[1], w[2], 3, 3)
+            w = conv_weight_shape(op)  # Winograd convs counted as the direct 3x3 conv
             group = int(op.attrs.get("group", 1))
             shapes.append(((group, w[0] // group, int(np.prod(w[1:])), int(np.prod(out[2:]))), out[0]))
         elif op.op_type in ("Gemm", "MatMul"):

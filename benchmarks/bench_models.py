@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from common import THREADS, alternate, ort_session
+from common import THREADS, alternate, conv_weight_shape, ort_session
 
 from omrt.compiler import CompileOptions, compile_onnx
 from omrt.om import write_om
@@ -28,16 +28,13 @@ SPEED_MODELS = ["resnet50", "densenet121", "inception_v1", "vgg19", "squeezenet"
 
 
 def model_flops(model) -> float:
-    """Multiply-adds x 2 of the Conv/Gemm/MatMul ops in the compiled plan."""
+    """Multiply-adds x 2 of the Conv/Gemm/MatMul ops in the compiled plan (Winograd convs counted
+    as the direct convolution)."""
     total = 0.0
     for op in model.graphs[0].ops:
         if op.op_type in ("Conv", "ConvTranspose"):
             out = op.outputs[0].desc.shape
-            w = op.inputs[1].desc.shape
-            if op.attrs.get("_winograd"):
-                cin = op.inputs[0].desc.shape[1]
-                total += 2.0 * np.prod(out) * cin * 9 / op.attrs.get("group", 1)
-                continue
+            w = conv_weight_shape(op) if op.op_type == "Conv" else op.inputs[1].desc.shape
             total += 2.0 * np.prod(out) * np.prod(w[1:])
         elif op.op_type in ("Gemm", "MatMul"):
             a = op.inputs[0].desc.shape

@@ -16,6 +16,15 @@ if str(ROOT) not in sys.path:
 THREADS = int(os.environ.get("OMRT_BENCH_THREADS", "2"))
 
 
+def conv_weight_shape(op) -> tuple[int, ...]:
+    """A compiled Conv's weight shape (M, C / group, *kernel) whatever layout the compiler stored
+    its weights in (plain, Winograd-transformed, packed panels)."""
+    x, out = op.inputs[0].desc.shape, op.outputs[0].desc.shape
+    group = int(op.attrs.get("group", 1))
+    kernel = op.attrs.get("kernel_shape") or ((3, 3) if op.attrs.get("_winograd") else op.inputs[1].desc.shape[2:])
+    return (out[1], x[1] // group, *kernel)
+
+
 def ort_session(model_bytes: bytes, threads: int = THREADS, profile_prefix: str | None = None):
     """`profile_prefix`: turn on onnxruntime's profiler, writing its JSON under that path prefix."""
     import onnxruntime as ort

@@ -1,21 +1,22 @@
-"""Y = W @ X + bias with W packed once at load: omrt's own GEMM micro-kernel, compiled by LLVM.
+"""Y = W @ X + bias with W packed ahead of time: omrt's own GEMM micro-kernel, compiled by LLVM.
 
 Why not numpy's BLAS for every conv: BLAS packs W on each call. A conv's weights are used once per
 call against few columns (49 pixels on a 7x7 map), so the packing costs about as much as the
-multiply, and the weights arrive from memory as many strided rows. Here W is packed at load into
-panels of PANEL_VECTORS SIMD vectors of output rows, each panel's K x rows block contiguous, and
-the loop streams it in order with software prefetch. Measured on one Zen 5 thread against
-OpenBLAS 0.3.31 (AVX-512 kernels), hot caches / caches flushed before each call:
-512x4608 @ 4608x49 1.28 / 1.64 ms -> 1.02 / 1.17, 2048x512 @ 512x49 0.53 / 0.74 -> 0.43 / 0.53,
-256x2304 @ 2304x196 0.99 / 1.18 -> 0.88 / 1.09.
+multiply, and the weights arrive from memory as many strided rows. Here W is packed once, when
+the model is compiled (the Conv prepack hook stores it so in the weights), into panels of
+PANEL_ROWS output rows, each panel's K x rows block contiguous, and the loop streams it in order
+with software prefetch. Measured on one Zen 5 thread against OpenBLAS 0.3.31 (AVX-512 kernels),
+hot caches / caches flushed before each call (benchmarks/bench_packed_gemm.py):
+512x4608 @ 4608x49 1.31 / 1.68 ms -> 1.06 / 1.19, 2048x512 @ 512x49 0.57 / 0.78 -> 0.53 / 0.66,
+256x2304 @ 2304x196 1.03 / 1.22 -> 0.97 / 1.21.
 
-The micro-kernel holds PANEL_VECTORS x COLUMN_GROUP accumulator vectors: output rows along the
-vector, COLUMN_GROUP columns of X broadcast one element at a time. K runs in chunks of K_CHUNK so a
-chunk of the panel stays in L1 across a row of column groups; partial sums between chunks go to a
-per-call accumulator buffer (COLUMN_GROUP columns x panel rows each), and the last chunk stores
-through a masked scatter into Y's rows, bias added at the start. It is LLVM IR compiled for the
-host (omrt.kernels.llvm_jit); where that cannot run, `available()` is false and callers keep
-numpy's matmul.
+The micro-kernel holds a panel's rows as vectors (two with AVX-512) x a group of columns of X
+(six), broadcast one element at a time, in registers. K runs in chunks of K_CHUNK so a chunk of
+the panel stays in L1 across a row of column groups; partial sums between chunks go to a
+per-call accumulator buffer (accumulator_floats), and the last chunk stores through a masked
+scatter into Y's rows, or, for a caller that takes Y transposed, with plain vector stores; the
+bias starts the sums. It is LLVM IR compiled for the host (omrt.kernels.llvm_jit); where that
+cannot run, `available()` is false and callers keep numpy's matmul on unpacked weights.
 """
 from __future__ import annotations
 
