@@ -387,7 +387,13 @@ def conv(spec: OpSpec):
     shuffled = bool(spec.attr("_shuffle_out"))
     check(not shuffled or (_direct_view(g) and not g.depthwise and not epi.residual and not spec.attr("_winograd")),
           f"Conv {spec.name}: a shuffled output needs a grouped 1x1 stride-1 unpadded conv without residual")
-    check(not spec.attr("_packed") or 1 in spec.consts, f"Conv {spec.name}: packed weights must be constant")
+    if spec.attr("_packed"):
+        check(1 in spec.consts, f"Conv {spec.name}: packed weights must be constant")
+        want = packed_gemm.panels_shape(36 if spec.attr("_winograd") else 1, g.m,
+                                        g.c if spec.attr("_winograd") else g.c * g.k_size)
+        check(spec.consts[1].shape == want and spec.consts[1].dtype == np.float32,
+              f"Conv {spec.name}: packed weights of shape {spec.consts[1].shape} {spec.consts[1].dtype}, "
+              f"expected {want} float32")
     if spec.attr("_winograd"):
         return wino_build(g, spec.consts.get(1), spec.consts.get(2), epi, dtype, bool(spec.attr("_packed")))
     w_const = spec.consts.get(1)

@@ -232,10 +232,15 @@ def pack_panels(w: np.ndarray) -> np.ndarray:
     rows of every k contiguous and zero rows past m: the layout a compiled model stores."""
     batch = w.reshape((-1,) + w.shape[-2:])
     b_n, m, k = batch.shape
-    count = -(-m // PANEL_ROWS)
+    _, count, _, _ = panels_shape(b_n, m, k)
     padded = np.zeros((b_n, count * PANEL_ROWS, k), np.float32)
     padded[:, :m] = batch
     return np.ascontiguousarray(padded.reshape(b_n, count, PANEL_ROWS, k).transpose(0, 1, 3, 2))
+
+
+def panels_shape(batch: int, m: int, k: int) -> tuple[int, int, int, int]:
+    """The shape pack_panels gives a batch of (m, k) matrices."""
+    return (batch, -(-m // PANEL_ROWS), k, PANEL_ROWS)
 
 
 def unpack_panels(panels: np.ndarray, m: int) -> np.ndarray:

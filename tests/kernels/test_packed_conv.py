@@ -90,3 +90,17 @@ def test_packed_eligible(n: int, c: int, hw, dtype, eligible: bool) -> None:
     x, w = np.zeros((n, c) + hw, dtype), np.zeros((8, c, 1, 1), dtype)
     spec = make_spec("Conv", [x, w], [np.zeros((n, 8) + hw, dtype)], {"kernel_shape": [1, 1]}, {1: w})
     assert packed_eligible(conv_geom(spec), dtype, True) is eligible
+
+
+def test_packed_weights_of_the_wrong_shape_are_refused() -> None:
+    """A model whose stored panels do not fit the conv (a damaged .om) gets an error at load, not
+    a kernel reading past its weights."""
+    from omrt.errors import OmrtError
+    from omrt.kernels import build_kernel
+
+    spec, ins, _ = _spec(np.random.default_rng(4), *SHAPES[0])
+    bad = np.zeros(spec.consts[1].shape[:2] + (spec.consts[1].shape[2] - 1,) + spec.consts[1].shape[3:], np.float32)
+    spec.consts[1] = bad
+    spec.inputs[1] = TensorSpec(bad.shape, bad.dtype)
+    with pytest.raises(OmrtError, match="packed weights"):
+        build_kernel(spec)
