@@ -7,8 +7,8 @@ Paths, chosen once at build time:
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
   * few input channels (image stems, narrow 3x3 and 5x5 convs) on wide enough rows:
     omrt.kernels.phase_conv, taps read from the padded image's stride phases by an IR micro-kernel.
-  * one image, small output map, deep reduction: omrt.kernels.packed_conv (weights packed at load
-    for the packed GEMM micro-kernel, omrt.kernels.packed_gemm).
+  * one image, small output map, deep reduction: omrt.kernels.packed_conv (weights the compiler
+    stored packed for the packed GEMM micro-kernel, omrt.kernels.packed_gemm).
   * 2-D stride-1 group-1 k x k with at most 48 outputs, fewer than its inputs: omrt.kernels.tap_gemm
     (one GEMM for all taps, then shifted sums; Winograd instead on large enough maps with the
     compiled transforms); other small ones: omrt.kernels.flat_im2col (im2col from shifted flat slices).
@@ -81,7 +81,7 @@ def _conv_workspace(spec: OpSpec) -> int:
 def _unpacked_workspace(g: ConvGeom, shuffled: bool) -> int:
     if _stacked(g, shuffled):
         return stacked_workspace(g)
-    if _direct_view(g):
+    if g.direct_view:
         return 0
     if tap_gemm_eligible(g):
         return tap_gemm_workspace(g)
@@ -177,11 +177,6 @@ def _stacked(g: ConvGeom, shuffled: bool) -> bool:
     """Small maps at batch > 1 through omrt.kernels.stacked_images, unless a path made for the
     shape (tap GEMM, flat im2col, a shuffled grouped output) takes it."""
     return stack_eligible(g) and not shuffled and not tap_gemm_eligible(g) and not flat_eligible(g)
-
-
-def _direct_view(g: "ConvGeom") -> bool:
-    """1x1, stride 1, unpadded (any group): the input already is the GEMM operand."""
-    return all(k == 1 for k in g.kernel) and all(s == 1 for s in g.strides) and not g.padded
 
 
 def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] | None:
@@ -385,7 +380,7 @@ def conv(spec: OpSpec):
     epi = Epilogue(spec.attrs)
     dtype = np.dtype(spec.outputs[0].dtype)
     shuffled = bool(spec.attr("_shuffle_out"))
-    check(not shuffled or (_direct_view(g) and not g.depthwise and not epi.residual and not spec.attr("_winograd")),
+    check(not shuffled or (g.direct_view and not g.depthwise and not epi.residual and not spec.attr("_winograd")),
           f"Conv {spec.name}: a shuffled output needs a grouped 1x1 stride-1 unpadded conv without residual")
     if spec.attr("_packed"):
         check(1 in spec.consts, f"Conv {spec.name}: packed weights must be constant")
@@ -427,7 +422,7 @@ def conv(spec: OpSpec):
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _stacked(g, shuffled):
         return stacked_build(g, wmat, weights, bcol, epi, pool, dtype)
-    if _direct_view(g):
+    if g.direct_view:
         return _direct_build(g, wmat, weights, bcol, epi, pool, shuffled)
     if tap_gemm_eligible(g):
         return tap_gemm_build(g, wmat, weights, bcol, epi, pool, dtype)

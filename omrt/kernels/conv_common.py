@@ -137,9 +137,13 @@ class ConvGeom(WindowGeom):
     group: int = 1
 
     @property
+    def direct_view(self) -> bool:
+        """1x1, stride 1, unpadded (any group): the input already is the GEMM operand."""
+        return all(k == 1 for k in self.kernel) and all(s == 1 for s in self.strides) and not self.padded
+
+    @property
     def pointwise(self) -> bool:
-        return (self.group == 1 and all(k == 1 for k in self.kernel) and all(s == 1 for s in self.strides)
-                and not self.padded)
+        return self.group == 1 and self.direct_view
 
     @property
     def depthwise(self) -> bool:

@@ -49,13 +49,9 @@ def packed_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     return packed_shape(g, dtype, const_weights) and packed_gemm.available()
 
 
-def _direct(g: ConvGeom) -> bool:
-    return all(k == 1 for k in g.kernel) and all(s == 1 for s in g.strides) and not g.padded
-
-
 def packed_workspace(g: ConvGeom) -> int:
     """The padded image and its columns (nothing for a 1x1 stride-1 unpadded conv)."""
-    if _direct(g):
+    if g.direct_view:
         return 0
     return (g.padded_elems + g.c * g.k_size * g.p_size) * g.itemsize
 
@@ -69,7 +65,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     flops = g.image_flops
     parts = pool.size if flops >= MIN_PARALLEL_FLOPS else 1
     panels = lead_split(weights.count, parts, 1, flops)
-    direct = _direct(g)
+    direct = g.direct_view
     in_place = g.same_3x3
     if in_place:
         left, right = edge_masks(g)

@@ -43,7 +43,7 @@ def stacked_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     prod_off = cols_off + g.n * kdim * p
     blocks = split(g.n, max(-(-g.n * p // STACK_COLS), min(g.n, pool.size)))
     threaded = g.image_flops * g.n >= MIN_PARALLEL_FLOPS
-    direct = all(k == 1 for k in g.kernel) and all(s == 1 for s in g.strides) and not g.padded
+    direct = g.direct_view
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
