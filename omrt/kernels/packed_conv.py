@@ -61,7 +61,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     depth, cols = g.c * g.k_size, g.p_size
     weights = packed_gemm.packed(panels.reshape((1,) + panels.shape[-3:]), g.m,
                                  None if b_const is None else np.asarray(b_const, np.float32))
-    rows = packed_gemm.panel_rows()
+    rows = packed_gemm.PANEL_ROWS
     flops = g.image_flops
     parts = pool.size if flops >= MIN_PARALLEL_FLOPS else 1
     panels = lead_split(weights.count, parts, 1, flops)

@@ -207,11 +207,6 @@ def available() -> bool:
     return _kernel() is not None
 
 
-def panel_rows() -> int:
-    """Output rows per packed panel (thread splits fall on multiples of it)."""
-    return PANEL_ROWS
-
-
 @dataclass(frozen=True)
 class PackedWeights:
     """W (batch, m, k) as (batch, panels, k, PANEL_ROWS) (pack_panels); bias (panels * PANEL_ROWS,)
@@ -227,20 +222,30 @@ class PackedWeights:
         return self.panels.shape[1]
 
 
-def pack_panels(w: np.ndarray) -> np.ndarray:
-    """W (m, k), or a batch of them (b, m, k), as (b, panels, k, PANEL_ROWS) float32, each panel's
-    rows of every k contiguous and zero rows past m: the layout a compiled model stores."""
+def pack_panels(w: np.ndarray, rows: int = PANEL_ROWS) -> np.ndarray:
+    """W (m, k), or a batch of them (b, m, k), as (b, panels, k, rows) float32, each panel's rows
+    of every k contiguous and zero rows past m: the layout a compiled model stores (with
+    PANEL_ROWS), and the one omrt.kernels.phase_conv regroups its weights into (with its own)."""
     batch = w.reshape((-1,) + w.shape[-2:])
     b_n, m, k = batch.shape
-    _, count, _, _ = panels_shape(b_n, m, k)
-    padded = np.zeros((b_n, count * PANEL_ROWS, k), np.float32)
+    _, count, _, _ = panels_shape(b_n, m, k, rows)
+    padded = np.zeros((b_n, count * rows, k), np.float32)
     padded[:, :m] = batch
-    return np.ascontiguousarray(padded.reshape(b_n, count, PANEL_ROWS, k).transpose(0, 1, 3, 2))
+    return np.ascontiguousarray(padded.reshape(b_n, count, rows, k).transpose(0, 1, 3, 2))
 
 
-def panels_shape(batch: int, m: int, k: int) -> tuple[int, int, int, int]:
+def panels_shape(batch: int, m: int, k: int, rows: int = PANEL_ROWS) -> tuple[int, int, int, int]:
     """The shape pack_panels gives a batch of (m, k) matrices."""
-    return (batch, -(-m // PANEL_ROWS), k, PANEL_ROWS)
+    return (batch, -(-m // rows), k, rows)
+
+
+def panel_bias(bias: np.ndarray | None, m: int, count: int, rows: int = PANEL_ROWS) -> np.ndarray:
+    """A bias (m,), or none, as float32 over `count` panels of `rows`, zero past m (read-only)."""
+    b = np.zeros(count * rows, np.float32)
+    if bias is not None:
+        b[:m] = bias.reshape(m)
+    b.flags.writeable = False
+    return b
 
 
 def unpack_panels(panels: np.ndarray, m: int) -> np.ndarray:
@@ -252,11 +257,7 @@ def unpack_panels(panels: np.ndarray, m: int) -> np.ndarray:
 def packed(panels: np.ndarray, m: int, bias: np.ndarray | None = None) -> PackedWeights:
     """PackedWeights over panels already packed (a compiled model's weights: no copy), with a
     bias (m,) or none."""
-    b = np.zeros(panels.shape[1] * PANEL_ROWS, np.float32)
-    if bias is not None:
-        b[:m] = bias.reshape(m)
-    b.flags.writeable = False
-    return PackedWeights(panels, b, m, panels.shape[2])
+    return PackedWeights(panels, panel_bias(bias, m, panels.shape[1]), m, panels.shape[2])
 
 
 def pack(w: np.ndarray, bias: np.ndarray | None = None) -> PackedWeights:
@@ -287,8 +288,8 @@ def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, fi
     if n == 0:
         return
     last = w.count if last is None else last
-    first_row = first * panel_rows()
-    want = (n, min(w.m, last * panel_rows()) - first_row) if transposed else (w.m, n)
+    first_row = first * PANEL_ROWS
+    want = (n, min(w.m, last * PANEL_ROWS) - first_row) if transposed else (w.m, n)
     assert x3.shape == (batch, w.k, n) and w.k > 0 and y3.shape == (batch,) + want, (x3.shape, y3.shape, want)
     assert x.dtype == y.dtype == acc.dtype == np.float32 and acc.size >= accumulator_floats(n)
     assert (x3.strides[2] == 4 or n == 1) and (y3.strides[2] == 4 or y3.shape[2] == 1)

@@ -22,7 +22,7 @@ import ctypes
 
 import numpy as np
 
-from omrt.kernels import llvm_jit
+from omrt.kernels import llvm_jit, packed_gemm
 from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_phases, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
@@ -205,13 +205,9 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     vl = llvm_jit.vector_floats()
     mr = _rows(vl)
     depth = g.c * g.k_size
-    panels = -(-g.m // mr)
-    padded = np.zeros((panels * mr, depth), np.float32)
-    padded[:g.m] = w_const.reshape(g.m, depth)
-    weights = np.ascontiguousarray(padded.reshape(panels, mr, depth).transpose(0, 2, 1))
-    bias = np.zeros(panels * mr, np.float32)
-    if b_const is not None:
-        bias[:g.m] = b_const.reshape(g.m)
+    weights = packed_gemm.pack_panels(w_const.reshape(g.m, depth), mr)[0]
+    panels = weights.shape[0]
+    bias = packed_gemm.panel_bias(b_const, g.m, panels, mr)
     offsets = tap_offsets(g)
     shape = phase_shape(g)
     (oh_n, ow_n), wq = g.out_sp, shape[4]

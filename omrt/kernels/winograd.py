@@ -213,7 +213,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
         else:
             u_const = packed_gemm.unpack_panels(u_const, m).astype(dtype, copy=False)
     if packed is not None and channels:
-        ranges = lead_split(m, pool.size, packed_gemm.panel_rows(), 72.0 * m * c * g.n * t)
+        ranges = lead_split(m, pool.size, packed_gemm.PANEL_ROWS, 72.0 * m * c * g.n * t)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -231,7 +231,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
                 np.matmul(u[:, lo:hi], v, out=mo)
                 return mo
             mo = out[:36 * (hi - lo) * v.shape[2]].reshape(36, v.shape[2], hi - lo)
-            rows = packed_gemm.panel_rows()
+            rows = packed_gemm.PANEL_ROWS
             acc = np.empty(packed_gemm.accumulator_floats(v.shape[2]), np.float32)
             packed_gemm.multiply(packed, v, mo, acc, lo // rows, -(-hi // rows), transposed=True)
             return mo

@@ -51,7 +51,7 @@ def test_strided_columns_and_long_reduction() -> None:
 
 def test_panel_range_writes_only_its_rows() -> None:
     rng = np.random.default_rng(4)
-    rows = packed_gemm.panel_rows()
+    rows = packed_gemm.PANEL_ROWS
     m = 3 * rows - 5
     w = rng.standard_normal((m, 40), dtype=np.float32)
     x = rng.standard_normal((40, 9), dtype=np.float32)
@@ -74,6 +74,6 @@ def test_nan_and_inf_propagate() -> None:
 def test_packed_weights_are_read_only() -> None:
     packed = packed_gemm.pack(np.ones((3, 2), np.float32), np.ones(3, np.float32))
     assert not packed.panels.flags.writeable and not packed.bias.flags.writeable
-    assert packed.panels.shape == (1, 1, 2, packed_gemm.panel_rows())
+    assert packed.panels.shape == (1, 1, 2, packed_gemm.PANEL_ROWS)
     np.testing.assert_array_equal(packed.bias[:3], 1)
     np.testing.assert_array_equal(packed.bias[3:], 0)
