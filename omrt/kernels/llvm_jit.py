@@ -85,6 +85,20 @@ def lanes(vl: int, start: int = 0) -> str:
     return "<" + ", ".join(f"i64 {start + i}" for i in range(vl)) + ">"
 
 
+def broadcast_fmas(vl: int, src: str, base: str, count: int, vectors: list[str], tag: str) -> list[str]:
+    """IR lines of a micro-kernel's step, an outer product into registers: for i < count, the
+    float at src[base + i] broadcast (%{tag}b{i}) and multiplied by each of `vectors`, added to
+    the accumulator %a{i}_{j} as %n{i}_{j}. `tag` keeps the temporaries' names apart."""
+    v = f"<{vl} x float>"
+    out = []
+    for i in range(count):
+        out += [f"  %{tag}o{i} = add i64 {base}, {i}", f"  %{tag}q{i} = getelementptr float, ptr {src}, i64 %{tag}o{i}",
+                f"  %{tag}s{i} = load float, ptr %{tag}q{i}, align 4"] + splat(f"{tag}b{i}", f"%{tag}s{i}", vl)
+        for j, vec in enumerate(vectors):
+            out.append(f"  %n{i}_{j} = call {v} @llvm.fma.v{vl}f32({v} {vec}, {v} %{tag}b{i}, {v} %a{i}_{j})")
+    return out
+
+
 def next_iteration(index: str, step: int | str, bound: str, loop: str, done: str) -> str:
     """IR lines closing a counted loop over %index: %index_next = %index + step, then back to
     label `loop` while below `bound`, else on to `done`."""

@@ -73,11 +73,7 @@ def _group_ir(vl: int, nb: int) -> str:
         out += [f"  %wo{p} = add i64 %wo, {p * vl}", f"  %wq{p} = getelementptr float, ptr %wp, i64 %wo{p}",
                 f"  %w{p} = load {v}, ptr %wq{p}, align 4"]
     out.append("  %xo = mul i64 %k, %ldx")
-    for j in range(nb):
-        out += [f"  %xo{j} = add i64 %xo, {j}", f"  %xq{j} = getelementptr float, ptr %x, i64 %xo{j}",
-                f"  %xs{j} = load float, ptr %xq{j}, align 4"] + llvm_jit.splat(f"xb{j}", f"%xs{j}", vl)
-        for p in range(vectors):
-            out.append(f"  %n{j}_{p} = call {v} @llvm.fma.v{vl}f32({v} %w{p}, {v} %xb{j}, {v} %a{j}_{p})")
+    out += llvm_jit.broadcast_fmas(vl, "%x", "%xo", nb, [f"%w{p}" for p in range(vectors)], "x")
     out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:", "  br i1 %last, label %to_y, label %to_acc", "to_acc:"]
     for j in range(nb):

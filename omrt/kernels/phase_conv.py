@@ -67,11 +67,7 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
                 f"  %xv{j} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %xq{j}, i32 4, {m1} %mk{j}, "
                 f"{v} zeroinitializer)"]
     out.append(f"  %wo = mul i64 %k, {mr}")
-    for r in range(mr):
-        out += [f"  %wo{r} = add i64 %wo, {r}", f"  %wq{r} = getelementptr float, ptr %wp, i64 %wo{r}",
-                f"  %ws{r} = load float, ptr %wq{r}, align 4"] + llvm_jit.splat(f"wb{r}", f"%ws{r}", vl)
-        for j in range(VECTORS):
-            out.append(f"  %n{r}_{j} = call {v} @llvm.fma.v{vl}f32({v} %wb{r}, {v} %xv{j}, {v} %a{r}_{j})")
+    out += llvm_jit.broadcast_fmas(vl, "%wp", "%wo", mr, [f"%xv{j}" for j in range(VECTORS)], "w")
     out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:"]
     for r in range(mr):

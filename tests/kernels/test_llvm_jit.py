@@ -52,3 +52,10 @@ def test_avx2_width_kernels_match_numpy(monkeypatch) -> None:
             taps = padded[:, kh:kh + 40:2, kw:kw + 70:2]
             want += np.einsum("oc,chw->ohw", weights[:, :, kh, kw], taps)
     np.testing.assert_allclose(out[0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_broadcast_fmas_names_its_step() -> None:
+    lines = llvm_jit.broadcast_fmas(4, "%x", "%xo", 2, ["%w0", "%w1"], "x")
+    assert "  %xo1 = add i64 %xo, 1" in lines
+    assert "  %n1_0 = call <4 x float> @llvm.fma.v4f32(<4 x float> %w0, <4 x float> %xb1, <4 x float> %a1_0)" in lines
+    assert sum("@llvm.fma" in line for line in lines) == 4
