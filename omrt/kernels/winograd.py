@@ -194,15 +194,6 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
         winograd_jit.warm_up()
     k_in = _WINO_IN.astype(dtype)
     k_out = _WINO_OUT.astype(dtype)
-    # the flops of the direct conv decide threading, as for every other conv path
-    threads = pool.size if g.image_flops * g.n >= MIN_PARALLEL_FLOPS else 1
-    channels = by_channel_blocks(g, threads)
-    tasks = [] if channels else wino_tasks(g, threads)
-    runs = task_runs(tasks, threads, th, tw) if tasks else []
-    ranges = lead_split(m, pool.size, CHANNEL_ALIGN, 72.0 * m * c * g.n * t) if channels else []
-    in_ranges = split(c, pool.size) if channels else []
-    pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
-    bshape = (m, 1, 1)
     # The 36 GEMMs through omrt.kernels.packed_gemm on the weights as stored (output in the
     # kernel's own (tiles, channels) layout, which the compiled output pass reads as it is); where
     # that cannot run, numpy's matmul on an unpacked copy.
@@ -212,8 +203,17 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             packed = packed_gemm.packed(u_const, m)
         else:
             u_const = packed_gemm.unpack_panels(u_const, m).astype(dtype, copy=False)
-    if packed is not None and channels:
-        ranges = lead_split(m, pool.size, packed_gemm.PANEL_ROWS, 72.0 * m * c * g.n * t)
+    # the flops of the direct conv decide threading, as for every other conv path
+    threads = pool.size if g.image_flops * g.n >= MIN_PARALLEL_FLOPS else 1
+    channels = by_channel_blocks(g, threads)
+    tasks = [] if channels else wino_tasks(g, threads)
+    runs = task_runs(tasks, threads, th, tw) if tasks else []
+    # channel blocks start on a packed panel where the GEMMs are packed
+    align = CHANNEL_ALIGN if packed is None else packed_gemm.PANEL_ROWS
+    ranges = lead_split(m, pool.size, align, 72.0 * m * c * g.n * t) if channels else []
+    in_ranges = split(c, pool.size) if channels else []
+    pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
+    bshape = (m, 1, 1)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
