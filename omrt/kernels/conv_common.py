@@ -202,12 +202,12 @@ def split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bias
 
 
 CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on data still in L2
-# Below this, waking a second thread costs more than it saves. A wake-up is 10-20 us when the
-# other core is polling and 40-60 us once a virtual machine's idle governor has let it halt; a
-# second thread saves about 40% of single-thread time (about 240 GFLOP/s per Zen 5 core), so
-# 4e7 flops (170 us) repays even the slow wake-up. Measured at batch 1, 2 threads: Inception-v1
-# 25.3 -> 22.3 ms, DenseNet-121 52.3 -> 46.7 ms against 2e6; ResNet-50 unchanged.
-MIN_PARALLEL_FLOPS = 4e7
+# Below this, handing half a conv to a second thread costs more than it saves. Since the pool's
+# workers poll for the next job between ops (omrt.kernels.parallel), a hand-off costs 10-20 us
+# rather than a 40-60 us wake-up, so 1e7 flops (40 us on one Zen 5 core) repays it. Measured at
+# batch 1, 2 threads, omrt's runs with each threshold alternating in one process: DenseNet-121
+# 23.9 (4e7) -> 22.4 (2e7) -> 22.3 ms (1e7, and 5e6 no faster); SqueezeNet-1.1 4.21 -> 3.97 -> 3.95.
+MIN_PARALLEL_FLOPS = 1e7
 MIN_COLS = 16              # narrower GEMM pieces lose more to packing than threads gain
 # Smaller epilogues run on the calling thread: a memory-bound pass gains little from a second
 # thread on this class of machine, and waking one costs more than a small pass.

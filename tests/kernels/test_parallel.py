@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -265,3 +266,27 @@ def test_serial_kernels_give_a_one_thread_pool_on_this_thread_only() -> None:
         other.join()
     assert seen == [main_pool.size]
     assert get_pool() is main_pool
+
+
+@pytest.mark.skipif(not parallel.spin_wait.available(), reason="no compiled IR kernels on this host")
+def test_a_lingering_worker_takes_the_next_job_without_a_wake_up() -> None:
+    """Between two jobs the worker polls the job counter instead of parking: a job posted while it
+    lingers runs on both threads even though nothing releases the worker's semaphore."""
+    pool = Pool(2)
+    pool.linger_ticks = parallel.spin_wait.ticks(30.0)
+    pool.run(lambda i: None, 2)
+    worker = pool._workers[0]
+    deadline = time.monotonic() + 5
+    while worker.parked and time.monotonic() < deadline:  # let it get past any wake-up of its start
+        pool.run(lambda i: None, 2)
+    worker.wake = threading.Semaphore(0)
+    pool.linger_ticks = parallel.spin_wait.ticks(parallel.LINGER_SECONDS)  # from the next wait on
+    seen: set[int] = set()
+    barrier = threading.Barrier(2, timeout=5)
+
+    def task(i: int) -> None:
+        seen.add(threading.get_ident())
+        barrier.wait()
+
+    pool.run(task, 2)
+    assert len(seen) == 2
