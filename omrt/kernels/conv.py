@@ -38,7 +38,7 @@ from omrt.kernels.depthwise import depthwise_build, depthwise_workspace
 from omrt.kernels.depthwise_cl import channels_last_wins, depthwise_cl_build, depthwise_cl_workspace
 from omrt.kernels.epilogue import Epilogue, float16_via_float32
 from omrt.kernels.flat_im2col import flat_build, flat_eligible, flat_workspace
-from omrt.kernels.packed_conv import packed_build, packed_eligible, packed_shape, packed_workspace
+from omrt.kernels.packed_conv import beats_winograd, packed_build, packed_eligible, packed_shape, packed_workspace
 from omrt.kernels.parallel import get_pool, lead_split, split
 from omrt.kernels.phase_conv import phase_build, phase_eligible, phase_shape, phase_shaped, phase_workspace
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
@@ -188,7 +188,8 @@ def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] 
         return None
     g = conv_geom(spec)
     w, dtype = spec.consts[1], spec.outputs[0].dtype
-    if wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g)):
+    if (wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g))
+            and not beats_winograd(g, dtype)):
         u = wino_weight(w)
         if packed_gemm_wins(g) and np.dtype(dtype) == np.float32:
             return {"_winograd": 1, "_packed": 1, "kernel_shape": [3, 3]}, {1: packed_gemm.pack_panels(u)}

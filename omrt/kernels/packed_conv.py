@@ -27,6 +27,7 @@ from omrt.kernels.conv_common import (
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, lead_split
 from omrt.kernels.window_jit import columns_same3x3
+from omrt.kernels.winograd import PACKED_MIN_CHANNELS
 
 MAX_COLUMNS = 64
 MIN_DEPTH = 256
@@ -41,7 +42,21 @@ def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     if g.group != 1 or g.n != 1 or np.dtype(dtype) != np.float32 or not const_weights:
         return False
     depth, cols = g.c * g.k_size, g.p_size
-    return cols <= MAX_COLUMNS and depth >= MIN_DEPTH or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH
+    return (cols <= MAX_COLUMNS and depth >= MIN_DEPTH or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH
+            or cols <= WIDE_MAX_COLUMNS and depth >= MIN_DEPTH and g.same_3x3)
+
+
+def beats_winograd(g: ConvGeom, dtype: np.dtype) -> bool:
+    """A 3x3 "same" conv the packed kernel takes rather than Winograd: a map of at most
+    WIDE_MAX_COLUMNS pixels is 16 tiles or fewer, padded to 16x16 (13x13 wastes a third), and
+    with fewer than winograd.PACKED_MIN_CHANNELS inputs its GEMMs run on numpy, 36 small
+    products per call, while the transforms cost as much as them. One conv, caches flushed,
+    Winograd -> packed on one / two threads (`bench_conv_kernel.py --winograd --cold`):
+    SqueezeNet's 64->256 on 13x13 0.47 -> 0.37 / 0.45 -> 0.31 ms, 48->192 0.43 -> 0.24 /
+    0.32 -> 0.24; Inception-v1's 96->208 on 14x14 0.51 -> 0.44 / 0.52 -> 0.38, 112->224 equal.
+    In the model, omrt's runs alternating in one process (batch 1, two threads): SqueezeNet-1.1
+    3.88-4.14 -> 3.60-3.65 ms, Inception-v1 13.63-14.03 -> 13.37-13.62."""
+    return g.same_3x3 and g.c < PACKED_MIN_CHANNELS and packed_shape(g, dtype, True)
 
 
 def packed_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:

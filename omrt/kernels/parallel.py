@@ -11,6 +11,10 @@ Process-wide effect: when the pool is first created (the first kernel built or r
 in single-thread mode for the whole process via threadpoolctl (`threadpool_limits(1, "blas")`),
 so any other numpy matmul in the process also runs on one BLAS thread from then on.
 
+Between jobs a worker polls for the next one for LINGER_SECONDS, giving its core up every
+POLL_SECONDS (sched_yield), then parks: a model's ops follow each other within that time, while a
+process that runs a model now and then keeps no core busy.
+
 OMRT_NUM_THREADS sets the number of threads (the caller counts as one); the default is
 os.cpu_count() capped at 8. A kernel called while the pool is busy (from a pool thread, or from a
 second Python thread running another model) runs its tasks inline, so nothing deadlocks and N

@@ -21,6 +21,7 @@ SHAPES = [
     (300, 40, (12, 10), (1, 1), {"strides": [2, 2]}),
     (29, 50, (9, 8), (3, 3), {"pads": [0, 2, 1, 0], "dilations": [1, 2]}),
     (120, 40, (14, 13), (3, 3), {"pads": [1, 1, 1, 1]}),    # 182 columns over a reduction of 1080
+    (64, 256, (13, 13), (3, 3), {"pads": [1, 1, 1, 1]}),    # SqueezeNet's: packed, not Winograd
 ]
 
 
@@ -67,6 +68,18 @@ def test_packed_conv_residual_and_relu_on_two_threads(two_threads, monkeypatch, 
     monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
     spec, ins, want = _spec(np.random.default_rng(2), *cfg, residual=True, act="Relu")
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("c,m,packed", [(64, 256, True), (48, 192, True), (160, 320, False)])
+def test_small_maps_with_few_inputs_go_packed_rather_than_winograd(c: int, m: int, packed: bool) -> None:
+    """3x3 same convs on 13x13 take the packed kernel below 128 inputs; from 128 Winograd's GEMMs
+    are packed and it keeps them."""
+    rng = np.random.default_rng(4)
+    x, w = _rand(rng, 1, c, 13, 13), _rand(rng, m, c, 3, 3)   # distinct filters: no repeats to share
+    spec = make_spec("Conv", [x, w], [np.zeros((1, m, 13, 13), np.float32)],
+                     {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
+    attrs = prepack(spec)[0]
+    assert bool(attrs.get("_packed")) and bool(attrs.get("_winograd")) is not packed
 
 
 def test_float16_weights_stay_as_they_are() -> None:
