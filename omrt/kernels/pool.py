@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from omrt.kernels import jit
+from omrt.kernels import jit, maxpool_jit
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
@@ -36,6 +36,8 @@ PARALLEL_BYTES_FLAT = 4 * 1024 * 1024
 # 0.139, 192x56x56 (3 MB) 0.138 -> 0.140, 128x55x55 (1.9 MB) 0.087 -> 0.103; ShuffleNet's
 # 24x112x112 (1.5 MB) in the model at batch 1, 0.058 -> 0.090.
 PARALLEL_BYTES_COMPILED = 3 * 1024 * 1024
+# omrt.kernels.maxpool_jit reads 30-35 us per MB on one thread: the same threshold.
+PARALLEL_BYTES_3S2 = PARALLEL_BYTES_COMPILED
 
 
 @dataclass
@@ -173,6 +175,36 @@ def _compiled(g: PoolGeom, scale: np.ndarray | None, is_max: bool, dtype: np.dty
     return run_blocks
 
 
+def _window_3s2(g: PoolGeom, dtype: np.dtype) -> bool:
+    """The 3x3 stride-2 max pools omrt.kernels.maxpool_jit takes: float32, 2-D, undilated, each
+    window meeting an input row (at most two rows of top padding, none past the input's end)."""
+    return (len(g.in_sp) == 2 and g.kernel == (3, 3) and g.strides == (2, 2) and g.dilations == (1, 1)
+            and np.dtype(dtype) == np.float32 and g.pb[1] <= 2 and jit.enabled() and maxpool_jit.available()
+            and maxpool_jit.every_window_reads_a_row(g.in_sp[0], g.out_sp[0], g.pb[0]))
+
+
+def _max_3s2(g: PoolGeom, general):
+    """Kernel body for omrt.kernels.maxpool_jit: blocks of planes, no scratch; tensors that are
+    not contiguous (a view into a larger buffer) go through `general`."""
+    pool = get_pool()
+    blocks, threaded = _blocks(g, pool.size, PARALLEL_BYTES_3S2)
+    planes = g.n * g.c
+
+    def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
+        if not (x.flags.c_contiguous and y.flags.c_contiguous):
+            general(x, y, scratch)
+            return
+        x3 = x.reshape((planes,) + x.shape[2:])
+        y3 = y.reshape((planes,) + y.shape[2:])
+
+        def task(i: int) -> None:
+            a, b = blocks[i]
+            maxpool_jit.maxpool3s2(x3[a:b], y3[a:b], g.pb[0], g.pb[1])
+
+        pool.run(task, len(blocks), threaded)
+    return run_blocks
+
+
 def _lowest(dtype: np.dtype) -> Any:
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
@@ -214,6 +246,8 @@ def max_pool(spec: OpSpec):
         blocked = _compiled(g, None, True, dtype)
     else:
         blocked = _separable(g, fill, None, np.maximum)
+    if blocked is not None and _window_3s2(g, dtype):
+        blocked = _max_3s2(g, blocked)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from omrt.kernels import jit, llvm_jit, packed_gemm, phase_conv
+from omrt.kernels import jit, llvm_jit, maxpool_jit, packed_gemm, phase_conv, spin_wait
 
 
 @pytest.mark.skipif(not jit.enabled() or not llvm_jit.vector_floats(), reason="no AVX2/AVX-512 or llvmlite here")
@@ -11,6 +11,8 @@ def test_every_ir_module_compiles_here() -> None:
     """A module LLVM rejects would quietly send its convs back to the numpy paths."""
     assert packed_gemm.available()
     assert phase_conv._kernel() is not None
+    assert maxpool_jit.available()
+    assert spin_wait.available()
 
 
 def test_splat_and_lanes() -> None:
