@@ -45,8 +45,8 @@ from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_co
 from omrt.kernels.stacked_images import stack_eligible, stacked_build, stacked_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
 from omrt.kernels.winograd import (  # noqa: F401
-    WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, beats_tap_gemm, packed_gemm_wins, wino_build, wino_eligible,
-    wino_weight, wino_workspace,
+    FEW_OUTPUTS, WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, beats_tap_gemm, packed_gemm_wins, wino_build,
+    wino_eligible, wino_weight, wino_workspace,
 )
 
 # Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
@@ -179,6 +179,17 @@ def _stacked(g: ConvGeom, shuffled: bool) -> bool:
     return stack_eligible(g) and not shuffled and not tap_gemm_eligible(g) and not flat_eligible(g)
 
 
+def _winograd_wins(g: ConvGeom, dtype: np.dtype) -> bool:
+    """Winograd where it applies, unless another path measured faster on the shape: the tap GEMM
+    without the compiled transforms (beats_tap_gemm), the packed kernel on small maps with few
+    inputs (packed_conv.beats_winograd), and the direct conv over stride phases for fewer than
+    FEW_OUTPUTS outputs on maps it takes (DenseNet's 128->32 growth convs on 28x28 and 56x56;
+    DenseNet-121 on two threads, omrt's runs alternating in one process: batch 1 22.15-22.73 ->
+    21.80-21.89 ms, batch 8 145.1-145.7 -> 142.9-143.4)."""
+    return (wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g))
+            and not beats_winograd(g, dtype) and not (g.m < FEW_OUTPUTS and phase_shaped(g, dtype, True)))
+
+
 def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] | None:
     """Weights stored as the chosen path runs on them: Winograd's transformed weights, packed
     into panels (omrt.kernels.packed_gemm) where its GEMMs are packed; the packed panels of a
@@ -188,8 +199,7 @@ def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] 
         return None
     g = conv_geom(spec)
     w, dtype = spec.consts[1], spec.outputs[0].dtype
-    if (wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g))
-            and not beats_winograd(g, dtype)):
+    if _winograd_wins(g, dtype):
         u = wino_weight(w)
         if packed_gemm_wins(g) and np.dtype(dtype) == np.float32:
             return {"_winograd": 1, "_packed": 1, "kernel_shape": [3, 3]}, {1: packed_gemm.pack_panels(u)}

@@ -220,18 +220,24 @@ def test_winograd_skips_small_convs(monkeypatch, cin: int, cout: int, hw: int, s
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-@pytest.mark.parametrize("batch,hw", [(1, 56), (1, 28), (4, 14), (1, 7)])
-def test_few_output_convs_take_winograd_on_large_maps(monkeypatch, compiled: bool, batch: int, hw: int) -> None:
-    """DenseNet's 128->32 3x3 (a tap-GEMM shape) runs as Winograd from 49 tiles per image with
-    the compiled transforms, whatever the batch, and as the tap GEMM otherwise."""
+@pytest.mark.parametrize("cin,batch,hw,winograd", [(128, 1, 56, False), (128, 1, 28, False), (128, 4, 14, False),
+                                                   (128, 1, 7, False), (160, 1, 28, True), (160, 2, 56, True)])
+def test_few_output_convs_take_winograd_on_large_maps(monkeypatch, compiled: bool, cin: int, batch: int, hw: int,
+                                                      winograd: bool) -> None:
+    """Convs to 32 channels run as Winograd from 49 tiles per image with the compiled transforms,
+    whatever the batch, and as the tap GEMM otherwise; DenseNet's 128->32 growth convs on maps of
+    28 columns or more go to the direct conv over stride phases instead."""
     from omrt.kernels import jit
+    from omrt.kernels.conv_common import conv_geom
+    from omrt.kernels.phase_conv import phase_shaped
 
     monkeypatch.setenv("OMRT_JIT", "1" if compiled else "0")
-    x = np.zeros((batch, 128, hw, hw), np.float32)
-    w = np.random.default_rng(7).standard_normal((32, 128, 3, 3)).astype(np.float32)
+    x = np.zeros((batch, cin, hw, hw), np.float32)
+    w = np.random.default_rng(7).standard_normal((32, cin, 3, 3)).astype(np.float32)
     spec = make_spec("Conv", [x, w], [np.zeros((batch, 32, hw, hw), np.float32)],
                      {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, {1: w})
-    assert _winograd(spec) is (jit.enabled() and hw >= 28)
+    assert _winograd(spec) is (jit.enabled() and winograd)
+    assert phase_shaped(conv_geom(spec), np.float32, True) is (cin <= 128 and hw >= 28)
 
 
 def test_winograd_needs_enough_input_channels() -> None:
