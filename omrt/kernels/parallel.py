@@ -125,9 +125,9 @@ class _Worker:
         np.setbufsize(KERNEL_BUFSIZE)  # this thread only ever runs kernels (omrt.kernels.ufunc_buffer)
         signal = pool.signal
         posted, waits = signal.ctypes.data + 8 * _POSTED, signal.ctypes.data + 8 * _WAITS
+        wait = spin_wait.waiter() if pool.linger_ticks else None
         seen = int(signal[_POSTED])
         while True:
-            wait = pool._wait
             if wait is not None:
                 wait(posted, seen, pool.linger_ticks, pool.poll_ticks, waits, pool.holdoff_ticks)
             if signal[_POSTED] == seen:

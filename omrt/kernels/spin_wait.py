@@ -4,14 +4,8 @@ Why: a kernel thread parked on a lock takes 20-60 us to wake on a virtual machin
 that polls from Python holds the GIL between polls, so the thread it waits for, back from a
 GIL-free kernel, queues for the GIL behind it (measured: the caller of a two-task split returned
 40 us after its helper's last task ended). `wait_while` polls a 64-bit counter in compiled code
-(the time-stamp counter as the clock) with the GIL released, so the other thread runs its Python
-freely and the waiter sees the change within a microsecond.
-
-No x86 `pause` between reads: a virtual machine's hypervisor takes a vCPU that loops on `pause`
-for a lock-holder waiting on another vCPU (pause-loop exiting) and gives its core away, so the
-waiter came back late. Reading the time-stamp counter already spaces the reads. Measured at batch
-1 on two threads, omrt's runs with each wait alternating in one process: SqueezeNet-1.1 3.49-3.67
--> 3.18-3.34 ms, ShuffleNet 2.49 -> 2.28, ResNet-50 22.7 -> 22.2, DenseNet-121 21.7 -> 21.2.
+(the x86 `pause` hint between reads, the time-stamp counter as the clock) with the GIL released,
+so the other thread runs its Python freely and the waiter sees the change within a microsecond.
 
 Where the IR kernels cannot be compiled (omrt.kernels.llvm_jit), `available()` is false and
 callers keep their blocking waits.
@@ -28,6 +22,7 @@ from omrt.kernels import llvm_jit
 
 _IR = """
 declare i64 @llvm.readcyclecounter()
+declare void @llvm.x86.sse2.pause()
 declare i32 @sched_yield()
 
 define void @wait_while(ptr %counter, i64 %value, i64 %ticks, i64 %slice, ptr %announce, i64 %holdoff) {
@@ -44,8 +39,9 @@ poll:
   %yield_at = phi i64 [ %slice, %begin ], [ %yield_at, %check ], [ %next_yield, %give_core ]
   %now_value = load atomic i64, ptr %counter acquire, align 8
   %same = icmp eq i64 %now_value, %value
-  br i1 %same, label %clock, label %moved
-clock:
+  br i1 %same, label %pause, label %moved
+pause:
+  call void @llvm.x86.sse2.pause()
   %now = call i64 @llvm.readcyclecounter()
   %elapsed = sub i64 %now, %start
   %more = icmp ult i64 %elapsed, %ticks
@@ -61,6 +57,7 @@ moved:
   %seen = call i64 @llvm.readcyclecounter()
   br label %hold
 hold:
+  call void @llvm.x86.sse2.pause()
   %t = call i64 @llvm.readcyclecounter()
   %held = sub i64 %t, %seen
   %holding = icmp ult i64 %held, %holdoff
