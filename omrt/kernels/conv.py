@@ -184,8 +184,8 @@ def _winograd_wins(g: ConvGeom, dtype: np.dtype) -> bool:
     without the compiled transforms (beats_tap_gemm), the packed kernel on small maps with few
     inputs (packed_conv.beats_winograd), and the direct conv over stride phases for fewer than
     FEW_OUTPUTS outputs on maps it takes (DenseNet's 128->32 growth convs on 28x28 and 56x56;
-    DenseNet-121 on two threads, omrt's runs alternating in one process: batch 1 22.15-22.73 ->
-    21.80-21.89 ms, batch 8 145.1-145.7 -> 142.9-143.4)."""
+    DenseNet-121 on two threads, both sessions in one process, each run right after an onnxruntime
+    run: batch 8 151.0 -> 147.2 ms, batch 1 unchanged, 22.15 -> 22.28)."""
     return (wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g))
             and not beats_winograd(g, dtype) and not (g.m < FEW_OUTPUTS and phase_shaped(g, dtype, True)))
 

@@ -205,8 +205,9 @@ CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on da
 # Below this, handing half a conv to a second thread costs more than it saves. Since the pool's
 # workers poll for the next job between ops (omrt.kernels.parallel), a hand-off costs 10-20 us
 # rather than a 40-60 us wake-up, so 1e7 flops (40 us on one Zen 5 core) repays it. Measured at
-# batch 1, 2 threads, omrt's runs with each threshold alternating in one process: DenseNet-121
-# 23.9 (4e7) -> 22.4 (2e7) -> 22.3 ms (1e7, and 5e6 no faster); SqueezeNet-1.1 4.21 -> 3.97 -> 3.95.
+# batch 1, 2 threads, sessions with each threshold in one process, each run right after an
+# onnxruntime run: DenseNet-121 23.18 (4e7) -> 22.24 ms (1e7; 5e6 no faster), SqueezeNet-1.1 4.05
+# -> 3.92.
 MIN_PARALLEL_FLOPS = 1e7
 MIN_COLS = 16              # narrower GEMM pieces lose more to packing than threads gain
 # Smaller epilogues run on the calling thread: a memory-bound pass gains little from a second

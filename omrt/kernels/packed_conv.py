@@ -54,8 +54,8 @@ def beats_winograd(g: ConvGeom, dtype: np.dtype) -> bool:
     Winograd -> packed on one / two threads (`bench_conv_kernel.py --winograd --cold`):
     SqueezeNet's 64->256 on 13x13 0.47 -> 0.37 / 0.45 -> 0.31 ms, 48->192 0.43 -> 0.24 /
     0.32 -> 0.24; Inception-v1's 96->208 on 14x14 0.51 -> 0.44 / 0.52 -> 0.38, 112->224 equal.
-    In the model, omrt's runs alternating in one process (batch 1, two threads): SqueezeNet-1.1
-    3.88-4.14 -> 3.60-3.65 ms, Inception-v1 13.63-14.03 -> 13.37-13.62."""
+    In the models (batch 1, two threads, both sessions in one process, each run right after an
+    onnxruntime run): SqueezeNet-1.1 3.92 -> 3.64 ms, Inception-v1 13.70 -> 13.48."""
     return g.same_3x3 and g.c < PACKED_MIN_CHANNELS and packed_shape(g, dtype, True)
 
 

@@ -49,8 +49,9 @@ THREAD_FLOPS = 2e11
 # job before it parks on its semaphore; how often a poller yields its core; how long a worker that
 # saw a job waits before it takes the GIL, so the caller, holding it until its own first task
 # enters a kernel, does not make it sleep on the GIL (a 20-40 us wake-up). Measured in one process,
-# omrt's runs alternating with each setting (2 threads, batch 1): ResNet-50 25.4 ms parked ->
-# 24.4 polling -> 23.8 with the 12 us hold-off (1 ms of polling 24.7); SqueezeNet 4.45 -> 4.11 -> 3.85.
+# each omrt run right after an onnxruntime run, the settings switched between runs (2 threads,
+# batch 1): SqueezeNet 4.17 ms parked -> 3.76 polling -> 3.68 with the 12 us hold-off; ResNet-50
+# (the VM's slow state) 35.0 -> 33.2 -> 32.75.
 LINGER_SECONDS = 300e-6
 POLL_SECONDS = 20e-6
 HOLDOFF_SECONDS = 12e-6
