@@ -105,3 +105,12 @@ def next_iteration(index: str, step: int | str, bound: str, loop: str, done: str
     return "\n".join([f"  %{index}_next = add i64 %{index}, {step}",
                       f"  %more_{index} = icmp ult i64 %{index}_next, {bound}",
                       f"  br i1 %more_{index}, label %{loop}, label %{done}"])
+
+
+def strided_pointers(index: str, pointers: list[tuple[str, str, str]]) -> list[str]:
+    """IR lines making each %name = base + index * step (floats), for (name, base, step): the
+    pointers to item `index` of arrays of equally spaced items (images, planes, matrices)."""
+    out = []
+    for name, base, step in pointers:
+        out += [f"  %{name}_at = mul i64 {index}, {step}", f"  %{name} = getelementptr float, ptr {base}, i64 %{name}_at"]
+    return out

@@ -20,6 +20,12 @@ import numpy as np
 from omrt.kernels import llvm_jit
 
 
+def _clamp_ir(out: str, value: str, lo: str, hi: str) -> list[str]:
+    """%out = value clamped to [lo, hi] (signed i64)."""
+    return [f"  %{out}_under = icmp slt i64 {value}, {lo}", f"  %{out}_a = select i1 %{out}_under, i64 {lo}, i64 {value}",
+            f"  %{out}_over = icmp sgt i64 %{out}_a, {hi}", f"  %{out} = select i1 %{out}_over, i64 {hi}, i64 %{out}_a"]
+
+
 def _lanes32(vl: int, start: int = 0) -> str:
     """The constant <vl x i32> vector start, start + 1, ... (masks compare 32-bit lanes: one
     instruction per 16 where 64-bit lanes take two)."""
@@ -96,6 +102,8 @@ def _module_ir(vl: int) -> str:
                          f"  %{name}_p = getelementptr float, ptr %x2, i64 %{name}_q",
                          f"  call void @llvm.prefetch.p0(ptr %{name}_p, i32 0, i32 3, i32 1)"]
     prefetch = "\n".join(prefetch)
+    rows = "\n".join(_clamp_ir("r0", "%r0s", "0", "%hm1") + _clamp_ir("r2", "%r2s", "0", "%hm1")
+                      + _clamp_ir("r1", "%r1s", "%r0", "%r2"))
     return f"""
 declare void @llvm.prefetch.p0(ptr, i32, i32, i32)
 declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})
@@ -114,29 +122,15 @@ entry:
   br label %plane
 plane:
   %p = phi i64 [0, %entry], [%p_next, %plane_done]
-  %xo = mul i64 %p, %plane_in
-  %x = getelementptr float, ptr %x_all, i64 %xo
-  %yo = mul i64 %p, %plane_out
-  %y = getelementptr float, ptr %y_all, i64 %yo
+{chr(10).join(llvm_jit.strided_pointers("%p", [("x", "%x_all", "%plane_in"), ("y", "%y_all", "%plane_out")]))}
   br label %out_row
 out_row:
   %i = phi i64 [0, %plane], [%i_next, %row_done]
   %top = mul i64 %i, 2
   %r0s = sub i64 %top, %pt
-  %r0neg = icmp slt i64 %r0s, 0
-  %r0a = select i1 %r0neg, i64 0, i64 %r0s
-  %r0big = icmp sgt i64 %r0a, %hm1
-  %r0 = select i1 %r0big, i64 %hm1, i64 %r0a
   %r2s = add i64 %r0s, 2
-  %r2big = icmp sgt i64 %r2s, %hm1
-  %r2a = select i1 %r2big, i64 %hm1, i64 %r2s
-  %r2neg = icmp slt i64 %r2a, 0
-  %r2 = select i1 %r2neg, i64 0, i64 %r2a
   %r1s = add i64 %r0s, 1
-  %r1lo = icmp slt i64 %r1s, %r0
-  %r1a = select i1 %r1lo, i64 %r0, i64 %r1s
-  %r1hi = icmp sgt i64 %r1a, %r2
-  %r1 = select i1 %r1hi, i64 %r2, i64 %r1a
+{rows}
   %o0 = mul i64 %r0, %w
   %o1 = mul i64 %r1, %w
   %o2 = mul i64 %r2, %w

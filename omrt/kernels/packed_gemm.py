@@ -124,6 +124,8 @@ def _module_ir(vl: int) -> str:
     tails = "\n".join(
         f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last, i1 %trans)\n  br label %chunk_done"
         for r in range(1, group))
+    strided = "\n".join(llvm_jit.strided_pointers("%b", [("wp", "%w_all", "%w_step"), ("x", "%x_all", "%x_step"),
+                                                       ("y", "%y_all", "%y_step")]))
     parts.append(f"""define void @gemm(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1,
                   i64 %m, i64 %k, i64 %n, i64 %ldx, i64 %ldy, i64 %trans_flag, i64 %batch, i64 %w_step, i64 %x_step,
                   i64 %y_step) {{
@@ -132,12 +134,7 @@ entry:
   br label %item
 item:
   %b = phi i64 [0, %entry], [%b_next, %panel_done_all]
-  %wbo = mul i64 %b, %w_step
-  %wp = getelementptr float, ptr %w_all, i64 %wbo
-  %xbo = mul i64 %b, %x_step
-  %x = getelementptr float, ptr %x_all, i64 %xbo
-  %ybo = mul i64 %b, %y_step
-  %y = getelementptr float, ptr %y_all, i64 %ybo
+{strided}
   br label %panel
 panel:
   %p = phi i64 [%p0, %item], [%p_next, %panel_done]

@@ -61,3 +61,9 @@ def test_broadcast_fmas_names_its_step() -> None:
     assert "  %xo1 = add i64 %xo, 1" in lines
     assert "  %n1_0 = call <4 x float> @llvm.fma.v4f32(<4 x float> %w0, <4 x float> %xb1, <4 x float> %a1_0)" in lines
     assert sum("@llvm.fma" in line for line in lines) == 4
+
+
+def test_strided_pointers_step_each_base() -> None:
+    lines = llvm_jit.strided_pointers("%p", [("x", "%x_all", "%plane"), ("y", "%y_all", "64")])
+    assert lines == ["  %x_at = mul i64 %p, %plane", "  %x = getelementptr float, ptr %x_all, i64 %x_at",
+                     "  %y_at = mul i64 %p, 64", "  %y = getelementptr float, ptr %y_all, i64 %y_at"]
