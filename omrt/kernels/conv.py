@@ -52,6 +52,8 @@ from omrt.kernels.winograd import (  # noqa: F401
 # Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
 # thread wake-ups and thin pieces than a second core gives back.
 GROUPED_MIN_PARALLEL_FLOPS = 6e7
+# Outputs below which a conv the direct conv over stride phases takes goes there, not Winograd.
+PHASE_OVER_WINOGRAD_OUTPUTS = FEW_OUTPUTS
 CHANNEL_SPLIT_MIN = 128       # output channels from which channel blocks beat column pieces
 CHANNEL_SPLIT_MAX_COLS = 128  # up to this many pixels channel blocks win whatever the channel count
 # Columns + output per im2col band (per image task, or per thread-pool piece of one image). The
@@ -183,11 +185,13 @@ def _winograd_wins(g: ConvGeom, dtype: np.dtype) -> bool:
     """Winograd where it applies, unless another path measured faster on the shape: the tap GEMM
     without the compiled transforms (beats_tap_gemm), the packed kernel on small maps with few
     inputs (packed_conv.beats_winograd), and the direct conv over stride phases for fewer than
-    FEW_OUTPUTS outputs on maps it takes (DenseNet's 128->32 growth convs on 28x28 and 56x56;
-    DenseNet-121 on two threads, both sessions in one process, each run right after an onnxruntime
-    run: batch 8 151.0 -> 147.2 ms, batch 1 unchanged, 22.15 -> 22.28)."""
+    PHASE_OVER_WINOGRAD_OUTPUTS outputs on maps it takes (DenseNet's 128->32 growth convs on 28x28
+    and 56x56; DenseNet-121 on two threads, `benchmarks/ab_models.py densenet121 --batch 8 now=
+    winograd=PHASE_OVER_WINOGRAD_OUTPUTS=0`: batch 8 151.0 -> 147.2 ms, batch 1 unchanged, 22.15 ->
+    22.28)."""
+    phase_rival = g.m < PHASE_OVER_WINOGRAD_OUTPUTS and phase_shaped(g, dtype, True)
     return (wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g))
-            and not beats_winograd(g, dtype) and not (g.m < FEW_OUTPUTS and phase_shaped(g, dtype, True)))
+            and not beats_winograd(g, dtype) and not phase_rival)
 
 
 def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] | None:

@@ -112,5 +112,6 @@ def strided_pointers(index: str, pointers: list[tuple[str, str, str]]) -> list[s
     pointers to item `index` of arrays of equally spaced items (images, planes, matrices)."""
     out = []
     for name, base, step in pointers:
-        out += [f"  %{name}_at = mul i64 {index}, {step}", f"  %{name} = getelementptr float, ptr {base}, i64 %{name}_at"]
+        out += [f"  %{name}_at = mul i64 {index}, {step}",
+                f"  %{name} = getelementptr float, ptr {base}, i64 %{name}_at"]
     return out

@@ -22,7 +22,8 @@ from omrt.kernels import llvm_jit
 
 def _clamp_ir(out: str, value: str, lo: str, hi: str) -> list[str]:
     """%out = value clamped to [lo, hi] (signed i64)."""
-    return [f"  %{out}_under = icmp slt i64 {value}, {lo}", f"  %{out}_a = select i1 %{out}_under, i64 {lo}, i64 {value}",
+    return [f"  %{out}_under = icmp slt i64 {value}, {lo}",
+            f"  %{out}_a = select i1 %{out}_under, i64 {lo}, i64 {value}",
             f"  %{out}_over = icmp sgt i64 %{out}_a, {hi}", f"  %{out} = select i1 %{out}_over, i64 {hi}, i64 %{out}_a"]
 
 
@@ -38,7 +39,8 @@ def _max_ir(vl: int, out: str, a: str, b: str) -> list[str]:
     many instructions on x86."""
     v, mask = f"<{vl} x float>", f"<{vl} x i1>"
     return [f"  %{out}_gt = fcmp ogt {v} {b}, {a}", f"  %{out}_nan = fcmp uno {v} {b}, {b}",
-            f"  %{out}_take = or {mask} %{out}_gt, %{out}_nan", f"  %{out} = select {mask} %{out}_take, {v} {b}, {v} {a}"]
+            f"  %{out}_take = or {mask} %{out}_gt, %{out}_nan",
+            f"  %{out} = select {mask} %{out}_take, {v} {b}, {v} {a}"]
 
 
 def _load_ir(vl: int, name: str, offset: int, masked: bool) -> list[str]:
@@ -50,7 +52,8 @@ def _load_ir(vl: int, name: str, offset: int, masked: bool) -> list[str]:
         for r in range(3):
             out += [f"  %{name}_p{r} = getelementptr float, ptr %x{r}, i64 %{name}_o",
                     f"  %{name}_{r} = load {v}, ptr %{name}_p{r}, align 4"]
-        return out + _max_ir(vl, f"{name}_01", f"%{name}_0", f"%{name}_1") + _max_ir(vl, name, f"%{name}_01", f"%{name}_2")
+        return (out + _max_ir(vl, f"{name}_01", f"%{name}_0", f"%{name}_1")
+                + _max_ir(vl, name, f"%{name}_01", f"%{name}_2"))
     out = [f"  %{name}_c = add {iv} %cols, {_lanes32(vl, offset)}",
            f"  %{name}_lo = icmp sge {iv} %{name}_c, zeroinitializer",
            f"  %{name}_hi = icmp slt {iv} %{name}_c, %ws",

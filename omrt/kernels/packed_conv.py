@@ -33,6 +33,9 @@ MAX_COLUMNS = 64
 MIN_DEPTH = 256
 WIDE_MAX_COLUMNS = 200
 WIDE_MIN_DEPTH = 1024
+# Inputs below which small-map 3x3 convs go packed rather than Winograd (beats_winograd): where
+# Winograd's own GEMMs would run on numpy.
+PACKED_OVER_WINOGRAD_INPUTS = PACKED_MIN_CHANNELS
 
 
 def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
@@ -49,14 +52,14 @@ def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
 def beats_winograd(g: ConvGeom, dtype: np.dtype) -> bool:
     """A 3x3 "same" conv the packed kernel takes rather than Winograd: a map of at most
     WIDE_MAX_COLUMNS pixels is 16 tiles or fewer, padded to 16x16 (13x13 wastes a third), and
-    with fewer than winograd.PACKED_MIN_CHANNELS inputs its GEMMs run on numpy, 36 small
+    with fewer than PACKED_OVER_WINOGRAD_INPUTS inputs its GEMMs run on numpy, 36 small
     products per call, while the transforms cost as much as them. One conv, caches flushed,
     Winograd -> packed on one / two threads (`bench_conv_kernel.py --winograd --cold`):
     SqueezeNet's 64->256 on 13x13 0.47 -> 0.37 / 0.45 -> 0.31 ms, 48->192 0.43 -> 0.24 /
     0.32 -> 0.24; Inception-v1's 96->208 on 14x14 0.51 -> 0.44 / 0.52 -> 0.38, 112->224 equal.
     In the models (batch 1, two threads, both sessions in one process, each run right after an
     onnxruntime run): SqueezeNet-1.1 3.92 -> 3.64 ms, Inception-v1 13.70 -> 13.48."""
-    return g.same_3x3 and g.c < PACKED_MIN_CHANNELS and packed_shape(g, dtype, True)
+    return g.same_3x3 and g.c < PACKED_OVER_WINOGRAD_INPUTS and packed_shape(g, dtype, True)
 
 
 def packed_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:

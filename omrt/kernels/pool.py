@@ -38,6 +38,8 @@ PARALLEL_BYTES_FLAT = 4 * 1024 * 1024
 PARALLEL_BYTES_COMPILED = 3 * 1024 * 1024
 # omrt.kernels.maxpool_jit reads 30-35 us per MB on one thread: the same threshold.
 PARALLEL_BYTES_3S2 = PARALLEL_BYTES_COMPILED
+# 1: 3x3 stride-2 max pools through omrt.kernels.maxpool_jit where it runs (0: the general loop).
+ONE_PASS_MAX_POOL = 1
 
 
 @dataclass
@@ -178,8 +180,9 @@ def _compiled(g: PoolGeom, scale: np.ndarray | None, is_max: bool, dtype: np.dty
 def _window_3s2(g: PoolGeom, dtype: np.dtype) -> bool:
     """The 3x3 stride-2 max pools omrt.kernels.maxpool_jit takes: float32, 2-D, undilated, each
     window meeting an input row (at most two rows of top padding, none past the input's end)."""
-    return (len(g.in_sp) == 2 and g.kernel == (3, 3) and g.strides == (2, 2) and g.dilations == (1, 1)
-            and np.dtype(dtype) == np.float32 and g.pb[1] <= 2 and jit.enabled() and maxpool_jit.available()
+    return (bool(ONE_PASS_MAX_POOL) and len(g.in_sp) == 2 and g.kernel == (3, 3) and g.strides == (2, 2)
+            and g.dilations == (1, 1) and np.dtype(dtype) == np.float32 and g.pb[1] <= 2 and jit.enabled()
+            and maxpool_jit.available()
             and maxpool_jit.every_window_reads_a_row(g.in_sp[0], g.out_sp[0], g.pb[0]))
 
 
