@@ -186,7 +186,7 @@ class Pool:
             job.drain()
             waits = int(self.signal[_WAITS])
             while not job.done:
-                if self._wait is not None:
+                if self._wait is not None and self.linger_ticks:
                     self._wait(self._waits_address, waits, self.linger_ticks, self.poll_ticks, None, 0)
                     waits = int(self.signal[_WAITS])
                 else:
