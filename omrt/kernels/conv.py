@@ -186,9 +186,9 @@ def _winograd_wins(g: ConvGeom, dtype: np.dtype) -> bool:
     without the compiled transforms (beats_tap_gemm), the packed kernel on small maps with few
     inputs (packed_conv.beats_winograd), and the direct conv over stride phases for fewer than
     PHASE_OVER_WINOGRAD_OUTPUTS outputs on maps it takes (DenseNet's 128->32 growth convs on 28x28
-    and 56x56; DenseNet-121 on two threads, `benchmarks/ab_models.py densenet121 --batch 8 now=
-    winograd=PHASE_OVER_WINOGRAD_OUTPUTS=0`: batch 8 151.0 -> 147.2 ms, batch 1 unchanged, 22.15 ->
-    22.28)."""
+    and 56x56; DenseNet-121 on two threads, benchmarks/ab_models.py with
+    PHASE_OVER_WINOGRAD_OUTPUTS=0 against the default: batch 1 21.89 -> 21.61 ms (slow state 35.98
+    -> 34.14), batch 8 151.2 -> 148.0)."""
     phase_rival = g.m < PHASE_OVER_WINOGRAD_OUTPUTS and phase_shaped(g, dtype, True)
     return (wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g))
             and not beats_winograd(g, dtype) and not phase_rival)

@@ -204,10 +204,10 @@ def split_inputs(inputs: Sequence[np.ndarray | None], residual: bool, first_bias
 CHUNK_BYTES = 512 * 1024   # output bytes per task: the epilogue then runs on data still in L2
 # Below this, handing half a conv to a second thread costs more than it saves. Since the pool's
 # workers poll for the next job between ops (omrt.kernels.parallel), a hand-off costs 10-20 us
-# rather than a 40-60 us wake-up, so 1e7 flops (40 us on one Zen 5 core) repays it. Measured at
-# batch 1, 2 threads, sessions with each threshold in one process, each run right after an
-# onnxruntime run: DenseNet-121 23.18 (4e7) -> 22.24 ms (1e7; 5e6 no faster), SqueezeNet-1.1 4.05
-# -> 3.92.
+# rather than a 40-60 us wake-up, so 1e7 flops (40 us on one Zen 5 core) repays it. Two threads,
+# batch 1 (benchmarks/ab_models.py, MIN_PARALLEL_FLOPS=4e7 against 1e7): DenseNet-121 22.36 ->
+# 21.61 ms, SqueezeNet-1.1 3.80 -> 3.71 (5e6 no faster). In the VM's slow state, where every
+# hand-off costs more, 4e7 was the faster (DenseNet-121 33.1 against 34.1 ms).
 MIN_PARALLEL_FLOPS = 1e7
 MIN_COLS = 16              # narrower GEMM pieces lose more to packing than threads gain
 # Smaller epilogues run on the calling thread: a memory-bound pass gains little from a second

@@ -57,8 +57,9 @@ def beats_winograd(g: ConvGeom, dtype: np.dtype) -> bool:
     Winograd -> packed on one / two threads (`bench_conv_kernel.py --winograd --cold`):
     SqueezeNet's 64->256 on 13x13 0.47 -> 0.37 / 0.45 -> 0.31 ms, 48->192 0.43 -> 0.24 /
     0.32 -> 0.24; Inception-v1's 96->208 on 14x14 0.51 -> 0.44 / 0.52 -> 0.38, 112->224 equal.
-    In the models (batch 1, two threads, both sessions in one process, each run right after an
-    onnxruntime run): SqueezeNet-1.1 3.92 -> 3.64 ms, Inception-v1 13.70 -> 13.48."""
+    In the models (batch 1, two threads, benchmarks/ab_models.py with
+    PACKED_OVER_WINOGRAD_INPUTS=0 against the default): SqueezeNet-1.1 3.92 -> 3.71 ms (slow
+    state 5.64 -> 5.21), Inception-v1 equal (12.94 / 12.92)."""
     return g.same_3x3 and g.c < PACKED_OVER_WINOGRAD_INPUTS and packed_shape(g, dtype, True)
 
 

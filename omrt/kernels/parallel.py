@@ -48,10 +48,9 @@ THREAD_FLOPS = 2e11
 # Where compiled waits run (omrt.kernels.spin_wait): how long a worker keeps polling for the next
 # job before it parks on its semaphore; how often a poller yields its core; how long a worker that
 # saw a job waits before it takes the GIL, so the caller, holding it until its own first task
-# enters a kernel, does not make it sleep on the GIL (a 20-40 us wake-up). Measured in one process,
-# each omrt run right after an onnxruntime run, the settings switched between runs (2 threads,
-# batch 1): SqueezeNet 4.17 ms parked -> 3.76 polling -> 3.68 with the 12 us hold-off; ResNet-50
-# (the VM's slow state) 35.0 -> 33.2 -> 32.75.
+# enters a kernel, does not make it sleep on the GIL (a 20-40 us wake-up). Two threads, batch 1
+# (benchmarks/ab_models.py, pool.linger=0 and pool.holdoff=0 against these): SqueezeNet 4.21 ms
+# parked -> 3.74 polling without the hold-off -> 3.71 with it; ResNet-50 24.14 -> 22.98 -> 22.70.
 LINGER_SECONDS = 300e-6
 POLL_SECONDS = 20e-6
 HOLDOFF_SECONDS = 12e-6
