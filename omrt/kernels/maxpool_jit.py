@@ -47,23 +47,21 @@ def _load_ir(vl: int, name: str, offset: int, masked: bool) -> list[str]:
     """%name: the maximum of the three rows' columns base + offset .. + vl, -inf outside the row
     where `masked` (plain loads where the caller knows every column is inside)."""
     v, iv, mask = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>"
-    if not masked:
-        out = [f"  %{name}_o = add i64 %base, {offset}"]
-        for r in range(3):
-            out += [f"  %{name}_p{r} = getelementptr float, ptr %x{r}, i64 %{name}_o",
-                    f"  %{name}_{r} = load {v}, ptr %{name}_p{r}, align 4"]
-        return (out + _max_ir(vl, f"{name}_01", f"%{name}_0", f"%{name}_1")
-                + _max_ir(vl, name, f"%{name}_01", f"%{name}_2"))
-    out = [f"  %{name}_c = add {iv} %cols, {_lanes32(vl, offset)}",
-           f"  %{name}_lo = icmp sge {iv} %{name}_c, zeroinitializer",
-           f"  %{name}_hi = icmp slt {iv} %{name}_c, %ws",
-           f"  %{name}_in = and {mask} %{name}_lo, %{name}_hi",
-           f"  %{name}_o = add i64 %base, {offset}"]
+    out = [f"  %{name}_o = add i64 %base, {offset}"]
+    if masked:
+        out += [f"  %{name}_c = add {iv} %cols, {_lanes32(vl, offset)}",
+                f"  %{name}_lo = icmp sge {iv} %{name}_c, zeroinitializer",
+                f"  %{name}_hi = icmp slt {iv} %{name}_c, %ws",
+                f"  %{name}_in = and {mask} %{name}_lo, %{name}_hi"]
     for r in range(3):
-        out += [f"  %{name}_p{r} = getelementptr float, ptr %x{r}, i64 %{name}_o",
-                f"  %{name}_{r} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %{name}_p{r}, i32 4, "
-                f"{mask} %{name}_in, {v} %ninf)"]
-    return out + _max_ir(vl, f"{name}_01", f"%{name}_0", f"%{name}_1") + _max_ir(vl, name, f"%{name}_01", f"%{name}_2")
+        out.append(f"  %{name}_p{r} = getelementptr float, ptr %x{r}, i64 %{name}_o")
+        if masked:
+            out.append(f"  %{name}_{r} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %{name}_p{r}, i32 4, "
+                       f"{mask} %{name}_in, {v} %ninf)")
+        else:
+            out.append(f"  %{name}_{r} = load {v}, ptr %{name}_p{r}, align 4")
+    return (out + _max_ir(vl, f"{name}_01", f"%{name}_0", f"%{name}_1")
+            + _max_ir(vl, name, f"%{name}_01", f"%{name}_2"))
 
 
 def _module_ir(vl: int) -> str:
