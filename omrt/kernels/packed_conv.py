@@ -33,6 +33,8 @@ MAX_COLUMNS = 64
 MIN_DEPTH = 256
 WIDE_MAX_COLUMNS = 200
 WIDE_MIN_DEPTH = 1024
+# 1: one-panel 3x3 "same" convs split by pieces of columns (0: they run on one thread).
+COLUMN_PIECES = 1
 # Inputs below which small-map 3x3 convs go packed rather than Winograd (beats_winograd): where
 # Winograd's own GEMMs would run on numpy.
 PACKED_OVER_WINOGRAD_INPUTS = PACKED_MIN_CHANNELS
@@ -91,10 +93,16 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     # serial before the GEMMs. Two threads, the conv alone, against the serial im2col: ResNet-50's
     # 512->512 3x3/2 on 14x14 0.835 -> 0.813 ms, 256->256 3x3/2 on 28x28 0.806 -> 0.764.
     channel_pieces = split(g.c, parts)
+    # Fewer panels than threads (32 outputs or fewer) on a 3x3 "same" conv: threads take pieces
+    # of the columns instead, each building its own and multiplying every panel by them.
+    # DenseNet's 128->32 on 14x14 alone on two threads 0.094 -> 0.078 ms; DenseNet-121 batch 1
+    # (benchmarks/ab_models.py, COLUMN_PIECES=0 against 1) 21.53-21.76 -> 21.26-21.65 ms.
+    one_panel = in_place and len(panels) < parts and COLUMN_PIECES
+    pieces = split(cols, parts, packed_gemm.COLUMN_GROUP) if one_panel else []
     if in_place:
         left, right = edge_masks(g)
         jit.warm_up("columns_same3x3", lambda: columns_same3x3(
-            jit.tiny(1), jit.tiny(9), 1, 1, np.zeros(1, np.uint8), np.zeros(1, np.uint8)))
+            jit.tiny(1), jit.tiny(9), 1, 1, np.zeros(1, np.uint8), np.zeros(1, np.uint8), 0, 1))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -105,7 +113,8 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
             x2 = x.reshape(depth, cols)
         elif in_place:
             x2 = scratch.view(np.float32)[:depth * cols].reshape(depth, cols)
-            columns_same3x3(x.reshape(-1), x2.reshape(-1), *g.in_sp, left, right)
+            if not pieces:
+                columns_same3x3(x.reshape(-1), x2.reshape(-1), *g.in_sp, left, right, 0, cols)
         else:
             work = scratch.view(np.float32)
             buf = work[:g.padded_elems].reshape((g.c,) + g.pad_sp) if g.padded else None
@@ -130,5 +139,15 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
             r0, r1 = first * rows, min(g.m, last * rows)
             finish(epi, y2[r0:r1], None if b2 is None else b2[r0:r1], None if r2 is None else r2[r0:r1])
 
-        pool.run(block, len(panels))
+        def piece(i: int) -> None:
+            c0, c1 = pieces[i]
+            columns_same3x3(x.reshape(-1), x2.reshape(-1), *g.in_sp, left, right, c0, c1)
+            acc = np.empty(packed_gemm.accumulator_floats(c1 - c0), np.float32)
+            packed_gemm.multiply(weights, x2[:, c0:c1], y2[:, c0:c1], acc)
+            finish(epi, y2[:, c0:c1], b2, None if r2 is None else r2[:, c0:c1])
+
+        if pieces:
+            pool.run(piece, len(pieces))
+        else:
+            pool.run(block, len(panels))
     return run

@@ -264,10 +264,11 @@ def _shifted_rows(x, cols, src, dst, lo, hi, shift, mask, masked):
 
 
 @jit.compiled
-def columns_same3x3(x, cols, height, width, left, right):
+def columns_same3x3(x, cols, height, width, left, right, first, last):
     """im2col of a 3x3, stride-1, pad-1 conv without a padded copy: x (C*H*W,) flat, cols
     (C*9*H*W,) flat, row c*9 + kh*3 + kw holding channel c shifted by (kh-1, kw-1), 0 outside
-    the plane. left/right as for depthwise_same3x3; reads across a row edge are masked the same way.
+    the plane; only pixels first:last of each row are written (a thread's share of the columns).
+    left/right as for depthwise_same3x3; reads across a row edge are masked the same way.
     """
     n = height * width
     channels = x.size // n
@@ -275,13 +276,13 @@ def columns_same3x3(x, cols, height, width, left, right):
     for c in range(channels):
         src = c * n
         for kh in range(3):
-            lo = width if kh == 0 else 0
-            hi = n - width if kh == 2 else n
+            lo = max(width if kh == 0 else 0, first)
+            hi = min(n - width if kh == 2 else n, last)
             for kw in range(3):
                 dst = (c * 9 + kh * 3 + kw) * n
-                for k in range(0, lo):
+                for k in range(first, min(lo, last)):
                     cols[dst + k] = z
-                for k in range(hi, n):
+                for k in range(max(hi, first), last):
                     cols[dst + k] = z
                 shift = (kh - 1) * width + kw - 1
                 if kw == 0:

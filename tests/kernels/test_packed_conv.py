@@ -60,9 +60,10 @@ def test_packed_conv_matches_onnxruntime(kernel_paths, cfg, bias_const: bool) ->
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
-@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[2]])
+@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[2], (40, 20, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]})])
 def test_packed_conv_residual_and_relu_on_two_threads(two_threads, monkeypatch, cfg) -> None:
-    """Each thread's block of panels gets the residual and activation on its own rows."""
+    """Each thread's block of panels gets the residual and activation on its own rows; with one
+    panel (20 outputs), each thread builds and multiplies its own piece of the columns."""
     from omrt.kernels import packed_conv
 
     monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)

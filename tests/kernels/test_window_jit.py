@@ -166,7 +166,7 @@ def columns(x: np.ndarray) -> np.ndarray:
     column = np.arange(h * w) % w
     cols = np.full((c, 9, h, w), np.nan, dtype=np.float32)
     columns_same3x3(x.reshape(-1), cols.reshape(-1), h, w, (column != 0).astype(np.uint8),
-                    (column != w - 1).astype(np.uint8))
+                    (column != w - 1).astype(np.uint8), 0, h * w)
     return cols
 
 
