@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from omrt.kernels import jit, maxpool_jit
+from omrt.kernels import avgpool_jit, jit, maxpool_jit
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import WindowGeom, pad_into, window_geom
 from omrt.kernels.epilogue import float16_via_float32
@@ -36,10 +36,12 @@ PARALLEL_BYTES_FLAT = 4 * 1024 * 1024
 # 0.139, 192x56x56 (3 MB) 0.138 -> 0.140, 128x55x55 (1.9 MB) 0.087 -> 0.103; ShuffleNet's
 # 24x112x112 (1.5 MB) in the model at batch 1, 0.058 -> 0.090.
 PARALLEL_BYTES_COMPILED = 3 * 1024 * 1024
-# omrt.kernels.maxpool_jit reads 30-35 us per MB on one thread: the same threshold.
-PARALLEL_BYTES_3S2 = PARALLEL_BYTES_COMPILED
-# 1: 3x3 stride-2 max pools through omrt.kernels.maxpool_jit where it runs (0: the general loop).
+# omrt.kernels.maxpool_jit reads 30-35 us per MB on one thread, avgpool_jit less: the same threshold.
+PARALLEL_BYTES_ONE_PASS = PARALLEL_BYTES_COMPILED
+# 1: 3x3 stride-2 max pools through omrt.kernels.maxpool_jit, 2x2 stride-2 average pools through
+# omrt.kernels.avgpool_jit, where they run (0: the general loop).
 ONE_PASS_MAX_POOL = 1
+ONE_PASS_AVERAGE_POOL = 1
 
 
 @dataclass
@@ -186,11 +188,20 @@ def _window_3s2(g: PoolGeom, dtype: np.dtype) -> bool:
             and maxpool_jit.every_window_reads_a_row(g.in_sp[0], g.out_sp[0], g.pb[0]))
 
 
-def _max_3s2(g: PoolGeom, general):
-    """Kernel body for omrt.kernels.maxpool_jit: blocks of planes, no scratch; tensors that are
-    not contiguous (a view into a larger buffer) go through `general`."""
+def _window_2s2(g: PoolGeom, dtype: np.dtype) -> bool:
+    """The 2x2 stride-2 unpadded average pools omrt.kernels.avgpool_jit takes (whole windows:
+    the output is the input halved, rounded down), float32, 2-D."""
+    return (bool(ONE_PASS_AVERAGE_POOL) and len(g.in_sp) == 2 and g.kernel == (2, 2) and g.strides == (2, 2)
+            and g.dilations == (1, 1) and not any(g.pb) and not any(g.pe)
+            and g.out_sp == (g.in_sp[0] // 2, g.in_sp[1] // 2) and np.dtype(dtype) == np.float32
+            and jit.enabled() and avgpool_jit.available())
+
+
+def _one_pass(g: PoolGeom, general, planes_fn):
+    """Kernel body for a one-pass IR pool: planes_fn(x3, y3) on blocks of planes, no scratch;
+    tensors that are not contiguous (a view into a larger buffer) go through `general`."""
     pool = get_pool()
-    blocks, threaded = _blocks(g, pool.size, PARALLEL_BYTES_3S2)
+    blocks, threaded = _blocks(g, pool.size, PARALLEL_BYTES_ONE_PASS)
     planes = g.n * g.c
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
@@ -202,7 +213,7 @@ def _max_3s2(g: PoolGeom, general):
 
         def task(i: int) -> None:
             a, b = blocks[i]
-            maxpool_jit.maxpool3s2(x3[a:b], y3[a:b], g.pb[0], g.pb[1])
+            planes_fn(x3[a:b], y3[a:b])
 
         pool.run(task, len(blocks), threaded)
     return run_blocks
@@ -250,7 +261,7 @@ def max_pool(spec: OpSpec):
     else:
         blocked = _separable(g, fill, None, np.maximum)
     if blocked is not None and _window_3s2(g, dtype):
-        blocked = _max_3s2(g, blocked)
+        blocked = _one_pass(g, blocked, lambda x3, y3: maxpool_jit.maxpool3s2(x3, y3, g.pb[0], g.pb[1]))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -285,6 +296,8 @@ def average_pool(spec: OpSpec):
         total = total * cnt.sum(axis=1).reshape(shape)
     inv = (1.0 / np.maximum(total, 1)).astype(dtype)
     blocked = _compiled(g, inv, False, dtype) if _compiles(g, dtype) else _separable(g, 0, inv, np.add)
+    if _window_2s2(g, dtype):
+        blocked = _one_pass(g, blocked, avgpool_jit.avgpool2s2)
 
     def run(inputs, outputs, scratch):
         blocked(inputs[0], outputs[0], scratch)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from omrt.kernels import jit, llvm_jit, maxpool_jit, packed_gemm, phase_conv, spin_wait
+from omrt.kernels import avgpool_jit, jit, llvm_jit, maxpool_jit, packed_gemm, phase_conv, spin_wait
 
 
 @pytest.mark.skipif(not jit.enabled() or not llvm_jit.vector_floats(), reason="no AVX2/AVX-512 or llvmlite here")
@@ -11,7 +11,7 @@ def test_every_ir_module_compiles_here() -> None:
     """A module LLVM rejects would quietly send its convs back to the numpy paths."""
     assert packed_gemm.available()
     assert phase_conv._kernel() is not None
-    assert maxpool_jit.available()
+    assert maxpool_jit.available() and avgpool_jit.available()
     assert spin_wait.available()
 
 
