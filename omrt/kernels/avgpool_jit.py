@@ -21,10 +21,9 @@ def _module_ir(vl: int) -> str:
     v, iv, mask = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>"
     evens = "<" + ", ".join(f"i32 {2 * i}" for i in range(vl)) + ">"
     odds = "<" + ", ".join(f"i32 {2 * i + 1}" for i in range(vl)) + ">"
-    lanes = "<" + ", ".join(f"i32 {i}" for i in range(vl)) + ">"
     loads = []
     for half in (0, 1):
-        loads += [f"  %c{half} = add {iv} %cols, <" + ", ".join(f"i32 {half * vl + i}" for i in range(vl)) + ">",
+        loads += [f"  %c{half} = add {iv} %cols, {llvm_jit.lanes32(vl, half * vl)}",
                   f"  %in{half} = icmp slt {iv} %c{half}, %ws",
                   f"  %at{half} = add i64 %base, {half * vl}"]
         for r in (0, 1):
@@ -37,21 +36,7 @@ declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})
 declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})
 
 define void @avgpool2s2(ptr %x_all, ptr %y_all, i64 %planes, i64 %h, i64 %w, i64 %oh, i64 %ow) {{
-entry:
-  %w32 = trunc i64 %w to i32
-  %ow32 = trunc i64 %ow to i32
-{chr(10).join(llvm_jit.splat("ws", "%w32", vl, "i32"))}
-{chr(10).join(llvm_jit.splat("ows", "%ow32", vl, "i32"))}
-{chr(10).join(llvm_jit.splat("quarter", "0x3FD0000000000000", vl))}
-  %plane_in = mul i64 %h, %w
-  %plane_out = mul i64 %oh, %ow
-  br label %plane
-plane:
-  %p = phi i64 [0, %entry], [%p_next, %plane_done]
-{chr(10).join(llvm_jit.strided_pointers("%p", [("x", "%x_all", "%plane_in"), ("y", "%y_all", "%plane_out")]))}
-  br label %out_row
-out_row:
-  %i = phi i64 [0, %plane], [%i_next, %row_done]
+{llvm_jit.pool_loops_head(vl, llvm_jit.splat("quarter", "0x3FD0000000000000", vl))}
   %r0 = mul i64 %i, 2
   %o0 = mul i64 %r0, %w
   %x0 = getelementptr float, ptr %x, i64 %o0
@@ -69,20 +54,7 @@ across:
   %right = shufflevector {v} %s0, {v} %s1, <{vl} x i32> {odds}
   %sum = fadd {v} %left, %right
   %mean = fmul {v} %sum, %quarter
-  %j32 = trunc i64 %j to i32
-{chr(10).join(llvm_jit.splat("js", "%j32", vl, "i32"))}
-  %outs = add {iv} %js, {lanes}
-  %valid = icmp slt {iv} %outs, %ows
-  %yp = getelementptr float, ptr %yrow, i64 %j
-  call void @llvm.masked.store.v{vl}f32.p0({v} %mean, ptr %yp, i32 4, {mask} %valid)
-{llvm_jit.next_iteration("j", vl, "%ow", "across", "row_done")}
-row_done:
-{llvm_jit.next_iteration("i", 1, "%oh", "out_row", "plane_done")}
-plane_done:
-{llvm_jit.next_iteration("p", 1, "%planes", "plane", "out")}
-out:
-  ret void
-}}
+{llvm_jit.row_store_and_loops(vl, "%mean")}
 """
 
 

@@ -115,3 +115,35 @@ def strided_pointers(index: str, pointers: list[tuple[str, str, str]]) -> list[s
         out += [f"  %{name}_at = mul i64 {index}, {step}",
                 f"  %{name} = getelementptr float, ptr {base}, i64 %{name}_at"]
     return out
+
+
+def lanes32(vl: int, start: int = 0) -> str:
+    """The constant <vl x i32> vector start, start + 1, ... (masks compare 32-bit lanes: one
+    instruction per 16 where 64-bit lanes take two)."""
+    return "<" + ", ".join(f"i32 {start + i}" for i in range(vl)) + ">"
+
+
+def pool_loops_head(vl: int, entry: list[str]) -> str:
+    """The start of a pooling kernel over planes of x (%h x %w) into planes of y (%oh x %ow),
+    %planes of them: `entry`'s lines, then %ws / %ows (the row lengths, splat i32), the plane loop
+    with %x and %y at plane %p, and the output-row loop's %i (closed by row_store_and_loops)."""
+    return "\n".join(["entry:", *entry, "  %w32 = trunc i64 %w to i32", "  %ow32 = trunc i64 %ow to i32",
+                      *splat("ws", "%w32", vl, "i32"), *splat("ows", "%ow32", vl, "i32"),
+                      "  %plane_in = mul i64 %h, %w", "  %plane_out = mul i64 %oh, %ow", "  br label %plane",
+                      "plane:", "  %p = phi i64 [0, %entry], [%p_next, %plane_done]",
+                      *strided_pointers("%p", [("x", "%x_all", "%plane_in"), ("y", "%y_all", "%plane_out")]),
+                      "  br label %out_row", "out_row:", "  %i = phi i64 [0, %plane], [%i_next, %row_done]"])
+
+
+def row_store_and_loops(vl: int, value: str) -> str:
+    """The end of a pooling kernel's three loops (planes %p, output rows %i, vectors %j of
+    outputs): `value` stored at %yrow + %j, lanes past %ows (the row length, splat i32) masked,
+    then the loops closed (labels across, out_row, plane; bounds %ow, %oh, %planes)."""
+    v, iv, mask = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>"
+    return "\n".join(["  %j32 = trunc i64 %j to i32", *splat("js", "%j32", vl, "i32"),
+                      f"  %outs = add {iv} %js, {lanes32(vl)}", f"  %valid = icmp slt {iv} %outs, %ows",
+                      "  %yp = getelementptr float, ptr %yrow, i64 %j",
+                      f"  call void @llvm.masked.store.v{vl}f32.p0({v} {value}, ptr %yp, i32 4, {mask} %valid)",
+                      next_iteration("j", vl, "%ow", "across", "row_done"), "row_done:",
+                      next_iteration("i", 1, "%oh", "out_row", "plane_done"), "plane_done:",
+                      next_iteration("p", 1, "%planes", "plane", "out"), "out:", "  ret void", "}"])

@@ -27,12 +27,6 @@ def _clamp_ir(out: str, value: str, lo: str, hi: str) -> list[str]:
             f"  %{out}_over = icmp sgt i64 %{out}_a, {hi}", f"  %{out} = select i1 %{out}_over, i64 {hi}, i64 %{out}_a"]
 
 
-def _lanes32(vl: int, start: int = 0) -> str:
-    """The constant <vl x i32> vector start, start + 1, ... (masks compare 32-bit lanes: one
-    instruction per 16 where 64-bit lanes take two)."""
-    return "<" + ", ".join(f"i32 {start + i}" for i in range(vl)) + ">"
-
-
 def _max_ir(vl: int, out: str, a: str, b: str) -> list[str]:
     """%out = max(a, b), NaN from either: b where b > a or b is NaN, else a (a NaN stays). Two
     compares and a select, where llvm.maximum (which also orders -0 below +0) expands to twice as
@@ -49,7 +43,7 @@ def _load_ir(vl: int, name: str, offset: int, masked: bool) -> list[str]:
     v, iv, mask = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>"
     out = [f"  %{name}_o = add i64 %base, {offset}"]
     if masked:
-        out += [f"  %{name}_c = add {iv} %cols, {_lanes32(vl, offset)}",
+        out += [f"  %{name}_c = add {iv} %cols, {llvm_jit.lanes32(vl, offset)}",
                 f"  %{name}_lo = icmp sge {iv} %{name}_c, zeroinitializer",
                 f"  %{name}_hi = icmp slt {iv} %{name}_c, %ws",
                 f"  %{name}_in = and {mask} %{name}_lo, %{name}_hi"]
@@ -69,7 +63,6 @@ def _module_ir(vl: int) -> str:
     (base = 2j - pad_left). C is the next vector's A, so it is carried and each vector loads two
     blocks; the first vector of a row, and any whose B leaves the row, load all three masked."""
     v = f"<{vl} x float>"
-    iv = f"<{vl} x i32>"
     mask = f"<{vl} x i1>"
     evens = "<" + ", ".join(f"i32 {2 * i}" for i in range(vl)) + ">"
     odds = "<" + ", ".join(f"i32 {2 * i + 1}" for i in range(vl)) + ">"
@@ -111,22 +104,7 @@ declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})
 declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})
 
 define void @maxpool3s2(ptr %x_all, ptr %y_all, i64 %planes, i64 %h, i64 %w, i64 %oh, i64 %ow, i64 %pt, i64 %pl) {{
-entry:
-  %hm1 = sub i64 %h, 1
-  %w32 = trunc i64 %w to i32
-  %ow32 = trunc i64 %ow to i32
-{chr(10).join(llvm_jit.splat("ws", "%w32", vl, "i32"))}
-{chr(10).join(llvm_jit.splat("ows", "%ow32", vl, "i32"))}
-{chr(10).join(llvm_jit.splat("ninf", "0xFFF0000000000000", vl))}
-  %plane_in = mul i64 %h, %w
-  %plane_out = mul i64 %oh, %ow
-  br label %plane
-plane:
-  %p = phi i64 [0, %entry], [%p_next, %plane_done]
-{chr(10).join(llvm_jit.strided_pointers("%p", [("x", "%x_all", "%plane_in"), ("y", "%y_all", "%plane_out")]))}
-  br label %out_row
-out_row:
-  %i = phi i64 [0, %plane], [%i_next, %row_done]
+{llvm_jit.pool_loops_head(vl, ["  %hm1 = sub i64 %h, 1"] + llvm_jit.splat("ninf", "0xFFF0000000000000", vl))}
   %top = mul i64 %i, 2
   %r0s = sub i64 %top, %pt
   %r2s = add i64 %r0s, 2
@@ -165,20 +143,7 @@ store:
   %b = phi {v} [%f_b, %fast], [%e_b, %edge]
   %c = phi {v} [%f_c, %fast], [%e_c, %edge]
 {horizontal}
-  %j32 = trunc i64 %j to i32
-{chr(10).join(llvm_jit.splat("js", "%j32", vl, "i32"))}
-  %outs = add {iv} %js, {_lanes32(vl)}
-  %valid = icmp slt {iv} %outs, %ows
-  %yp = getelementptr float, ptr %yrow, i64 %j
-  call void @llvm.masked.store.v{vl}f32.p0({v} %hm, ptr %yp, i32 4, {mask} %valid)
-{llvm_jit.next_iteration("j", vl, "%ow", "across", "row_done")}
-row_done:
-{llvm_jit.next_iteration("i", 1, "%oh", "out_row", "plane_done")}
-plane_done:
-{llvm_jit.next_iteration("p", 1, "%planes", "plane", "out")}
-out:
-  ret void
-}}
+{llvm_jit.row_store_and_loops(vl, "%hm")}
 """
 
 
