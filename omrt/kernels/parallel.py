@@ -123,13 +123,12 @@ class _Worker:
 
     def _loop(self, pool: "Pool") -> None:
         np.setbufsize(KERNEL_BUFSIZE)  # this thread only ever runs kernels (omrt.kernels.ufunc_buffer)
-        signal = pool.signal
-        posted, waits = signal.ctypes.data + 8 * _POSTED, signal.ctypes.data + 8 * _WAITS
-        wait = spin_wait.waiter() if pool.linger_ticks else None
+        signal, wait = pool.signal, pool._wait
         seen = int(signal[_POSTED])
         while True:
             if wait is not None:
-                wait(posted, seen, pool.linger_ticks, pool.poll_ticks, waits, pool.holdoff_ticks)
+                wait(pool._posted_address, seen, pool.linger_ticks, pool.poll_ticks, pool._waits_address,
+                     pool.holdoff_ticks)
             if signal[_POSTED] == seen:
                 # Parked is set before the last look at the counter and the poster bumps the
                 # counter before looking at parked, so one of the two always sees the other.
@@ -156,6 +155,7 @@ class Pool:
         self.poll_ticks = spin_wait.ticks(POLL_SECONDS) if spinning else 0
         self.holdoff_ticks = spin_wait.ticks(HOLDOFF_SECONDS) if spinning else 0
         self._wait = spin_wait.waiter() if spinning else None
+        self._posted_address = self.signal.ctypes.data + 8 * _POSTED
         self._waits_address = self.signal.ctypes.data + 8 * _WAITS
         self._workers = [_Worker(self, i) for i in range(1, self.size)]
 

@@ -215,7 +215,8 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     # threads pad channel ranges each (the conv alone on two threads: ResNet-50's 128->128 3x3/2 on
     # 56x56 0.733 -> 0.680 ms, DenseNet's 128->32 on 56x56 0.641 -> 0.612; on SqueezeNet's 16
     # channels of 55x55, 0.2 MB, a split cost 5 us).
-    channel_pieces = split(g.c, parts if int(np.prod(phase_shape(g))) * 4 >= PAD_SPLIT_BYTES else 1)
+    phase_floats = int(np.prod(shape))
+    channel_pieces = split(g.c, parts if phase_floats * 4 >= PAD_SPLIT_BYTES else 1)
     # The kernel adds the residual and applies the activation as it stores, where the activation
     # is a clamp (Relu, Clip or none) and no bias comes at run time (that must go first, in finish).
     clamp = epi.clamp
@@ -227,7 +228,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
         in_kernel = clamp is not None and b3 is None and (res is None or res.flags.c_contiguous)
         lo, hi = clamp if in_kernel else (-np.inf, np.inf)
         variant = 2 * int(in_kernel and res is not None) + int(in_kernel and (lo, hi) != (-np.inf, np.inf))
-        phases = scratch.view(np.float32)[:int(np.prod(shape))].reshape(shape)
+        phases = scratch.view(np.float32)[:phase_floats].reshape(shape)
         for n in range(g.n):
             xn = x[n]
 

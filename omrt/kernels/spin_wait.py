@@ -87,7 +87,7 @@ def ticks(seconds: float) -> int:
     if _ticks_per_second is None:
         idle = np.zeros(1, np.int64)
         start = time.perf_counter()
-        _module()["wait_while"](idle.ctypes.data, 0, _CALIBRATION_TICKS, _CALIBRATION_TICKS, None, 0)
+        waiter()(idle.ctypes.data, 0, _CALIBRATION_TICKS, _CALIBRATION_TICKS, None, 0)
         _ticks_per_second = _CALIBRATION_TICKS / max(time.perf_counter() - start, 1e-6)
     return max(1, int(seconds * _ticks_per_second))
 
@@ -104,4 +104,4 @@ def wait_while(counter_address: int, value: int, tick_budget: int, yield_every: 
     `yield_every` ticks so a thread queued on the same core runs. The GIL is released throughout;
     on entry, with the GIL already released, the int64 at `announce_address` is incremented
     (atomically), so another thread can tell this one has let the GIL go. Only when available()."""
-    _module()["wait_while"](counter_address, value, tick_budget, yield_every, announce_address, holdoff)
+    waiter()(counter_address, value, tick_budget, yield_every, announce_address, holdoff)
