@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from omrt.kernels import pad_jit
 from omrt.kernels.base import OpSpec
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import split
@@ -42,7 +43,11 @@ def same_pads(in_sp: Sequence[int], k_eff: Sequence[int], strides: Sequence[int]
 
 
 def pad_into(x: np.ndarray, buf: np.ndarray, pb: Sequence[int], fill: float = 0.0) -> None:
-    """Copy x (lead dims + spatial) into the interior of buf and fill only the border slabs."""
+    """Copy x (lead dims + spatial) into the interior of buf and fill only the border slabs (in one
+    compiled pass over 2-D planes where omrt.kernels.pad_jit takes them)."""
+    if len(pb) == 2 and pad_jit.fits(x, buf):
+        pad_jit.pad_planes(x, buf, pb[0], pb[1], fill)
+        return
     lead = x.ndim - len(pb)
     interior = tuple(slice(None) for _ in range(lead)) + tuple(slice(p, p + n) for p, n in zip(pb, x.shape[lead:]))
     np.copyto(buf[interior], x)
@@ -63,6 +68,9 @@ def pad_phases(x: np.ndarray, phases: np.ndarray, pb: Sequence[int], strides: Se
     is padded pixel (i + sh*a, j + sw*b), so every tap of a strided window reads one contiguous
     run of a phase instead of every other pixel of a row."""
     sh, sw = strides
+    if (sh, sw) == (1, 1):
+        pad_into(x, phases[0, 0], pb[:2])
+        return
     (pt, pl), (h, w) = pb[:2], x.shape[1:]
     hq, wq = phases.shape[3:]
     phases.fill(0)

@@ -49,6 +49,8 @@ def compile_module(name: str, build_ir, functions: dict[str, list[Any]]) -> dict
     as ctypes callables with the given argument types (None where it cannot run here)."""
     if not jit.enabled():
         return None
+    if name in _modules:  # compiled (or found not to compile) already: no lock on the run-time path
+        return _modules[name]
     vl = vector_floats()
     with _lock:
         if name not in _modules:

@@ -21,7 +21,7 @@ cannot run, `available()` is false and callers keep numpy's matmul on unpacked w
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -210,6 +210,12 @@ class PackedWeights:
     m: int
     k: int
 
+    addresses: tuple[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # taken once: ndarray.ctypes costs about 0.8 us a call, and multiply runs once per task
+        object.__setattr__(self, "addresses", (self.panels.ctypes.data, self.bias.ctypes.data))
+
     @property
     def count(self) -> int:
         return self.panels.shape[1]
@@ -289,6 +295,7 @@ def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, fi
     if first >= last:
         return
     y_ptr = y3.ctypes.data - (4 * first_row if transposed else 0)
-    _kernel()["gemm"](w.panels.ctypes.data, x3.ctypes.data, y_ptr, w.bias.ctypes.data, acc.ctypes.data,
+    panels_at, bias_at = w.addresses
+    _kernel()["gemm"](panels_at, x3.ctypes.data, y_ptr, bias_at, acc.ctypes.data,
                       first, last, w.m, k, n, x3.strides[1] // 4, y3.strides[1] // 4, int(transposed), batch,
                       w.panels[0].size, x3.strides[0] // 4, y3.strides[0] // 4)

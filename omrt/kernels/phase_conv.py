@@ -23,7 +23,9 @@ import ctypes
 import numpy as np
 
 from omrt.kernels import llvm_jit, packed_gemm
-from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_phases, split_inputs
+from omrt.kernels.conv_common import (
+    MIN_PARALLEL_FLOPS, ConvGeom, finish, finish_staged, pad_phases, split_inputs,
+)
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
 
@@ -35,6 +37,7 @@ from omrt.kernels.parallel import Pool, split
 # 256->256 3x3/2 1.16 -> 2.12.
 MAX_CHANNELS = 128
 MIN_COLUMNS = 28
+FLAT_ROWS = 1
 PAD_SPLIT_BYTES = 1 << 20
 VECTORS = 2            # vectors of one output row per tile
 
@@ -166,13 +169,19 @@ def phase_shape(g: ConvGeom) -> tuple[int, ...]:
     return (sh, sw, g.c, -(-hp // sh), -(-wp // sw))
 
 
+def flat_rows(g: ConvGeom) -> bool:
+    """Output rows narrower than MIN_COLUMNS: the kernel runs over all of them as one row."""
+    return g.out_sp[1] < MIN_COLUMNS
+
+
 def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
-    """2-D group-1 convs over at most MAX_CHANNELS inputs, at least MIN_COLUMNS outputs per row,
-    with constant weights and kernels of 3x3 or more, float32 or float16 (computed in float32).
-    The shape alone decides the planned workspace, so it does not depend on whether the
-    micro-kernel runs where the model is compiled."""
+    """2-D group-1 convs over at most MAX_CHANNELS inputs with constant weights and kernels of 3x3
+    or more, float32 or float16 (computed in float32), at least MIN_COLUMNS outputs per row or,
+    under FLAT_ROWS, any. The shape alone decides the planned workspace, so it does not depend on
+    whether the micro-kernel runs where the model is compiled."""
     return (len(g.kernel) == 2 and g.group == 1 and g.c <= MAX_CHANNELS and min(g.kernel) >= 3
-            and g.out_sp[1] >= MIN_COLUMNS and np.dtype(dtype) in (np.float16, np.float32) and const_weights)
+            and (FLAT_ROWS or not flat_rows(g))
+            and np.dtype(dtype) in (np.float16, np.float32) and const_weights)
 
 
 def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
@@ -180,9 +189,15 @@ def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     return np.dtype(dtype) == np.float32 and phase_shaped(g, dtype, const_weights) and _kernel() is not None
 
 
+def _flat_floats(g: ConvGeom) -> int:
+    """One image's output in rows as wide as the phases', where flat_rows."""
+    return g.m * g.out_sp[0] * phase_shape(g)[4] if flat_rows(g) else 0
+
+
 def phase_workspace(g: ConvGeom) -> int:
-    """One image's phases (images go through one after another)."""
-    return int(np.prod(phase_shape(g))) * g.itemsize
+    """One image's phases (images go through one after another) and, where flat_rows, its output
+    in rows as wide as theirs."""
+    return (int(np.prod(phase_shape(g))) + _flat_floats(g)) * g.itemsize
 
 
 def tap_offsets(g: ConvGeom) -> np.ndarray:
@@ -210,7 +225,12 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     (oh_n, ow_n), wq = g.out_sp, shape[4]
     conv = _kernel()["conv"]
     parts = pool.size if g.image_flops >= MIN_PARALLEL_FLOPS else 1
-    row_blocks = split(oh_n, parts)
+    flat = flat_rows(g)
+    # Narrow rows run as one row of (oh_n - 1) * wq + ow_n outputs into a staging output as wide
+    # as the phases (stride-phase row r + kh // sh holds the taps of output row r, whatever the
+    # row), the columns past ow_n computed and dropped; threads take blocks of panels and move
+    # their channels out. Wide rows: threads take blocks of output rows.
+    blocks = split(panels, parts) if flat else split(oh_n, parts)
     # Padding into the phases is a numpy pass on the caller; from PAD_SPLIT_BYTES of phases the
     # threads pad channel ranges each (the conv alone on two threads: ResNet-50's 128->128 3x3/2 on
     # 56x56 0.733 -> 0.680 ms, DenseNet's 128->32 on 56x56 0.641 -> 0.612; on SqueezeNet's 16
@@ -220,15 +240,22 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     # The kernel adds the residual and applies the activation as it stores, where the activation
     # is a clamp (Relu, Clip or none) and no bias comes at run time (that must go first, in finish).
     clamp = epi.clamp
+    # Constant arrays' addresses taken once: ndarray.ctypes costs about 0.8 us a call.
+    w_at, off_at, bias_at = weights.ctypes.data, offsets.ctypes.data, bias.ctypes.data
+    weight_panel, span = mr * depth * 4, (oh_n - 1) * wq + ow_n
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         b_in, res = split_inputs(inputs, epi.residual)
         b3 = None if b_in is None or b_const is not None else b_in.reshape(g.m, 1, 1)
-        in_kernel = clamp is not None and b3 is None and (res is None or res.flags.c_contiguous)
+        in_kernel = clamp is not None and b3 is None and (res is None or (res.flags.c_contiguous and not flat))
         lo, hi = clamp if in_kernel else (-np.inf, np.inf)
         variant = 2 * int(in_kernel and res is not None) + int(in_kernel and (lo, hi) != (-np.inf, np.inf))
-        phases = scratch.view(np.float32)[:phase_floats].reshape(shape)
+        work = scratch.view(np.float32)
+        phases = work[:phase_floats].reshape(shape)
+        staged = work[phase_floats:phase_floats + _flat_floats(g)].reshape(g.m, oh_n, wq) if flat else None
+        phases_at = phases.ctypes.data
+        staged_at = staged.ctypes.data if flat else 0
         for n in range(g.n):
             xn = x[n]
 
@@ -238,14 +265,31 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
 
             pool.run(pad, len(channel_pieces))
             yn = y[n]
-            rn = res[n] if in_kernel and res is not None else yn
+            rn = res[n] if res is not None else None
+            y_at = yn.ctypes.data
+            res_at = rn.ctypes.data if in_kernel and rn is not None else y_at
 
             def rows(i: int) -> None:
-                r0, r1 = row_blocks[i]
-                conv(weights.ctypes.data, phases.ctypes.data, offsets.ctypes.data, yn.ctypes.data, rn.ctypes.data,
-                     bias.ctypes.data, panels, g.m, depth, r0, r1, ow_n, wq, oh_n * ow_n, variant, lo, hi)
+                r0, r1 = blocks[i]
+                conv(w_at, phases_at, off_at, y_at, res_at, bias_at, panels, g.m, depth, r0, r1, ow_n, wq,
+                     oh_n * ow_n, variant, lo, hi)
                 if not in_kernel:
-                    finish(epi, yn[:, r0:r1], b3, None if res is None else res[n][:, r0:r1])
+                    finish(epi, yn[:, r0:r1], b3, None if rn is None else rn[:, r0:r1])
 
-            pool.run(rows, len(row_blocks))
+            def channels(i: int) -> None:
+                p0, p1 = blocks[i]
+                m0, m1 = p0 * mr, min(g.m, p1 * mr)
+                out_at = staged_at + m0 * oh_n * wq * 4
+                conv(w_at + p0 * weight_panel, phases_at, off_at, out_at, out_at, bias_at + m0 * 4, p1 - p0,
+                     m1 - m0, depth, 0, 1, span, 0, oh_n * wq, variant, lo, hi)
+                valid = staged[m0:m1, :, :ow_n]
+                if in_kernel:
+                    np.copyto(yn[m0:m1], valid)
+                else:
+                    finish_staged(epi, yn[m0:m1], valid, None if b3 is None else b3[m0:m1],
+                                  None if rn is None else rn[m0:m1])
+
+            pool.run(channels if flat else rows, len(blocks))
+
+    run.arrays = (weights, offsets, bias)  # what w_at, off_at and bias_at point into
     return run

@@ -1,0 +1,61 @@
+"""Constant padding of planes in one IR pass (omrt.kernels.pad_jit) against numpy.pad, and the
+padded copies that go through it (conv_common.pad_into, stride-1 pad_phases)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omrt.kernels import llvm_jit, pad_jit
+from omrt.kernels.conv_common import pad_into, pad_phases
+
+pytestmark = pytest.mark.skipif(pad_jit._kernel() is None, reason="no compiled IR kernels on this host")
+
+
+def _reference(x: np.ndarray, out_hw: tuple[int, int], top: int, left: int, fill: float) -> np.ndarray:
+    h, w = x.shape[-2:]
+    bottom, right = out_hw[0] - h - top, out_hw[1] - w - left
+    widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+    return np.pad(x, widths, constant_values=fill)
+
+
+# DenseNet's 14x14 and 56x56, rows over several vectors, a row narrower than its pad, uneven pads,
+# one-pixel planes, a border on one side only
+@pytest.mark.parametrize("shape,out_hw,top,left", [
+    ((3, 14, 14), (16, 16), 1, 1), ((2, 56, 56), (58, 58), 1, 1), ((1, 5, 3), (9, 40), 2, 30),
+    ((2, 7, 9), (10, 12), 0, 3), ((4, 1, 1), (3, 3), 1, 1), ((2, 6, 17), (6, 19), 0, 0), ((2, 3, 4, 5), (7, 8), 2, 1),
+])
+@pytest.mark.parametrize("fill", [0.0, -np.inf])
+def test_matches_numpy_pad(shape, out_hw, top: int, left: int, fill: float) -> None:
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x.flat[0] = np.nan
+    y = np.full(shape[:-2] + out_hw, 7.0, np.float32)
+    assert pad_jit.fits(x, y)
+    pad_jit.pad_planes(x, y, top, left, fill)
+    np.testing.assert_array_equal(y, _reference(x, out_hw, top, left, fill))
+
+
+def test_pad_into_takes_it_and_keeps_numpy_for_the_rest() -> None:
+    """Float32 planes go through the kernel; a strided view and float64 through numpy, the same."""
+    rng = np.random.default_rng(1)
+    whole = rng.standard_normal((4, 10, 12)).astype(np.float32)
+    for x in (whole, whole[:, :, 2:9], whole.astype(np.float64)):
+        buf = np.full(x.shape[:-2] + (13, 14), 5.0, x.dtype)
+        pad_into(x, buf, (1, 2), fill=-1.0)
+        np.testing.assert_array_equal(buf, _reference(x, (13, 14), 1, 2, -1.0))
+
+
+def test_stride_one_phases_are_the_padded_image() -> None:
+    x = np.random.default_rng(2).standard_normal((5, 14, 14)).astype(np.float32)
+    phases = np.full((1, 1, 5, 17, 16), 3.0, np.float32)
+    pad_phases(x, phases, (1, 1), (1, 1))
+    np.testing.assert_array_equal(phases[0, 0], _reference(x, (17, 16), 1, 1, 0.0))
+
+
+def test_avx2_width_build_matches_numpy(monkeypatch) -> None:
+    if not llvm_jit.vector_floats():
+        pytest.skip("no AVX2/AVX-512 here")
+    monkeypatch.setattr(llvm_jit, "_modules", {"vector": 8})
+    x = np.random.default_rng(3).standard_normal((3, 9, 21)).astype(np.float32)
+    y = np.empty((3, 12, 25), np.float32)
+    pad_jit.pad_planes(x, y, 2, 3)
+    np.testing.assert_array_equal(y, _reference(x, (12, 25), 2, 3, 0.0))
