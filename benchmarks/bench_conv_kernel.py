@@ -21,6 +21,7 @@ CASES = {
     "b 256->256 3x3 56": (256, 256, 3, 1, 1, 56),
     "c 256->64 1x1 56": (256, 64, 1, 1, 0, 56),
     "d 3->64 7x7 s2 224": (3, 64, 7, 2, 3, 224),
+    "sq 3->64 3x3 s2 224": (3, 64, 3, 2, 0, 224),
     "dw1 272 3x3 dw 14": (272, 272, 3, 1, 1, 14, 272),
     "dw2 136 3x3 dw 28": (136, 136, 3, 1, 1, 28, 136),
     "dw3 544 3x3 dw 7": (544, 544, 3, 1, 1, 7, 544),
@@ -130,7 +131,7 @@ def main() -> None:
         if keys and name.split()[0] not in keys:
             continue
         t_omrt, t_ort = bench(*cfg, winograd=args.winograd, batch=args.batch, cold=args.cold)
-        print(f"{name:20s} omrt {t_omrt:7.2f} ms  ort {t_ort:7.2f} ms  omrt/ort {t_omrt / t_ort:5.2f}")
+        print(f"{name:20s} omrt {t_omrt:7.3f} ms  ort {t_ort:7.3f} ms  omrt/ort {t_omrt / t_ort:5.2f}")
 
 
 if __name__ == "__main__":

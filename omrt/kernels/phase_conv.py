@@ -6,15 +6,21 @@ im2col writes and reads a column matrix 49x the size of the image for a GEMM tha
 as soon as it starts. Here the image is padded once into its stride phases
 (conv_common.pad_phases), where tap (kh, kw) of the outputs of one row is a contiguous run of one
 phase row; a table gives each tap's offset. The micro-kernel (LLVM IR, omrt.kernels.llvm_jit)
-keeps 8 output channels (4 with AVX2) x VECTORS vectors of an output row in registers, loads the
-tap's pixels as vectors (masked at the row's end), broadcasts one weight per output channel, and
-adds the residual and applies Relu or Clip as it stores. Each kernel keeps its weights regrouped
+runs along a flat row of outputs, row after row with the phase rows' extra columns in between (a
+phase row holds the taps of any output row), so a 14-wide map fills its vectors as well as a
+wide one. It keeps 8 output channels (4 with AVX2) x VECTORS vectors of that row in registers,
+loads the tap's pixels as vectors, broadcasts one weight per output channel, and stores each
+vector as one masked store per output row it covers, the extra columns left out, adding the
+residual and applying Relu or Clip on the way. Each kernel keeps its weights regrouped
 by 8 output channels, a copy of its own: these convs' weights are small (37 KB for ResNet-50's
 stem, 590 KB for its 128->128 3x3/2, the largest in the light models).
 
 One Zen 5 thread, batch 1, against onnxruntime's 0.99 / 0.13 / 0.24 ms: ResNet-50's 3->64 7x7/2
 on 224x224 2.12 ms (phases, im2col, GEMM) -> 1.10, ShuffleNet's 3->24 3x3/2 0.31 -> 0.14,
-SqueezeNet's 3->64 3x3/2 0.46 -> 0.26. Threads take blocks of output rows.
+SqueezeNet's 3->64 3x3/2 0.46 -> 0.26. Running flat rather than row by row (each row's tiles
+part-empty at its end), one thread: ResNet-50's stem 1.12 -> 1.04 ms, DenseNet-121's 128->32 on
+56x56 1.10 -> 1.04, on 14x14 0.084 -> 0.078, SqueezeNet's 64->256 on 13x13 0.28 -> 0.27.
+Threads take blocks of output channels, or of chunks of output rows on large maps (work_split).
 """
 from __future__ import annotations
 
@@ -23,23 +29,22 @@ import ctypes
 import numpy as np
 
 from omrt.kernels import llvm_jit, packed_gemm
-from omrt.kernels.conv_common import (
-    MIN_PARALLEL_FLOPS, ConvGeom, finish, finish_staged, pad_phases, split_inputs,
-)
+from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_phases, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
 
-# Input channels up to which a conv reads its taps from the phases, and output columns from
-# which it does (a tile is VECTORS vectors of one output row, 32 floats with AVX-512: on 14-wide
-# rows half of it idles). One thread against im2col + GEMM: SqueezeNet's 16->64 3x3 on 55x55
-# 0.34 -> 0.27 ms, Inception-v1's 16->32 5x5 on 28x28 0.19 -> 0.10, ResNet-50's 128->128 3x3/2
-# on 56x56 1.35 -> 1.24 (batch 8: 11.1 -> 9.9); on 14-wide rows 16->48 5x5 0.08 either way and
-# 256->256 3x3/2 1.16 -> 2.12.
+# Input channels up to which a conv reads its taps from the phases. One thread against im2col +
+# GEMM: SqueezeNet's 16->64 3x3 on 55x55 0.34 -> 0.27 ms, Inception-v1's 16->32 5x5 on 28x28
+# 0.19 -> 0.10, ResNet-50's 128->128 3x3/2 on 56x56 1.35 -> 1.24 (batch 8: 11.1 -> 9.9), where
+# 256->256 3x3/2 took 1.16 -> 2.12.
 MAX_CHANNELS = 128
-MIN_COLUMNS = 28
-FLAT_ROWS = 1
+# Phase rows narrower than this would let one vector's lanes fall in more than SEGMENTS output rows.
+MIN_PHASE_COLUMNS = 8
+# Phase bytes a chunk of output rows reads, at most: they stay in the core's L2 across its panels.
+CHUNK_BYTES = 512 * 1024
 PAD_SPLIT_BYTES = 1 << 20
-VECTORS = 2            # vectors of one output row per tile
+VECTORS = 2            # vectors of the flat row per tile
+SEGMENTS = 3           # output rows one vector's lanes may fall in (phase rows of MIN_PHASE_COLUMNS or more)
 
 
 def _rows(vl: int) -> int:
@@ -48,16 +53,40 @@ def _rows(vl: int) -> int:
 
 
 def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
-    """One tile: `rows` output channels x VECTORS*vl outputs of a row, the whole reduction; the
-    residual added and the clamp applied on the way out where the variant has them."""
-    v, m1 = f"<{vl} x float>", f"<{vl} x i1>"
+    """One tile: `rows` output channels x VECTORS*vl consecutive outputs of the flat row, the
+    whole reduction; the residual added and the clamp applied on the way out where the variant
+    has them. Flat position p (output row p // wq, column p % wq) is output element
+    p - (p // wq) * gap, so a vector's lanes go out as up to SEGMENTS masked stores, one per
+    output row it touches, the columns past the row's end (gap of them) left out."""
+    v, m1, iv = f"<{vl} x float>", f"<{vl} x i1>", f"<{vl} x i32>"
     mr = _rows(vl)
     out = [f"define internal void @tile{int(with_res)}{int(clamped)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
-           "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, float %lo, float %hi) alwaysinline {", "entry:"]
+           "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, i64 %pos, i64 %wq, i64 %ow, float %lo, "
+           "float %hi) alwaysinline {", "entry:"]
     out += llvm_jit.splat("cs", "%cols", vl, "i64") + llvm_jit.splat("lov", "%lo", vl)
     out += llvm_jit.splat("hiv", "%hi", vl)
+    out += ["  %gap = sub i64 %wq, %ow", "  %ow32 = trunc i64 %ow to i32", "  %wq32 = trunc i64 %wq to i32"]
     for j in range(VECTORS):
         out.append(f"  %mk{j} = icmp slt <{vl} x i64> {llvm_jit.lanes(vl, j * vl)}, %cs")
+        # lanes of segment s: [start, start + valid) with start = 0 / wq - x0 + (s - 1) * wq and
+        # valid = ow - x0 / ow, where the vector starts at column x0 of output row r0
+        out += [f"  %p{j} = add i64 %pos, {j * vl}", f"  %r0_{j} = udiv i64 %p{j}, %wq",
+                f"  %x0_{j} = urem i64 %p{j}, %wq", f"  %x0s_{j} = trunc i64 %x0_{j} to i32"]
+        for seg in range(SEGMENTS):
+            t = f"{j}_{seg}"
+            if seg == 0:
+                out += [f"  %lo{t} = add i32 0, 0", f"  %hi{t} = sub i32 %ow32, %x0s_{j}"]
+            else:
+                out += [f"  %lo{t} = sub i32 {seg} , 1", f"  %lom{t} = mul i32 %lo{t}, %wq32",
+                        f"  %lop{t} = sub i32 %wq32, %x0s_{j}", f"  %lo{t}x = add i32 %lom{t}, %lop{t}",
+                        f"  %hi{t} = add i32 %lo{t}x, %ow32"]
+            start = f"%lo{t}" if seg == 0 else f"%lo{t}x"
+            out += llvm_jit.splat(f"los{t}", start, vl, "i32") + llvm_jit.splat(f"his{t}", f"%hi{t}", vl, "i32")
+            out += [f"  %ge{t} = icmp sge {iv} {llvm_jit.lanes32(vl)}, %los{t}",
+                    f"  %lt{t} = icmp slt {iv} {llvm_jit.lanes32(vl)}, %his{t}",
+                    f"  %in{t} = and {m1} %ge{t}, %lt{t}", f"  %sm{t} = and {m1} %in{t}, %mk{j}",
+                    f"  %row{t} = add i64 %r0_{j}, {seg}", f"  %back{t} = mul i64 %row{t}, %gap",
+                    f"  %so{t} = sub i64 {j * vl}, %back{t}"]
     for r in range(mr):
         out += [f"  %bq{r} = getelementptr float, ptr %bias, i64 {r}", f"  %bs{r} = load float, ptr %bq{r}, align 4"]
         out += llvm_jit.splat(f"bv{r}", f"%bs{r}", vl)
@@ -74,89 +103,109 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
     out += llvm_jit.broadcast_fmas(vl, "%wp", "%wo", mr, [f"%xv{j}" for j in range(VECTORS)], "w")
     out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:"]
+    # one block per (vector, segment), skipped where none of its lanes is an output; within it
+    # every channel's store, masked to the channels that exist
     for r in range(mr):
-        out += [f"  %dr{r} = mul i64 {r}, %ldy", f"  %ok{r} = icmp slt i64 {r}, %rows",
-                f"  br i1 %ok{r}, label %store{r}, label %next{r}", f"store{r}:"]
-        for j in range(VECTORS):
-            t = f"{r}_{j}"
-            out += [f"  %do{t} = add i64 %dr{r}, {j * vl}", f"  %dq{t} = getelementptr float, ptr %y, i64 %do{t}"]
-            value = f"%n{t}"
-            if with_res:
-                out += [f"  %rq{t} = getelementptr float, ptr %res, i64 %do{t}",
-                        f"  %rv{t} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rq{t}, i32 4, {m1} %mk{j}, "
-                        f"{v} zeroinitializer)",
-                        f"  %sum{t} = fadd {v} {value}, %rv{t}"]
-                value = f"%sum{t}"
-            if clamped:
-                # compare-and-select keeps NaN (both compares are false for it), as np.clip does
-                out += [f"  %under{t} = fcmp olt {v} {value}, %lov",
-                        f"  %lo{t} = select <{vl} x i1> %under{t}, {v} %lov, {v} {value}",
-                        f"  %over{t} = fcmp ogt {v} %lo{t}, %hiv",
-                        f"  %hi{t} = select <{vl} x i1> %over{t}, {v} %hiv, {v} %lo{t}"]
-                value = f"%hi{t}"
-            out.append(f"  call void @llvm.masked.store.v{vl}f32.p0({v} {value}, ptr %dq{t}, i32 4, {m1} %mk{j})")
-        out += [f"  br label %next{r}", f"next{r}:"]
+        out += [f"  %dr{r} = mul i64 {r}, %ldy", f"  %ok{r} = icmp slt i64 {r}, %rows"]
+        out += llvm_jit.splat(f"oks{r}", f"%ok{r}", vl, "i1")
+    ints = f"i{vl}"
+    for j in range(VECTORS):
+        for seg in range(SEGMENTS):
+            sj = f"{j}_{seg}"
+            out += [f"  %bits{sj} = bitcast {m1} %sm{sj} to {ints}", f"  %any{sj} = icmp ne {ints} %bits{sj}, 0",
+                    f"  br i1 %any{sj}, label %store{sj}, label %next{sj}", f"store{sj}:"]
+            for r in range(mr):
+                t = f"{r}_{j}_{seg}"
+                out += [f"  %do{t} = add i64 %dr{r}, %so{sj}", f"  %dq{t} = getelementptr float, ptr %y, i64 %do{t}",
+                        f"  %cm{t} = and {m1} %sm{sj}, %oks{r}"]
+                value = f"%n{r}_{j}"
+                if with_res:
+                    out += [f"  %rq{t} = getelementptr float, ptr %res, i64 %do{t}",
+                            f"  %rv{t} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rq{t}, i32 4, {m1} %cm{t}, "
+                            f"{v} zeroinitializer)",
+                            f"  %sum{t} = fadd {v} {value}, %rv{t}"]
+                    value = f"%sum{t}"
+                if clamped:
+                    # compare-and-select keeps NaN (both compares are false for it), as np.clip does
+                    out += [f"  %under{t} = fcmp olt {v} {value}, %lov",
+                            f"  %lo{t} = select <{vl} x i1> %under{t}, {v} %lov, {v} {value}",
+                            f"  %over{t} = fcmp ogt {v} %lo{t}, %hiv",
+                            f"  %hi{t} = select <{vl} x i1> %over{t}, {v} %hiv, {v} %lo{t}"]
+                    value = f"%hi{t}"
+                out.append(f"  call void @llvm.masked.store.v{vl}f32.p0({v} {value}, ptr %dq{t}, i32 4, {m1} %cm{t})")
+            out += [f"  br label %next{sj}", f"next{sj}:"]
     out += ["  ret void", "}"]
     return "\n".join(out)
 
 
 def _module_ir(vl: int) -> str:
-    """`conv`: output rows r0:r1 of one image, every panel of output channels, tile by tile."""
+    """`conv`: chunks r0:r1 of `chunk` output rows of one image (the last one may be shorter),
+    panels p0:p1 of output channels, tile by tile along each chunk's flat row."""
     v, m1 = f"<{vl} x float>", f"<{vl} x i1>"
     mr, width = _rows(vl), VECTORS * vl
     tile_calls = "\n".join(
-        f"t{r}{c}:\n  call void @tile{r}{c}(ptr %wpp, ptr %xc, ptr %off, ptr %yc, ptr %rc, ptr %bq, i64 %k, i64 %ldy, "
-        f"i64 %rows, i64 %cols, float %lo, float %hi)\n  br label %tile_done" for r in (0, 1) for c in (0, 1))
+        f"t{r}{c}:\n  call void @tile{r}{c}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, ptr %rp, ptr %bq, i64 %k, i64 %ldy, "
+        f"i64 %rows, i64 %cols, i64 %pos, i64 %wq, i64 %ow, float %lo, float %hi)\n  br label %tile_done"
+        for r in (0, 1) for c in (0, 1))
     return "\n\n".join([
         f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
         f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {m1}, {v})",
         f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {m1})",
         *[_tile_ir(vl, r, c) for r in (False, True) for c in (False, True)],
-        f"""define void @conv(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %panels, i64 %m, i64 %k,
-                  i64 %r0, i64 %r1, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo, float %hi) {{
+        f"""define void @conv(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %p0, i64 %p1, i64 %m, i64 %k,
+                  i64 %r0, i64 %r1, i64 %chunk, i64 %oh, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo,
+                  float %hi) {{
 entry:
-  br label %out_row
-out_row:
-  %oh = phi i64 [%r0, %entry], [%oh_next, %row_done]
-  %xro = mul i64 %oh, %wq
-  %xr = getelementptr float, ptr %x, i64 %xro
-  %yro = mul i64 %oh, %ow
+  br label %chunk_top
+chunk_top:
+  %q = phi i64 [%r0, %entry], [%q_next, %chunk_done]
+  %row0 = mul i64 %q, %chunk
+  %rows_left = sub i64 %oh, %row0
+  %short = icmp slt i64 %rows_left, %chunk
+  %chunk_rows = select i1 %short, i64 %rows_left, i64 %chunk
+  %last_row = sub i64 %chunk_rows, 1
+  %span0 = mul i64 %last_row, %wq
+  %span = add i64 %span0, %ow
+  %base = mul i64 %row0, %wq
+  %xr = getelementptr float, ptr %x, i64 %base
+  %ybase = mul i64 %row0, %ow
   br label %panel
 panel:
-  %p = phi i64 [0, %out_row], [%p_next, %panel_done]
-  %row0 = mul i64 %p, {mr}
-  %left = sub i64 %m, %row0
+  %p = phi i64 [%p0, %chunk_top], [%p_next, %panel_done]
+  %ch0 = mul i64 %p, {mr}
+  %left = sub i64 %m, %ch0
   %few = icmp slt i64 %left, {mr}
   %rows = select i1 %few, i64 %left, i64 {mr}
   %pk = mul i64 %p, %k
   %wo = mul i64 %pk, {mr}
   %wpp = getelementptr float, ptr %wp, i64 %wo
-  %bq = getelementptr float, ptr %bias, i64 %row0
-  %yo0 = mul i64 %row0, %ldy
-  %yo = add i64 %yo0, %yro
+  %bq = getelementptr float, ptr %bias, i64 %ch0
+  %yo0 = mul i64 %ch0, %ldy
+  %yo = add i64 %yo0, %ybase
   %yr = getelementptr float, ptr %y, i64 %yo
   %rr = getelementptr float, ptr %res, i64 %yo
   br label %tiles
 tiles:
   %c = phi i64 [0, %panel], [%c_next, %tile_done]
-  %cols = sub i64 %ow, %c
+  %cols = sub i64 %span, %c
   %xc = getelementptr float, ptr %xr, i64 %c
-  %yc = getelementptr float, ptr %yr, i64 %c
-  %rc = getelementptr float, ptr %rr, i64 %c
+  %pos = add i64 %c, 0
+  %yp = getelementptr float, ptr %yr, i64 %c
+  %rp = getelementptr float, ptr %rr, i64 %c
   switch i64 %variant, label %t00 [i64 1, label %t01 i64 2, label %t10 i64 3, label %t11]
 {tile_calls}
 tile_done:
-{llvm_jit.next_iteration("c", width, "%ow", "tiles", "panel_done")}
+{llvm_jit.next_iteration("c", width, "%span", "tiles", "panel_done")}
 panel_done:
-{llvm_jit.next_iteration("p", 1, "%panels", "panel", "row_done")}
-row_done:
-{llvm_jit.next_iteration("oh", 1, "%r1", "out_row", "exit")}
+{llvm_jit.next_iteration("p", 1, "%p1", "panel", "chunk_done")}
+chunk_done:
+{llvm_jit.next_iteration("q", 1, "%r1", "chunk_top", "exit")}
 exit:
   ret void
 }}"""])
 
 
-_ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 9 + [ctypes.c_float] * 2
+_ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
 def _kernel():
@@ -169,18 +218,13 @@ def phase_shape(g: ConvGeom) -> tuple[int, ...]:
     return (sh, sw, g.c, -(-hp // sh), -(-wp // sw))
 
 
-def flat_rows(g: ConvGeom) -> bool:
-    """Output rows narrower than MIN_COLUMNS: the kernel runs over all of them as one row."""
-    return g.out_sp[1] < MIN_COLUMNS
-
-
 def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     """2-D group-1 convs over at most MAX_CHANNELS inputs with constant weights and kernels of 3x3
-    or more, float32 or float16 (computed in float32), at least MIN_COLUMNS outputs per row or,
-    under FLAT_ROWS, any. The shape alone decides the planned workspace, so it does not depend on
-    whether the micro-kernel runs where the model is compiled."""
+    or more, float32 or float16 (computed in float32), on phase rows of MIN_PHASE_COLUMNS or more.
+    The shape alone decides the planned workspace, so it does not depend on whether the
+    micro-kernel runs where the model is compiled."""
     return (len(g.kernel) == 2 and g.group == 1 and g.c <= MAX_CHANNELS and min(g.kernel) >= 3
-            and (FLAT_ROWS or not flat_rows(g))
+            and phase_shape(g)[4] >= MIN_PHASE_COLUMNS
             and np.dtype(dtype) in (np.float16, np.float32) and const_weights)
 
 
@@ -189,15 +233,34 @@ def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     return np.dtype(dtype) == np.float32 and phase_shaped(g, dtype, const_weights) and _kernel() is not None
 
 
-def _flat_floats(g: ConvGeom) -> int:
-    """One image's output in rows as wide as the phases', where flat_rows."""
-    return g.m * g.out_sp[0] * phase_shape(g)[4] if flat_rows(g) else 0
-
-
 def phase_workspace(g: ConvGeom) -> int:
-    """One image's phases (images go through one after another) and, where flat_rows, its output
-    in rows as wide as theirs."""
-    return (int(np.prod(phase_shape(g))) + _flat_floats(g)) * g.itemsize
+    """One image's phases (images go through one after another)."""
+    return int(np.prod(phase_shape(g))) * g.itemsize
+
+
+def _chunk_bytes(g: ConvGeom, rows: int) -> int:
+    """Phase bytes `rows` output rows read: every phase's rows under them and the taps' reach."""
+    sh, sw, c, _, wq = phase_shape(g)
+    reach = -(-((g.kernel[0] - 1) * g.dilations[0] + 1) // sh)
+    return sh * sw * c * (rows + reach) * wq * 4
+
+
+def work_split(g: ConvGeom, panels: int, parts: int) -> tuple[int, bool]:
+    """(output rows per chunk, whether threads take blocks of panels rather than of chunks).
+
+    A chunk's flat row runs through every tile of every panel, so its phase rows should stay in
+    L2 (CHUNK_BYTES), and the fewer chunks, the fewer part-empty tiles at chunk ends. A map whose
+    phases fit runs as one chunk with threads on blocks of panels; a larger one as equal chunks,
+    a multiple of the threads, threads on blocks of them."""
+    oh = g.out_sp[0]
+    if _chunk_bytes(g, oh) <= CHUNK_BYTES and (panels >= parts or parts == 1):
+        return oh, parts > 1
+    pieces = parts
+    while True:
+        rows = -(-oh // pieces)
+        if rows == 1 or _chunk_bytes(g, rows) <= CHUNK_BYTES:
+            return rows, False
+        pieces += parts
 
 
 def tap_offsets(g: ConvGeom) -> np.ndarray:
@@ -225,12 +288,9 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     (oh_n, ow_n), wq = g.out_sp, shape[4]
     conv = _kernel()["conv"]
     parts = pool.size if g.image_flops >= MIN_PARALLEL_FLOPS else 1
-    flat = flat_rows(g)
-    # Narrow rows run as one row of (oh_n - 1) * wq + ow_n outputs into a staging output as wide
-    # as the phases (stride-phase row r + kh // sh holds the taps of output row r, whatever the
-    # row), the columns past ow_n computed and dropped; threads take blocks of panels and move
-    # their channels out. Wide rows: threads take blocks of output rows.
-    blocks = split(panels, parts) if flat else split(oh_n, parts)
+    chunk, by_panels = work_split(g, panels, parts)
+    chunks = -(-oh_n // chunk)
+    blocks = split(panels if by_panels else chunks, parts)
     # Padding into the phases is a numpy pass on the caller; from PAD_SPLIT_BYTES of phases the
     # threads pad channel ranges each (the conv alone on two threads: ResNet-50's 128->128 3x3/2 on
     # 56x56 0.733 -> 0.680 ms, DenseNet's 128->32 on 56x56 0.641 -> 0.612; on SqueezeNet's 16
@@ -242,20 +302,17 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     clamp = epi.clamp
     # Constant arrays' addresses taken once: ndarray.ctypes costs about 0.8 us a call.
     w_at, off_at, bias_at = weights.ctypes.data, offsets.ctypes.data, bias.ctypes.data
-    weight_panel, span = mr * depth * 4, (oh_n - 1) * wq + ow_n
+    plane = oh_n * ow_n
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         b_in, res = split_inputs(inputs, epi.residual)
         b3 = None if b_in is None or b_const is not None else b_in.reshape(g.m, 1, 1)
-        in_kernel = clamp is not None and b3 is None and (res is None or (res.flags.c_contiguous and not flat))
+        in_kernel = clamp is not None and b3 is None and (res is None or res.flags.c_contiguous)
         lo, hi = clamp if in_kernel else (-np.inf, np.inf)
         variant = 2 * int(in_kernel and res is not None) + int(in_kernel and (lo, hi) != (-np.inf, np.inf))
-        work = scratch.view(np.float32)
-        phases = work[:phase_floats].reshape(shape)
-        staged = work[phase_floats:phase_floats + _flat_floats(g)].reshape(g.m, oh_n, wq) if flat else None
+        phases = scratch.view(np.float32)[:phase_floats].reshape(shape)
         phases_at = phases.ctypes.data
-        staged_at = staged.ctypes.data if flat else 0
         for n in range(g.n):
             xn = x[n]
 
@@ -269,27 +326,18 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
             y_at = yn.ctypes.data
             res_at = rn.ctypes.data if in_kernel and rn is not None else y_at
 
-            def rows(i: int) -> None:
-                r0, r1 = blocks[i]
-                conv(w_at, phases_at, off_at, y_at, res_at, bias_at, panels, g.m, depth, r0, r1, ow_n, wq,
-                     oh_n * ow_n, variant, lo, hi)
+            def task(i: int) -> None:
+                a, b = blocks[i]
+                p0, p1, r0, r1 = (a, b, 0, chunks) if by_panels else (0, panels, a, b)
+                conv(w_at, phases_at, off_at, y_at, res_at, bias_at, p0, p1, g.m, depth, r0, r1, chunk, oh_n, ow_n,
+                     wq, plane, variant, lo, hi)
                 if not in_kernel:
-                    finish(epi, yn[:, r0:r1], b3, None if rn is None else rn[:, r0:r1])
+                    m0, m1 = p0 * mr, min(g.m, p1 * mr)
+                    rows = slice(r0 * chunk, r1 * chunk)
+                    finish(epi, yn[m0:m1, rows], None if b3 is None else b3[m0:m1],
+                           None if rn is None else rn[m0:m1, rows])
 
-            def channels(i: int) -> None:
-                p0, p1 = blocks[i]
-                m0, m1 = p0 * mr, min(g.m, p1 * mr)
-                out_at = staged_at + m0 * oh_n * wq * 4
-                conv(w_at + p0 * weight_panel, phases_at, off_at, out_at, out_at, bias_at + m0 * 4, p1 - p0,
-                     m1 - m0, depth, 0, 1, span, 0, oh_n * wq, variant, lo, hi)
-                valid = staged[m0:m1, :, :ow_n]
-                if in_kernel:
-                    np.copyto(yn[m0:m1], valid)
-                else:
-                    finish_staged(epi, yn[m0:m1], valid, None if b3 is None else b3[m0:m1],
-                                  None if rn is None else rn[m0:m1])
-
-            pool.run(channels if flat else rows, len(blocks))
+            pool.run(task, len(blocks))
 
     run.arrays = (weights, offsets, bias)  # what w_at, off_at and bias_at point into
     return run

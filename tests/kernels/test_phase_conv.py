@@ -23,15 +23,17 @@ SHAPES = [
     (2, 24, 32, (20, 28), (5, 5), {"pads": [2, 2, 2, 2]}),                     # Inception's 5x5
     (1, 128, 40, (20, 59), (3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # ResNet's 3x3/2
 ]
-# Rows narrower than MIN_COLUMNS, run as one row (flat_rows)
+# Narrow rows: one vector's outputs fall in two or three output rows
 FLAT_SHAPES = [
     (1, 128, 32, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]}),                    # DenseNet's growth conv
     (1, 128, 20, (7, 7), (3, 3), {"pads": [1, 1, 1, 1]}),                      # channels off the tile
     (2, 16, 48, (14, 14), (5, 5), {"pads": [2, 2, 2, 2]}),
     (1, 64, 72, (13, 13), (3, 3), {"pads": [1, 1, 1, 1]}),
     (1, 3, 9, (15, 21), (3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 1]}),    # phases 11 wide
-    (1, 5, 3, (4, 5), (3, 3), {}),                                             # fewer outputs than a vector
+    (1, 5, 3, (4, 8), (3, 3), {}),                                             # fewer outputs than a vector
 ]
+# Phases over CHUNK_BYTES: chunks of output rows
+CHUNKED = (1, 128, 24, (56, 56), (3, 3), {"pads": [1, 1, 1, 1]})
 
 
 def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.float32):
@@ -48,7 +50,7 @@ def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.
     return make_spec("Conv", ins, [want.astype(dtype)], attrs, consts), ins, want
 
 
-@pytest.mark.parametrize("cfg", SHAPES + FLAT_SHAPES)
+@pytest.mark.parametrize("cfg", SHAPES + FLAT_SHAPES + [CHUNKED])
 @pytest.mark.parametrize("bias_const", [True, False])
 def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     spec, ins, want = _case(np.random.default_rng(1), *cfg, bias_const=bias_const)
@@ -57,10 +59,10 @@ def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
-@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1], FLAT_SHAPES[0], FLAT_SHAPES[2]])
-def test_phase_conv_rows_on_two_threads_with_residual(two_threads, monkeypatch, cfg) -> None:
-    """Both threads pad a channel range of the phases, then take bands of output rows (or, in
-    flat rows, blocks of output channels, whose residual and Relu follow the staged copy)."""
+@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1], FLAT_SHAPES[0], FLAT_SHAPES[2], CHUNKED])
+def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) -> None:
+    """Both threads pad a channel range of the phases, then take blocks of chunks of output rows
+    or, where the phases fit in one chunk, blocks of output channels."""
     monkeypatch.setattr(phase_conv, "MIN_PARALLEL_FLOPS", 0.0)
     monkeypatch.setattr(phase_conv, "PAD_SPLIT_BYTES", 0)
     spec, ins, want = _case(np.random.default_rng(2), *cfg, residual=True)
@@ -121,3 +123,22 @@ def test_phase_conv_clamps_as_it_stores_and_keeps_nan(act, params) -> None:
     got = run_in_view(spec, [x, w, b])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
     assert np.isnan(got[0, :, 3:6, 3:6]).all() and np.isnan(got).sum() == 5 * 9
+
+
+@pytest.mark.parametrize("c,hw,kernel,stride,parts,want", [
+    (128, 14, 3, 1, 2, (14, True)),     # DenseNet's 14x14: one chunk, threads on panels
+    (128, 28, 3, 1, 2, (28, True)),     # 460 KB of phases still fit
+    (128, 56, 3, 1, 2, (14, False)),    # 1.7 MB: four chunks of 14 rows, two per thread
+    (3, 224, 7, 2, 2, (56, False)),     # ResNet's stem: two chunks
+    (128, 14, 3, 1, 1, (14, False)),    # one thread: one chunk
+])
+def test_work_split_keeps_a_chunks_phases_in_l2(c: int, hw: int, kernel: int, stride: int, parts: int, want) -> None:
+    x, w = np.zeros((1, c, hw, hw), np.float32), np.zeros((32, c, kernel, kernel), np.float32)
+    pad = kernel // 2
+    out = (hw + 2 * pad - kernel) // stride + 1
+    spec = make_spec("Conv", [x, w], [np.zeros((1, 32, out, out), np.float32)],
+                     {"kernel_shape": [kernel] * 2, "strides": [stride] * 2, "pads": [pad] * 4}, {1: w})
+    g = conv_geom(spec)
+    assert phase_conv.work_split(g, 4, parts) == want
+    rows, _ = want
+    assert phase_conv._chunk_bytes(g, rows) <= phase_conv.CHUNK_BYTES
