@@ -52,8 +52,10 @@ from omrt.kernels.winograd import (  # noqa: F401
 # Grouped 1x1 convs are many small GEMMs in one batched call; split by columns they lose more to
 # thread wake-ups and thin pieces than a second core gives back.
 GROUPED_MIN_PARALLEL_FLOPS = 6e7
-# Outputs below which a conv the direct conv over stride phases takes goes there, not Winograd.
+# Outputs, or inputs, below which a conv the direct conv over stride phases takes goes there, not
+# Winograd.
 PHASE_OVER_WINOGRAD_OUTPUTS = FEW_OUTPUTS
+PHASE_OVER_WINOGRAD_INPUTS = 64
 CHANNEL_SPLIT_MIN = 128       # output channels from which channel blocks beat column pieces
 CHANNEL_SPLIT_MAX_COLS = 128  # up to this many pixels channel blocks win whatever the channel count
 # Columns + output per im2col band (per image task, or per thread-pool piece of one image). The
@@ -188,8 +190,12 @@ def _winograd_wins(g: ConvGeom, dtype: np.dtype) -> bool:
     PHASE_OVER_WINOGRAD_OUTPUTS outputs on maps it takes (DenseNet's 128->32 growth convs on 28x28
     and 56x56; DenseNet-121 on two threads, benchmarks/ab_models.py with
     PHASE_OVER_WINOGRAD_OUTPUTS=0 against the default: batch 1 21.89 -> 21.61 ms (slow state 35.98
-    -> 34.14), batch 8 151.2 -> 148.0)."""
-    phase_rival = g.m < PHASE_OVER_WINOGRAD_OUTPUTS and phase_shaped(g, dtype, True)
+    -> 34.14), batch 8 151.2 -> 148.0) or fewer than PHASE_OVER_WINOGRAD_INPUTS inputs, whose
+    transforms cost as much as Winograd's shallow GEMMs save (SqueezeNet's 32->128 on 27x27;
+    SqueezeNet batch 1 4.19 -> 3.94 ms in the slow state). Not with 64 inputs and outputs or more:
+    VGG-19's 64->64 on 224x224 and 128->128 on 112x112 as phase convs, 71.1 -> 83.4 ms."""
+    few = g.m < PHASE_OVER_WINOGRAD_OUTPUTS or g.c < PHASE_OVER_WINOGRAD_INPUTS
+    phase_rival = few and phase_shaped(g, dtype, True)
     return (wino_eligible(g, dtype) and not (tap_gemm_eligible(g) and not beats_tap_gemm(g))
             and not beats_winograd(g, dtype) and not phase_rival)
 

@@ -16,12 +16,13 @@ def two_threads(monkeypatch):
 
 @pytest.fixture(params=["packed GEMM", "numpy GEMM"])
 def small_winograd(request, monkeypatch):
-    """Let prepack pick Winograd for convs below WINOGRAD_MIN_FLOPS, and for small maps the packed
-    conv would take, so small shapes test its paths, with its 36 GEMMs on the packed micro-kernel
+    """Let prepack pick Winograd for convs below WINOGRAD_MIN_FLOPS, and for small maps or few
+    inputs the packed or phase conv would take, so small shapes test its paths, with its 36 GEMMs on the packed micro-kernel
     (where it runs) and on numpy's matmul."""
     from omrt.kernels import conv, winograd
 
     monkeypatch.setattr(conv, "beats_winograd", lambda g, dtype: False)
+    monkeypatch.setattr(conv, "PHASE_OVER_WINOGRAD_INPUTS", 0)
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_FLOPS", 0.0)
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_FLOPS_NUMPY", 0.0)
     monkeypatch.setattr(winograd, "PACKED_MIN_CHANNELS", 0 if request.param == "packed GEMM" else 1 << 30)
