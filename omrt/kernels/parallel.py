@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from omrt.kernels import spin_wait
+from omrt.kernels import native_jobs, spin_wait
 from omrt.kernels.ufunc_buffer import KERNEL_BUFSIZE
 
 MAX_DEFAULT_THREADS = 8
@@ -54,9 +54,10 @@ THREAD_FLOPS = 2e11
 LINGER_SECONDS = 300e-6
 POLL_SECONDS = 20e-6
 HOLDOFF_SECONDS = 12e-6
-# The pool's signal words: the number of the latest job posted; how many times a worker has
-# entered its compiled wait (each time, with the GIL released, after finishing its tasks).
-_POSTED, _WAITS = 0, 1
+# The pool's signal words (omrt.kernels.native_jobs): among them the number of the latest job
+# posted; how many times a worker has entered its compiled wait (each time, with the GIL
+# released, after finishing its tasks); whether the latest job is native.
+_POSTED, _WAITS, _KIND = native_jobs.POSTED, native_jobs.WAITS, native_jobs.KIND
 
 
 def _configured_threads() -> int:
@@ -123,12 +124,13 @@ class _Worker:
 
     def _loop(self, pool: "Pool") -> None:
         np.setbufsize(KERNEL_BUFSIZE)  # this thread only ever runs kernels (omrt.kernels.ufunc_buffer)
-        signal, wait = pool.signal, pool._wait
+        signal, native = pool.signal, pool._native
         seen = int(signal[_POSTED])
         while True:
-            if wait is not None:
-                wait(pool._posted_address, seen, pool.linger_ticks, pool.poll_ticks, pool._waits_address,
-                     pool.holdoff_ticks)
+            if native is not None:
+                # native jobs run in there; back here for a Python job or after lingering idle
+                seen = native["worker_wait"](pool._signal_address, seen, pool.linger_ticks, pool.poll_ticks,
+                                             pool.holdoff_ticks)
             if signal[_POSTED] == seen:
                 # Parked is set before the last look at the counter and the poster bumps the
                 # counter before looking at parked, so one of the two always sees the other.
@@ -137,6 +139,9 @@ class _Worker:
                     self.wake.acquire()
                 self.parked = False
             seen = int(signal[_POSTED])
+            if signal[_KIND]:
+                native["drain"](pool._signal_address)
+                continue
             job = pool.job
             if job is not None:
                 job.drain()
@@ -149,13 +154,14 @@ class Pool:
         self.size = max(1, int(size))
         self._busy = threading.Lock()
         self.job: _Job | None = None
-        self.signal = np.zeros(2, np.int64)
+        self.signal = np.zeros(native_jobs.WORDS, np.int64)
+        self._signal_address = self.signal.ctypes.data
         spinning = self.size > 1 and spin_wait.available()
         self.linger_ticks = spin_wait.ticks(LINGER_SECONDS) if spinning else 0
         self.poll_ticks = spin_wait.ticks(POLL_SECONDS) if spinning else 0
         self.holdoff_ticks = spin_wait.ticks(HOLDOFF_SECONDS) if spinning else 0
         self._wait = spin_wait.waiter() if spinning else None
-        self._posted_address = self.signal.ctypes.data + 8 * _POSTED
+        self._native = native_jobs.functions() if spinning else None
         self._waits_address = self.signal.ctypes.data + 8 * _WAITS
         self._workers = [_Worker(self, i) for i in range(1, self.size)]
 
@@ -178,6 +184,7 @@ class Pool:
             return
         try:
             job = self.job = _Job(fn, n)
+            self.signal[_KIND] = 0
             self.signal[_POSTED] += 1
             for w in self._workers[:n - 1]:
                 if w.parked:
@@ -195,6 +202,34 @@ class Pool:
             self._busy.release()
         if job.error is not None:
             raise job.error
+
+
+    def run_native(self, task: int, args: int, n: int) -> None:
+        """Run the compiled task(args, i) for every i in range(n) (native_jobs: addresses of the
+        function and of its arguments), spread over the threads without the GIL; returns when all
+        are done. Inline, in one compiled loop, where run() would run inline or nothing compiles
+        (native_available false: then only where the caller has a compiled task anyway)."""
+        if n <= 0:
+            return
+        native = self._native or native_jobs.functions()
+        if self._native is None or n == 1 or not self._busy.acquire(blocking=False):
+            native["serial"](task, args, n)
+            return
+        try:
+            signal = self.signal
+            signal[native_jobs.ARGS] = args
+            signal[native_jobs.COUNT] = n
+            signal[native_jobs.NEXT] = 0
+            signal[native_jobs.DONE] = 0
+            signal[native_jobs.FN] = task
+            signal[_KIND] = 1
+            signal[_POSTED] += 1
+            for w in self._workers[:n - 1]:
+                if w.parked:
+                    w.wake.release()
+            native["join"](self._signal_address, self.poll_ticks)
+        finally:
+            self._busy.release()
 
 
 _pool: Pool | None = None

@@ -28,7 +28,7 @@ import ctypes
 
 import numpy as np
 
-from omrt.kernels import llvm_jit, packed_gemm
+from omrt.kernels import llvm_jit, native_jobs, packed_gemm
 from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_phases, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split
@@ -202,14 +202,39 @@ chunk_done:
 {llvm_jit.next_iteration("q", 1, "%r1", "chunk_top", "exit")}
 exit:
   ret void
-}}"""])
+}}""", _task_ir()])
+
+
+# `task`'s argument slots (int64; lo and hi as float32 in the first half of theirs), then the
+# blocks table: task i runs block (blocks[2i], blocks[2i + 1]) of panels or of chunks.
+SLOTS = ("w", "x", "off", "y", "res", "bias", "m", "k", "chunk", "oh", "ow", "wq", "ldy", "variant", "lo", "hi",
+         "by_panels", "panels", "chunks", "blocks")
+_POINTERS = {"w", "x", "off", "y", "res", "bias", "blocks"}
+
+
+def _task_ir() -> str:
+    """`task(args, i)`: one native job task (omrt.kernels.native_jobs), block i of the conv."""
+    out = ["define void @task(ptr %a, i64 %i) {", "entry:"]
+    for index, name in enumerate(SLOTS):
+        kind = "ptr" if name in _POINTERS else "float" if name in ("lo", "hi") else "i64"
+        out += [f"  %{name}_at = getelementptr i64, ptr %a, i64 {index}",
+                f"  %{name} = load {kind}, ptr %{name}_at, align 8"]
+    out += ["  %pair = mul i64 %i, 2", "  %first_at = getelementptr i64, ptr %blocks, i64 %pair",
+            "  %first = load i64, ptr %first_at, align 8", "  %last_at = getelementptr i64, ptr %first_at, i64 1",
+            "  %last = load i64, ptr %last_at, align 8", "  %across = icmp ne i64 %by_panels, 0",
+            "  %p0 = select i1 %across, i64 %first, i64 0", "  %p1 = select i1 %across, i64 %last, i64 %panels",
+            "  %r0 = select i1 %across, i64 0, i64 %first", "  %r1 = select i1 %across, i64 %chunks, i64 %last",
+            "  call void @conv(ptr %w, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %p0, i64 %p1, i64 %m, "
+            "i64 %k, i64 %r0, i64 %r1, i64 %chunk, i64 %oh, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo, "
+            "float %hi)", "  ret void", "}"]
+    return "\n".join(out)
 
 
 _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
 def _kernel():
-    return llvm_jit.compile_module("phase_conv", _module_ir, {"conv": _ARGS})
+    return llvm_jit.compile_module("phase_conv", _module_ir, {"conv": _ARGS, "task": [ctypes.c_void_p, ctypes.c_int64]})
 
 
 def phase_shape(g: ConvGeom) -> tuple[int, ...]:
@@ -303,6 +328,18 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     # Constant arrays' addresses taken once: ndarray.ctypes costs about 0.8 us a call.
     w_at, off_at, bias_at = weights.ctypes.data, offsets.ctypes.data, bias.ctypes.data
     plane = oh_n * ow_n
+    # The tasks as a native job (omrt.kernels.native_jobs) where the kernel finishes the output
+    # itself: threads run them without the GIL.
+    table = np.array(blocks, np.int64).reshape(-1)
+    args = np.zeros(len(SLOTS), np.int64)
+    for name, value in dict(w=w_at, off=off_at, bias=bias_at, m=g.m, k=depth, chunk=chunk, oh=oh_n, ow=ow_n, wq=wq,
+                            ldy=plane, by_panels=int(by_panels), panels=panels, chunks=chunks,
+                            blocks=table.ctypes.data).items():
+        args[SLOTS.index(name)] = value
+    floats = args.view(np.float32)
+    args_at, task_at = args.ctypes.data, native_jobs.address(_kernel()["task"])
+    x_slot, y_slot, res_slot, variant_slot = (SLOTS.index(name) for name in ("x", "y", "res", "variant"))
+    lo_float, hi_float = 2 * SLOTS.index("lo"), 2 * SLOTS.index("hi")
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -326,6 +363,12 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
             y_at = yn.ctypes.data
             res_at = rn.ctypes.data if in_kernel and rn is not None else y_at
 
+            if in_kernel:
+                args[x_slot], args[y_slot], args[res_slot], args[variant_slot] = phases_at, y_at, res_at, variant
+                floats[lo_float], floats[hi_float] = lo, hi
+                pool.run_native(task_at, args_at, len(blocks))
+                continue
+
             def task(i: int) -> None:
                 a, b = blocks[i]
                 p0, p1, r0, r1 = (a, b, 0, chunks) if by_panels else (0, panels, a, b)
@@ -339,5 +382,5 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
 
             pool.run(task, len(blocks))
 
-    run.arrays = (weights, offsets, bias)  # what w_at, off_at and bias_at point into
+    run.arrays = (weights, offsets, bias, table, args)  # what the addresses above point into
     return run

@@ -20,7 +20,7 @@ import numpy as np
 
 from omrt.kernels import llvm_jit
 
-_IR = """
+WAIT_IR = """
 declare i64 @llvm.readcyclecounter()
 declare void @llvm.x86.sse2.pause()
 declare i32 @sched_yield()
@@ -73,7 +73,7 @@ _ticks_per_second: float | None = None
 
 
 def _module():
-    return llvm_jit.compile_module("spin_wait", lambda vl: _IR,
+    return llvm_jit.compile_module("spin_wait", lambda vl: WAIT_IR,
                                    {"wait_while": [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                                   ctypes.c_void_p, ctypes.c_int64]})
 

@@ -1,0 +1,167 @@
+"""Jobs whose tasks are compiled functions: the kernel pool's threads run them without the GIL.
+
+Why: a worker that runs a task in Python must take the GIL first, while the caller still holds
+it until its own first task enters a kernel; taking it too early puts the worker to sleep on it
+(a 20-40 us wake-up on this kind of virtual machine), so workers hold off 12 us before taking it
+(omrt.kernels.parallel), and each task still pays its Python call. A native job is a compiled
+function `task(args, i)` and a pointer to its arguments: a worker polling for jobs (worker_wait,
+compiled) runs its tasks where it polls, and the caller runs its share and waits for the rest
+in one compiled call (join). Neither touches the GIL, so a worker starts within a microsecond of
+the post and the caller holds the GIL only to write the job.
+
+Job words (int64, `signal` of the pool, see parallel.Pool): the posted-job counter the workers
+poll, the count of workers' waits (announced on entry), whether the latest job is native, and
+the native job itself: its function, arguments and task count, the next task to take, the tasks
+finished, and how many threads are inside it (a job's words are rewritten only when none is).
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from omrt.kernels import llvm_jit, spin_wait
+
+POSTED, WAITS, KIND, FN, ARGS, COUNT, NEXT, DONE, ACTIVE = range(9)
+WORDS = 16
+
+
+def _word(name: str, index: int) -> str:
+    return f"  %{name} = getelementptr i64, ptr %sig, i64 {index}"
+
+
+_IR = spin_wait.WAIT_IR + f"""
+define void @drain(ptr %sig) {{
+entry:
+{_word("active", ACTIVE)}
+{_word("fn_at", FN)}
+{_word("args_at", ARGS)}
+{_word("count_at", COUNT)}
+{_word("next_at", NEXT)}
+{_word("done_at", DONE)}
+  %ignored_in = atomicrmw add ptr %active, i64 1 seq_cst
+  %fn = load atomic i64, ptr %fn_at seq_cst, align 8
+  %open = icmp ne i64 %fn, 0
+  br i1 %open, label %start, label %out
+start:
+  %task = inttoptr i64 %fn to ptr
+  %args_int = load atomic i64, ptr %args_at acquire, align 8
+  %args = inttoptr i64 %args_int to ptr
+  %count = load atomic i64, ptr %count_at acquire, align 8
+  br label %take
+take:
+  %i = atomicrmw add ptr %next_at, i64 1 seq_cst
+  %left = icmp slt i64 %i, %count
+  br i1 %left, label %work, label %out
+work:
+  call void %task(ptr %args, i64 %i)
+  %ignored_done = atomicrmw add ptr %done_at, i64 1 seq_cst
+  br label %take
+out:
+  %ignored_out = atomicrmw sub ptr %active, i64 1 seq_cst
+  ret void
+}}
+
+define void @join(ptr %sig, i64 %slice) {{
+entry:
+{_word("active", ACTIVE)}
+{_word("fn_at", FN)}
+{_word("count_at", COUNT)}
+{_word("done_at", DONE)}
+  call void @drain(ptr %sig)
+  %count = load atomic i64, ptr %count_at acquire, align 8
+  %start = call i64 @llvm.readcyclecounter()
+  br label %finishing
+finishing:
+  %yield_at = phi i64 [%slice, %entry], [%yield_at, %spin], [%next_yield, %give_core]
+  %done = load atomic i64, ptr %done_at acquire, align 8
+  %all = icmp sge i64 %done, %count
+  br i1 %all, label %close, label %spin
+spin:
+  call void @llvm.x86.sse2.pause()
+  %now = call i64 @llvm.readcyclecounter()
+  %elapsed = sub i64 %now, %start
+  %due = icmp uge i64 %elapsed, %yield_at
+  br i1 %due, label %give_core, label %finishing
+give_core:
+  %ignored_yield = call i32 @sched_yield()
+  %next_yield = add i64 %elapsed, %slice
+  br label %finishing
+close:
+  store atomic i64 0, ptr %fn_at seq_cst, align 8
+  br label %leaving
+leaving:
+  %inside = load atomic i64, ptr %active seq_cst, align 8
+  %empty = icmp eq i64 %inside, 0
+  br i1 %empty, label %out, label %wait_out
+wait_out:
+  call void @llvm.x86.sse2.pause()
+  br label %leaving
+out:
+  ret void
+}}
+
+define void @serial(i64 %fn, i64 %args_int, i64 %count) {{
+entry:
+  %task = inttoptr i64 %fn to ptr
+  %args = inttoptr i64 %args_int to ptr
+  %any = icmp sgt i64 %count, 0
+  br i1 %any, label %work, label %out
+work:
+  %i = phi i64 [0, %entry], [%i_next, %work]
+  call void %task(ptr %args, i64 %i)
+{llvm_jit.next_iteration("i", 1, "%count", "work", "out")}
+out:
+  ret void
+}}
+
+define i64 @worker_wait(ptr %sig, i64 %seen, i64 %ticks, i64 %slice, i64 %holdoff) {{
+entry:
+{_word("posted", POSTED)}
+{_word("waits", WAITS)}
+{_word("kind_at", KIND)}
+  br label %poll
+poll:
+  %s = phi i64 [%seen, %entry], [%now, %native]
+  %announce = phi ptr [%waits, %entry], [null, %native]
+  call void @wait_while(ptr %posted, i64 %s, i64 %ticks, i64 %slice, ptr %announce, i64 0)
+  %now = load atomic i64, ptr %posted acquire, align 8
+  %moved = icmp ne i64 %now, %s
+  br i1 %moved, label %which, label %out
+which:
+  %kind = load atomic i64, ptr %kind_at acquire, align 8
+  %is_native = icmp ne i64 %kind, 0
+  br i1 %is_native, label %native, label %python
+native:
+  call void @drain(ptr %sig)
+  br label %poll
+python:
+  call void @wait_while(ptr %posted, i64 %now, i64 %holdoff, i64 %slice, ptr null, i64 0)
+  br label %out
+out:
+  ret i64 %s
+}}
+"""
+
+
+def _module() -> dict[str, Any] | None:
+    return llvm_jit.compile_module("native_jobs", lambda vl: _IR, {
+        "drain": [ctypes.c_void_p], "join": [ctypes.c_void_p, ctypes.c_int64],
+        "serial": [ctypes.c_int64] * 3,
+        "worker_wait": [ctypes.c_void_p] + [ctypes.c_int64] * 4,
+    })
+
+
+def functions() -> dict[str, Any] | None:
+    """drain(signal), join(signal, slice), serial(fn, args, count) and worker_wait(signal, seen,
+    ticks, slice, holdoff) -> the last job seen before a Python job or the end of the budget;
+    None where nothing compiles here."""
+    module = _module()
+    if module is not None and module["worker_wait"].restype is not ctypes.c_int64:
+        module["worker_wait"].restype = ctypes.c_int64
+    return module
+
+
+def address(function: Any) -> int:
+    """The entry address of a compiled function (llvm_jit.compile_module's callables), to post as
+    a native job's `task(args, i)`."""
+    return ctypes.cast(function, ctypes.c_void_p).value
