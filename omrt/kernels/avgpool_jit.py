@@ -14,7 +14,7 @@ import ctypes
 
 import numpy as np
 
-from omrt.kernels import llvm_jit
+from omrt.kernels import llvm_jit, native_jobs
 
 
 def _module_ir(vl: int) -> str:
@@ -58,9 +58,26 @@ across:
 """
 
 
+SLOTS = ("x", "y", "h", "w", "oh", "ow", "blocks")
+
+
+def _with_task(vl: int) -> str:
+    """The kernel and a native job task over blocks of planes (native_jobs.NativeJob)."""
+    return _module_ir(vl) + "\n" + native_jobs.task_ir(
+        "@avgpool2s2(ptr %xp, ptr %yp, i64 %count, i64 %h, i64 %w, i64 %oh, i64 %ow)",
+        SLOTS, {"x", "y", "blocks"}, body=native_jobs.plane_pointers())
+
+
 def _kernel():
-    return llvm_jit.compile_module("avgpool_jit", _module_ir,
-                                   {"avgpool2s2": [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 5})
+    return llvm_jit.compile_module("avgpool_jit", _with_task,
+                                   {"avgpool2s2": [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 5,
+                                    "task": [ctypes.c_void_p, ctypes.c_int64]})
+
+
+def job(blocks: list[tuple[int, int]], h: int, w: int, oh: int, ow: int):
+    """A native job pooling blocks of planes of x (P, h, w) into y (P, oh, ow) as avgpool2s2
+    does; set its x and y (addresses) before each run."""
+    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, h=h, w=w, oh=oh, ow=ow)
 
 
 def available() -> bool:

@@ -17,7 +17,7 @@ import ctypes
 
 import numpy as np
 
-from omrt.kernels import llvm_jit
+from omrt.kernels import llvm_jit, native_jobs
 
 
 def _clamp_ir(out: str, value: str, lo: str, hi: str) -> list[str]:
@@ -147,9 +147,26 @@ store:
 """
 
 
+SLOTS = ("x", "y", "h", "w", "oh", "ow", "top", "left", "blocks")
+
+
+def _with_task(vl: int) -> str:
+    """The kernel and a native job task over blocks of planes (native_jobs.NativeJob)."""
+    return _module_ir(vl) + "\n" + native_jobs.task_ir(
+        "@maxpool3s2(ptr %xp, ptr %yp, i64 %count, i64 %h, i64 %w, i64 %oh, i64 %ow, i64 %top, i64 %left)",
+        SLOTS, {"x", "y", "blocks"}, body=native_jobs.plane_pointers())
+
+
 def _kernel():
-    return llvm_jit.compile_module("maxpool_jit", _module_ir,
-                                   {"maxpool3s2": [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 7})
+    return llvm_jit.compile_module("maxpool_jit", _with_task,
+                                   {"maxpool3s2": [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 7,
+                                    "task": [ctypes.c_void_p, ctypes.c_int64]})
+
+
+def job(blocks: list[tuple[int, int]], h: int, w: int, oh: int, ow: int, pad_top: int, pad_left: int):
+    """A native job pooling blocks of planes of x (P, h, w) into y (P, oh, ow) as maxpool3s2
+    does; set its x and y (addresses) before each run."""
+    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, h=h, w=w, oh=oh, ow=ow, top=pad_top, left=pad_left)
 
 
 def available() -> bool:

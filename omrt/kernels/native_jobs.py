@@ -17,7 +17,9 @@ finished, and how many threads are inside it (a job's words are rewritten only w
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from omrt.kernels import llvm_jit, spin_wait
 
@@ -165,3 +167,54 @@ def address(function: Any) -> int:
     """The entry address of a compiled function (llvm_jit.compile_module's callables), to post as
     a native job's `task(args, i)`."""
     return ctypes.cast(function, ctypes.c_void_p).value
+
+
+def task_ir(call: str, slots: Sequence[str], pointers: set[str], floats: set[str] = frozenset(),
+            body: Sequence[str] = ()) -> str:
+    """IR of `task(args, i)` for a NativeJob: each slot loaded as %name (ptr, float or i64), block
+    i of the table in the last slot as %first, %last (%count = last - first), then `body`'s lines
+    and `call`, the kernel call."""
+    out = ["define void @task(ptr %a, i64 %i) {", "entry:"]
+    for index, name in enumerate(slots):
+        kind = "ptr" if name in pointers else "float" if name in floats else "i64"
+        out += [f"  %{name}_at = getelementptr i64, ptr %a, i64 {index}",
+                f"  %{name} = load {kind}, ptr %{name}_at, align 8"]
+    out += ["  %pair = mul i64 %i, 2", f"  %first_at = getelementptr i64, ptr %{slots[-1]}, i64 %pair",
+            "  %first = load i64, ptr %first_at, align 8", "  %last_at = getelementptr i64, ptr %first_at, i64 1",
+            "  %last = load i64, ptr %last_at, align 8", "  %count = sub i64 %last, %first", *body,
+            f"  call void {call}", "  ret void", "}"]
+    return "\n".join(out)
+
+
+def plane_pointers() -> list[str]:
+    """task_ir body lines: %xp and %yp, the first planes of block %first of x (%h x %w planes) and
+    y (%oh x %ow)."""
+    return ["  %plane_in = mul i64 %h, %w", "  %x_off = mul i64 %first, %plane_in",
+            "  %xp = getelementptr float, ptr %x, i64 %x_off", "  %plane_out = mul i64 %oh, %ow",
+            "  %y_off = mul i64 %first, %plane_out", "  %yp = getelementptr float, ptr %y, i64 %y_off"]
+
+
+class NativeJob:
+    """A compiled `task(args, i)` (task_ir) and its arguments: int64 slots named as the task reads
+    them (a float in the first half of its slot), the last slot the table of blocks, task i
+    running block i. One per kernel: its slots are rewritten on each run."""
+
+    def __init__(self, task: Any, slots: Sequence[str], blocks: Sequence[tuple[int, int]], **values: Any) -> None:
+        self._slots = {name: index for index, name in enumerate(slots)}
+        self._table = np.array(blocks, np.int64).reshape(-1)
+        self._args = np.zeros(len(slots), np.int64)
+        self._floats = self._args.view(np.float32)
+        self.count = len(blocks)
+        self._task_at, self._args_at = address(task), self._args.ctypes.data
+        self.set(**{slots[-1]: self._table.ctypes.data}, **values)
+
+    def set(self, **values: Any) -> None:
+        for name, value in values.items():
+            if isinstance(value, float):
+                self._floats[2 * self._slots[name]] = value
+            else:
+                self._args[self._slots[name]] = value
+
+    def run(self, pool: Any, threaded: bool = True) -> None:
+        """Every task, on the pool's threads (Pool.run_native) or, not threaded, on this one."""
+        pool.run_native(self._task_at, self._args_at, self.count, threaded)

@@ -204,7 +204,7 @@ class Pool:
             raise job.error
 
 
-    def run_native(self, task: int, args: int, n: int) -> None:
+    def run_native(self, task: int, args: int, n: int, threaded: bool = True) -> None:
         """Run the compiled task(args, i) for every i in range(n) (native_jobs: addresses of the
         function and of its arguments), spread over the threads without the GIL; returns when all
         are done. Inline, in one compiled loop, where run() would run inline or nothing compiles
@@ -212,7 +212,7 @@ class Pool:
         if n <= 0:
             return
         native = self._native or native_jobs.functions()
-        if self._native is None or n == 1 or not self._busy.acquire(blocking=False):
+        if not threaded or self._native is None or n == 1 or not self._busy.acquire(blocking=False):
             native["serial"](task, args, n)
             return
         try:

@@ -205,29 +205,19 @@ exit:
 }}""", _task_ir()])
 
 
-# `task`'s argument slots (int64; lo and hi as float32 in the first half of theirs), then the
-# blocks table: task i runs block (blocks[2i], blocks[2i + 1]) of panels or of chunks.
+# `task`'s argument slots (native_jobs.NativeJob): task i runs block i of panels or of chunks.
 SLOTS = ("w", "x", "off", "y", "res", "bias", "m", "k", "chunk", "oh", "ow", "wq", "ldy", "variant", "lo", "hi",
          "by_panels", "panels", "chunks", "blocks")
-_POINTERS = {"w", "x", "off", "y", "res", "bias", "blocks"}
 
 
 def _task_ir() -> str:
-    """`task(args, i)`: one native job task (omrt.kernels.native_jobs), block i of the conv."""
-    out = ["define void @task(ptr %a, i64 %i) {", "entry:"]
-    for index, name in enumerate(SLOTS):
-        kind = "ptr" if name in _POINTERS else "float" if name in ("lo", "hi") else "i64"
-        out += [f"  %{name}_at = getelementptr i64, ptr %a, i64 {index}",
-                f"  %{name} = load {kind}, ptr %{name}_at, align 8"]
-    out += ["  %pair = mul i64 %i, 2", "  %first_at = getelementptr i64, ptr %blocks, i64 %pair",
-            "  %first = load i64, ptr %first_at, align 8", "  %last_at = getelementptr i64, ptr %first_at, i64 1",
-            "  %last = load i64, ptr %last_at, align 8", "  %across = icmp ne i64 %by_panels, 0",
-            "  %p0 = select i1 %across, i64 %first, i64 0", "  %p1 = select i1 %across, i64 %last, i64 %panels",
-            "  %r0 = select i1 %across, i64 0, i64 %first", "  %r1 = select i1 %across, i64 %chunks, i64 %last",
-            "  call void @conv(ptr %w, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %p0, i64 %p1, i64 %m, "
-            "i64 %k, i64 %r0, i64 %r1, i64 %chunk, i64 %oh, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo, "
-            "float %hi)", "  ret void", "}"]
-    return "\n".join(out)
+    return native_jobs.task_ir(
+        "@conv(ptr %w, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %p0, i64 %p1, i64 %m, i64 %k, i64 %r0, "
+        "i64 %r1, i64 %chunk, i64 %oh, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo, float %hi)",
+        SLOTS, {"w", "x", "off", "y", "res", "bias", "blocks"}, {"lo", "hi"},
+        ["  %across = icmp ne i64 %by_panels, 0", "  %p0 = select i1 %across, i64 %first, i64 0",
+         "  %p1 = select i1 %across, i64 %last, i64 %panels", "  %r0 = select i1 %across, i64 0, i64 %first",
+         "  %r1 = select i1 %across, i64 %chunks, i64 %last"])
 
 
 _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
@@ -330,16 +320,9 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     plane = oh_n * ow_n
     # The tasks as a native job (omrt.kernels.native_jobs) where the kernel finishes the output
     # itself: threads run them without the GIL.
-    table = np.array(blocks, np.int64).reshape(-1)
-    args = np.zeros(len(SLOTS), np.int64)
-    for name, value in dict(w=w_at, off=off_at, bias=bias_at, m=g.m, k=depth, chunk=chunk, oh=oh_n, ow=ow_n, wq=wq,
-                            ldy=plane, by_panels=int(by_panels), panels=panels, chunks=chunks,
-                            blocks=table.ctypes.data).items():
-        args[SLOTS.index(name)] = value
-    floats = args.view(np.float32)
-    args_at, task_at = args.ctypes.data, native_jobs.address(_kernel()["task"])
-    x_slot, y_slot, res_slot, variant_slot = (SLOTS.index(name) for name in ("x", "y", "res", "variant"))
-    lo_float, hi_float = 2 * SLOTS.index("lo"), 2 * SLOTS.index("hi")
+    job = native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, w=w_at, off=off_at, bias=bias_at, m=g.m, k=depth,
+                                chunk=chunk, oh=oh_n, ow=ow_n, wq=wq, ldy=plane, by_panels=int(by_panels),
+                                panels=panels, chunks=chunks)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -364,9 +347,8 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
             res_at = rn.ctypes.data if in_kernel and rn is not None else y_at
 
             if in_kernel:
-                args[x_slot], args[y_slot], args[res_slot], args[variant_slot] = phases_at, y_at, res_at, variant
-                floats[lo_float], floats[hi_float] = lo, hi
-                pool.run_native(task_at, args_at, len(blocks))
+                job.set(x=phases_at, y=y_at, res=res_at, variant=variant, lo=float(lo), hi=float(hi))
+                job.run(pool)
                 continue
 
             def task(i: int) -> None:
@@ -382,5 +364,5 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
 
             pool.run(task, len(blocks))
 
-    run.arrays = (weights, offsets, bias, table, args)  # what the addresses above point into
+    run.arrays = (weights, offsets, bias)  # what the addresses above point into
     return run

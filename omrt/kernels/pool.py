@@ -36,8 +36,10 @@ PARALLEL_BYTES_FLAT = 4 * 1024 * 1024
 # 0.139, 192x56x56 (3 MB) 0.138 -> 0.140, 128x55x55 (1.9 MB) 0.087 -> 0.103; ShuffleNet's
 # 24x112x112 (1.5 MB) in the model at batch 1, 0.058 -> 0.090.
 PARALLEL_BYTES_COMPILED = 3 * 1024 * 1024
-# omrt.kernels.maxpool_jit reads 30-35 us per MB on one thread, avgpool_jit less: the same threshold.
-PARALLEL_BYTES_ONE_PASS = PARALLEL_BYTES_COMPILED
+# The one-pass kernels (omrt.kernels.maxpool_jit, avgpool_jit) split as native jobs, which their
+# threads start without the GIL: from 512 KB (two threads: SqueezeNet's 128x55x55 3x3/2 0.065 ->
+# 0.036 ms, 256x27x27 0.033 -> 0.019, DenseNet's 2x2/2 on 512x28x28 0.026 -> 0.015 ms).
+PARALLEL_BYTES_ONE_PASS = 512 * 1024
 # 1: 3x3 stride-2 max pools through omrt.kernels.maxpool_jit, 2x2 stride-2 average pools through
 # omrt.kernels.avgpool_jit, where they run (0: the general loop).
 ONE_PASS_MAX_POOL = 1
@@ -197,25 +199,20 @@ def _window_2s2(g: PoolGeom, dtype: np.dtype) -> bool:
             and jit.enabled() and avgpool_jit.available())
 
 
-def _one_pass(g: PoolGeom, general, planes_fn):
-    """Kernel body for a one-pass IR pool: planes_fn(x3, y3) on blocks of planes, no scratch;
+def _one_pass(g: PoolGeom, general, make_job):
+    """Kernel body for a one-pass IR pool: make_job(blocks) gives its native job over blocks of
+    planes (omrt.kernels.native_jobs), run on the pool's threads without the GIL, no scratch;
     tensors that are not contiguous (a view into a larger buffer) go through `general`."""
     pool = get_pool()
     blocks, threaded = _blocks(g, pool.size, PARALLEL_BYTES_ONE_PASS)
-    planes = g.n * g.c
+    job = make_job(blocks)
 
     def run_blocks(x: np.ndarray, y: np.ndarray, scratch: np.ndarray | None) -> None:
         if not (x.flags.c_contiguous and y.flags.c_contiguous):
             general(x, y, scratch)
             return
-        x3 = x.reshape((planes,) + x.shape[2:])
-        y3 = y.reshape((planes,) + y.shape[2:])
-
-        def task(i: int) -> None:
-            a, b = blocks[i]
-            planes_fn(x3[a:b], y3[a:b])
-
-        pool.run(task, len(blocks), threaded)
+        job.set(x=x.ctypes.data, y=y.ctypes.data)
+        job.run(pool, threaded)
     return run_blocks
 
 
@@ -261,7 +258,7 @@ def max_pool(spec: OpSpec):
     else:
         blocked = _separable(g, fill, None, np.maximum)
     if blocked is not None and _window_3s2(g, dtype):
-        blocked = _one_pass(g, blocked, lambda x3, y3: maxpool_jit.maxpool3s2(x3, y3, g.pb[0], g.pb[1]))
+        blocked = _one_pass(g, blocked, lambda blocks: maxpool_jit.job(blocks, *g.in_sp, *g.out_sp, g.pb[0], g.pb[1]))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -297,7 +294,7 @@ def average_pool(spec: OpSpec):
     inv = (1.0 / np.maximum(total, 1)).astype(dtype)
     blocked = _compiled(g, inv, False, dtype) if _compiles(g, dtype) else _separable(g, 0, inv, np.add)
     if _window_2s2(g, dtype):
-        blocked = _one_pass(g, blocked, avgpool_jit.avgpool2s2)
+        blocked = _one_pass(g, blocked, lambda blocks: avgpool_jit.job(blocks, *g.in_sp, *g.out_sp))
 
     def run(inputs, outputs, scratch):
         blocked(inputs[0], outputs[0], scratch)
