@@ -16,16 +16,29 @@ import numpy as np
 from omrt.kernels import llvm_jit
 
 
-def _module_ir(vl: int) -> str:
+def _pad_ir(vl: int, step: int) -> str:
+    """`pad{step}`: y[p, i, j] = x[p, rows * i - top, step * j - left], or fill outside x."""
     v, iv, mask = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>"
+    loads = []
+    for half in range(step):
+        loads += [f"  %cols{half} = add {iv} %cs, {llvm_jit.lanes32(vl, half * vl)}",
+                  f"  %col_in{half} = icmp ult {iv} %cols{half}, %ws",
+                  f"  %inside{half} = and {mask} %col_in{half}, %rows_in",
+                  f"  %xp{half} = getelementptr float, ptr %xrow, i64 %x_at{half}",
+                  f"  %part{half} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %xp{half}, i32 4, {mask} %inside{half}, "
+                  f"{v} %fills)"]
+    if step == 1:
+        value = "%part0"
+    else:
+        evens = "<" + ", ".join(f"i32 {2 * t}" for t in range(vl)) + ">"
+        loads.append(f"  %value = shufflevector {v} %part0, {v} %part1, <{vl} x i32> {evens}")
+        value = "%value"
     return f"""
-declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})
-declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})
-
-define void @pad(ptr %x_all, ptr %y_all, i64 %planes, i64 %h, i64 %w, i64 %oh, i64 %ow, i64 %top, i64 %left,
-                 float %fill) {{
+define void @pad{step}(ptr %x_all, ptr %y_all, i64 %planes, i64 %h, i64 %w, i64 %oh, i64 %ow, i64 %top,
+                       i64 %left, i64 %rows, float %fill) {{
 {llvm_jit.pool_loops_head(vl, llvm_jit.splat("fills", "%fill", vl))}
-  %r = sub i64 %i, %top
+  %ri = mul i64 %i, %rows
+  %r = sub i64 %ri, %top
   %row_in = icmp ult i64 %r, %h
 {chr(10).join(llvm_jit.splat("rows_in", "%row_in", vl, "i1"))}
   %xo = mul i64 %r, %w
@@ -37,21 +50,28 @@ define void @pad(ptr %x_all, ptr %y_all, i64 %planes, i64 %h, i64 %w, i64 %oh, i
   br label %across
 across:
   %j = phi i64 [0, %out_row], [%j_next, %across]
-  %jl = trunc i64 %j to i32
+  %x_at0 = mul i64 %j, {step}
+  %x_at1 = add i64 %x_at0, {vl}
+  %jl = trunc i64 %x_at0 to i32
   %c0 = sub i32 %jl, %left32
 {chr(10).join(llvm_jit.splat("cs", "%c0", vl, "i32"))}
-  %cols = add {iv} %cs, {llvm_jit.lanes32(vl)}
-  %col_in = icmp ult {iv} %cols, %ws
-  %inside = and {mask} %col_in, %rows_in
-  %xp = getelementptr float, ptr %xrow, i64 %j
-  %value = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %xp, i32 4, {mask} %inside, {v} %fills)
-{llvm_jit.row_store_and_loops(vl, "%value")}
+{chr(10).join(loads)}
+{llvm_jit.row_store_and_loops(vl, value)}
 """
 
 
+def _module_ir(vl: int) -> str:
+    v, mask = f"<{vl} x float>", f"<{vl} x i1>"
+    return "\n".join([f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})",
+                      f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})",
+                      _pad_ir(vl, 1), _pad_ir(vl, 2)])
+
+
+_ARGS = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 8 + [ctypes.c_float]
+
+
 def _kernel():
-    return llvm_jit.compile_module("pad_jit", _module_ir,
-                                   {"pad": [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 7 + [ctypes.c_float]})
+    return llvm_jit.compile_module("pad_jit", _module_ir, {"pad1": _ARGS, "pad2": _ARGS})
 
 
 def fits(x: np.ndarray, y: np.ndarray) -> bool:
@@ -60,11 +80,11 @@ def fits(x: np.ndarray, y: np.ndarray) -> bool:
             and y.flags.c_contiguous and x.shape[:-2] == y.shape[:-2] and _kernel() is not None)
 
 
-def pad_planes(x: np.ndarray, y: np.ndarray, top: int, left: int, fill: float = 0.0) -> None:
-    """y[..., i, j] = x[..., i - top, j - left] where that is inside x, else fill (fits(x, y)).
-    Releases the GIL."""
+def pad_planes(x: np.ndarray, y: np.ndarray, top: int, left: int, fill: float = 0.0, step: int = 1) -> None:
+    """y[..., i, j] = x[..., step * i - top, step * j - left] where that is inside x, else fill
+    (fits(x, y)); step 1 or 2 (one stride phase of a padded image per call). Releases the GIL."""
     h, w = x.shape[-2:]
     oh, ow = y.shape[-2:]
     planes = math.prod(y.shape[:-2])
     if planes and oh and ow:
-        _kernel()["pad"](x.ctypes.data, y.ctypes.data, planes, h, w, oh, ow, top, left, fill)
+        _kernel()[f"pad{step}"](x.ctypes.data, y.ctypes.data, planes, h, w, oh, ow, top, left, step, fill)

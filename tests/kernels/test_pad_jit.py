@@ -59,3 +59,18 @@ def test_avx2_width_build_matches_numpy(monkeypatch) -> None:
     y = np.empty((3, 12, 25), np.float32)
     pad_jit.pad_planes(x, y, 2, 3)
     np.testing.assert_array_equal(y, _reference(x, (12, 25), 2, 3, 0.0))
+
+
+@pytest.mark.parametrize("shape,pads", [((3, 224, 224), (3, 3)), ((5, 13, 20), (1, 0)), ((2, 9, 40), (2, 5)),
+                                        ((1, 1, 3), (1, 1))])
+def test_stride_two_phases_match_numpy(shape, pads) -> None:
+    """Each of the four phases of a 2x2 stride: every other padded row and column, from (i, j)."""
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    (pt, pl), (h, w) = pads, shape[1:]
+    padded = np.pad(x, [(0, 0), (pt, pt + 2), (pl, pl + 2)])
+    hq, wq = -(-(h + 2 * pt) // 2), -(-(w + 2 * pl) // 2)
+    phases = np.full((2, 2, shape[0], hq, wq), 9.0, np.float32)
+    pad_phases(x, phases, pads, (2, 2))
+    for i in range(2):
+        for j in range(2):
+            np.testing.assert_array_equal(phases[i, j], padded[:, i::2, j::2][:, :hq, :wq])
