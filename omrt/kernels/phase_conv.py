@@ -43,6 +43,9 @@ MIN_PHASE_COLUMNS = 8
 # Phase bytes a chunk of output rows reads, at most: they stay in the core's L2 across its panels.
 CHUNK_BYTES = 512 * 1024
 PAD_SPLIT_BYTES = 1 << 20
+# 1: where the kernel finishes the output itself, its blocks run as one native job (0: as Python
+# tasks, each calling the kernel).
+NATIVE_TASKS = 1
 VECTORS = 2            # vectors of the flat row per tile
 SEGMENTS = 3           # output rows one vector's lanes may fall in (phase rows of MIN_PHASE_COLUMNS or more)
 
@@ -323,6 +326,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     job = native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, w=w_at, off=off_at, bias=bias_at, m=g.m, k=depth,
                                 chunk=chunk, oh=oh_n, ow=ow_n, wq=wq, ldy=plane, by_panels=int(by_panels),
                                 panels=panels, chunks=chunks)
+    native = bool(NATIVE_TASKS)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -346,7 +350,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
             y_at = yn.ctypes.data
             res_at = rn.ctypes.data if in_kernel and rn is not None else y_at
 
-            if in_kernel:
+            if in_kernel and native:
                 job.set(x=phases_at, y=y_at, res=res_at, variant=variant, lo=float(lo), hi=float(hi))
                 job.run(pool)
                 continue
