@@ -71,22 +71,13 @@ entry:
 {_word("done_at", DONE)}
   call void @drain(ptr %sig)
   %count = load atomic i64, ptr %count_at acquire, align 8
-  %start = call i64 @llvm.readcyclecounter()
   br label %finishing
 finishing:
-  %yield_at = phi i64 [%slice, %entry], [%yield_at, %spin], [%next_yield, %give_core]
   %done = load atomic i64, ptr %done_at acquire, align 8
   %all = icmp sge i64 %done, %count
-  br i1 %all, label %close, label %spin
-spin:
-  call void @llvm.x86.sse2.pause()
-  %now = call i64 @llvm.readcyclecounter()
-  %elapsed = sub i64 %now, %start
-  %due = icmp uge i64 %elapsed, %yield_at
-  br i1 %due, label %give_core, label %finishing
-give_core:
-  %ignored_yield = call i32 @sched_yield()
-  %next_yield = add i64 %elapsed, %slice
+  br i1 %all, label %close, label %wait
+wait:
+  call void @wait_while(ptr %done_at, i64 %done, i64 9223372036854775807, i64 %slice, ptr null, i64 0)
   br label %finishing
 close:
   store atomic i64 0, ptr %fn_at seq_cst, align 8

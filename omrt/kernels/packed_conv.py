@@ -35,8 +35,8 @@ WIDE_MAX_COLUMNS = 200
 WIDE_MIN_DEPTH = 1024
 # 1: one-panel 3x3 "same" convs split by pieces of columns (0: they run on one thread).
 COLUMN_PIECES = 1
-# Inputs below which small-map 3x3 convs go packed rather than Winograd (beats_winograd): where
-# Winograd's own GEMMs would run on numpy.
+# Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd): where Winograd's
+# own GEMMs would run on numpy.
 PACKED_OVER_WINOGRAD_INPUTS = PACKED_MIN_CHANNELS
 
 
@@ -52,7 +52,11 @@ def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
 
 
 def beats_winograd(g: ConvGeom, dtype: np.dtype) -> bool:
-    """A 3x3 "same" conv the packed kernel takes rather than Winograd: a map of at most
+    """A 3x3 "same" conv kept from Winograd, for the packed kernel or, where its rows are wide
+    enough, the direct conv over stride phases (omrt.kernels.phase_conv), which since it runs
+    narrow maps as one flat row takes them first (two threads, packed -> phases: SqueezeNet's
+    64->256 on 13x13 0.27-0.31 -> 0.23-0.25 ms, Inception-v1's 96->208 on 14x14 0.40-0.46 ->
+    0.26-0.28, Inception-v1 batch 1 12.98 -> 12.06 ms). Why not Winograd: a map of at most
     WIDE_MAX_COLUMNS pixels is 16 tiles or fewer, padded to 16x16 (13x13 wastes a third), and
     with fewer than PACKED_OVER_WINOGRAD_INPUTS inputs its GEMMs run on numpy, 36 small
     products per call, while the transforms cost as much as them. One conv, caches flushed,

@@ -33,3 +33,13 @@ def kernel_paths(request, monkeypatch):
     """Build kernels with the compiled loops (omrt.kernels.jit) and again with numpy only."""
     monkeypatch.setenv("OMRT_JIT", "1" if request.param == "compiled" else "0")
     yield request.param
+
+
+@pytest.fixture
+def avx2_width(monkeypatch):
+    """The IR kernels built for 8-float vectors (AVX2), whatever this CPU has beyond them."""
+    from omrt.kernels import llvm_jit
+
+    if not llvm_jit.vector_floats():
+        pytest.skip("no AVX2/AVX-512 here")
+    monkeypatch.setattr(llvm_jit, "_modules", {"vector": 8})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import avgpool_jit, build_kernel, llvm_jit
+from omrt.kernels import avgpool_jit, build_kernel
 from omrt.kernels.pool import _window_2s2, pool_geom
 from tests.kernels.test_conv import make_spec, ort_run, run_in_view
 
@@ -59,10 +59,7 @@ def test_a_view_into_a_larger_buffer_goes_the_general_way() -> None:
     np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
 
 
-def test_avx2_width_build_matches_numpy(monkeypatch) -> None:
-    if not llvm_jit.vector_floats():
-        pytest.skip("no AVX2/AVX-512 here")
-    monkeypatch.setattr(llvm_jit, "_modules", {"vector": 8})
+def test_avx2_width_build_matches_numpy(avx2_width) -> None:
     x = np.random.default_rng(3).standard_normal((2, 37, 41)).astype(np.float32)
     y = np.empty((2, 18, 20), np.float32)
     avgpool_jit.avgpool2s2(x, y)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import llvm_jit, pad_jit
+from omrt.kernels import pad_jit
 from omrt.kernels.conv_common import pad_into, pad_phases
 
 pytestmark = pytest.mark.skipif(pad_jit._kernel() is None, reason="no compiled IR kernels on this host")
@@ -51,10 +51,7 @@ def test_stride_one_phases_are_the_padded_image() -> None:
     np.testing.assert_array_equal(phases[0, 0], _reference(x, (17, 16), 1, 1, 0.0))
 
 
-def test_avx2_width_build_matches_numpy(monkeypatch) -> None:
-    if not llvm_jit.vector_floats():
-        pytest.skip("no AVX2/AVX-512 here")
-    monkeypatch.setattr(llvm_jit, "_modules", {"vector": 8})
+def test_avx2_width_build_matches_numpy(avx2_width) -> None:
     x = np.random.default_rng(3).standard_normal((3, 9, 21)).astype(np.float32)
     y = np.empty((3, 12, 25), np.float32)
     pad_jit.pad_planes(x, y, 2, 3)
