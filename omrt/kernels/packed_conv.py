@@ -32,7 +32,12 @@ from omrt.kernels.winograd import PACKED_MIN_CHANNELS
 MAX_COLUMNS = 64
 MIN_DEPTH = 256
 WIDE_MAX_COLUMNS = 200
-WIDE_MIN_DEPTH = 1024
+# From 512 (was 1024): DenseNet's, Inception-v1's and ResNet-50's 1x1 convs over 512-1023 inputs
+# on 14x14, whose weights BLAS packs cold from memory on each call. Two threads, batch 1
+# (benchmarks/ab_models.py, WIDE_MIN_DEPTH=1024 against 512): DenseNet-121 20.60 -> 20.31 ms,
+# Inception-v1 11.71 -> 11.31, ResNet-50 22.71 -> 22.38, SqueezeNet equal (3.455 / 3.477); from
+# 256 SqueezeNet lost 1 % (its 256->48 and 384->64 on 13x13) for no more elsewhere.
+WIDE_MIN_DEPTH = 512
 # 1: one-panel 3x3 "same" convs split by pieces of columns (0: they run on one thread).
 COLUMN_PIECES = 1
 # Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd): where Winograd's

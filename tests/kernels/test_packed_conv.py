@@ -98,7 +98,8 @@ def test_float16_weights_stay_as_they_are() -> None:
     (1, 256, (7, 7), np.float32, True),
     (2, 256, (7, 7), np.float32, False),      # a batch: stacked images or im2col
     (1, 64, (7, 7), np.float32, False),       # shallow reduction: BLAS wins
-    (1, 256, (14, 14), np.float32, False),    # 196 columns need a reduction of 1024
+    (1, 256, (14, 14), np.float32, False),    # 196 columns need a reduction of 512
+    (1, 512, (14, 14), np.float32, True),
     (1, 1024, (14, 14), np.float32, True),
     (1, 1024, (15, 14), np.float32, False),   # too many columns
     (1, 256, (7, 7), np.float64, False),
