@@ -40,6 +40,9 @@ WIDE_MAX_COLUMNS = 200
 WIDE_MIN_DEPTH = 512
 # 1: one-panel 3x3 "same" convs split by pieces of columns (0: they run on one thread).
 COLUMN_PIECES = 1
+# 1: where the kernel finishes the output itself, its blocks of panels run as one native job (0: as
+# Python tasks, each calling the kernel).
+NATIVE_TASKS = 1
 # Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd): where Winograd's
 # own GEMMs would run on numpy.
 PACKED_OVER_WINOGRAD_INPUTS = PACKED_MIN_CHANNELS
@@ -108,6 +111,10 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     # (benchmarks/ab_models.py, COLUMN_PIECES=0 against 1) 21.53-21.76 -> 21.26-21.65 ms.
     one_panel = in_place and len(panels) < parts and COLUMN_PIECES
     pieces = split(cols, parts, packed_gemm.COLUMN_GROUP) if one_panel else []
+    # Where the kernel finishes the output itself (a clamp or no activation, no bias given at run
+    # time), the blocks of panels run as one native job (omrt.kernels.native_jobs).
+    clamp = epi.clamp if NATIVE_TASKS else None
+    job, acc_buffers = packed_gemm.job(weights, cols, panels)
     if in_place:
         left, right = edge_masks(g)
         jit.warm_up("columns_same3x3", lambda: columns_same3x3(
@@ -157,6 +164,15 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
 
         if pieces:
             pool.run(piece, len(pieces))
+        elif clamp is not None and b2 is None and (r2 is None or r2.strides == y2.strides) and x2.strides[1] == 4:
+            lo, hi = clamp
+            y_at = y2.ctypes.data
+            job.set(x=x2.ctypes.data, y=y_at, ldx=x2.strides[0] // 4, ldy=y2.strides[0] // 4,
+                    res=y_at if r2 is None else r2.ctypes.data, lo=float(lo), hi=float(hi),
+                    variant=packed_gemm.variant(r2 is not None, (lo, hi) != (-np.inf, np.inf)))
+            job.run(pool)
         else:
             pool.run(block, len(panels))
+
+    run.arrays = (acc_buffers,)  # the job's partial sums
     return run

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from omrt.kernels import llvm_jit
+from omrt.kernels import llvm_jit, native_jobs
 
 # Output rows per packed panel: fixed, so weights packed when a model is compiled run on any
 # host (two 16-float vectors with AVX-512, four 8-float ones with AVX2).
@@ -47,7 +47,8 @@ def _group_ir(vl: int, nb: int) -> str:
     pw = PANEL_ROWS
     vectors = PANEL_ROWS // vl
     out = [f"define internal void @group{nb}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
-           f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last, i1 %trans) alwaysinline {{",
+           f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last, i1 %trans, ptr %res, "
+           f"float %lo, float %hi, i64 %variant) alwaysinline {{",
            "entry:", "  br i1 %first, label %from_bias, label %from_acc", "from_bias:"]
     for p in range(vectors):
         out += [f"  %bp{p} = getelementptr float, ptr %bias, i64 {p * vl}", f"  %b{p} = load {v}, ptr %bp{p}, align 4"]
@@ -100,11 +101,33 @@ def _group_ir(vl: int, nb: int) -> str:
     for j in range(nb):
         out += [f"  %c{j} = add i64 %col0, {j}"] + llvm_jit.splat(f"cs{j}", f"%c{j}", vl, "i64")
         for p in range(vectors):
-            out += [f"  %yi{j}_{p} = add {iv} %ro{p}, %cs{j}",
-                    f"  %yq{j}_{p} = getelementptr float, ptr %y, {iv} %yi{j}_{p}",
-                    f"  call void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v} %n{j}_{p}, <{vl} x ptr> %yq{j}_{p}, "
-                    f"i32 4, <{vl} x i1> %ok{p})"]
-    out += ["  ret void", "}"]
+            out.append(f"  %yi{j}_{p} = add {iv} %ro{p}, %cs{j}")
+    out += llvm_jit.splat("lov", "%lo", vl) + llvm_jit.splat("hiv", "%hi", vl)
+    out.append("  switch i64 %variant, label %s00 [i64 1, label %s01 i64 2, label %s10 i64 3, label %s11]")
+    for with_res in (0, 1):
+        for clamped in (0, 1):
+            out.append(f"s{with_res}{clamped}:")
+            for j in range(nb):
+                for p in range(vectors):
+                    t = f"{with_res}{clamped}_{j}_{p}"
+                    out.append(f"  %yq{t} = getelementptr float, ptr %y, {iv} %yi{j}_{p}")
+                    value = f"%n{j}_{p}"
+                    if with_res:
+                        out += [f"  %rq{t} = getelementptr float, ptr %res, {iv} %yi{j}_{p}",
+                                f"  %rv{t} = call {v} @llvm.masked.gather.v{vl}f32.v{vl}p0(<{vl} x ptr> %rq{t}, i32 4, "
+                                f"<{vl} x i1> %ok{p}, {v} zeroinitializer)", f"  %sum{t} = fadd {v} {value}, %rv{t}"]
+                        value = f"%sum{t}"
+                    if clamped:
+                        # compare-and-select keeps NaN (both compares are false for it), as np.clip does
+                        out += [f"  %under{t} = fcmp olt {v} {value}, %lov",
+                                f"  %low{t} = select <{vl} x i1> %under{t}, {v} %lov, {v} {value}",
+                                f"  %over{t} = fcmp ogt {v} %low{t}, %hiv",
+                                f"  %high{t} = select <{vl} x i1> %over{t}, {v} %hiv, {v} %low{t}"]
+                        value = f"%high{t}"
+                    out.append(f"  call void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v} {value}, <{vl} x ptr> %yq{t}, "
+                               f"i32 4, <{vl} x i1> %ok{p})")
+            out.append("  ret void")
+    out.append("}")
     return "\n".join(out)
 
 
@@ -117,18 +140,21 @@ def _module_ir(vl: int) -> str:
     parts = [f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
              "declare void @llvm.prefetch.p0(ptr, i32, i32, i32)",
              f"declare void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v}, <{vl} x ptr>, i32, <{vl} x i1>)",
+             f"declare {v} @llvm.masked.gather.v{vl}f32.v{vl}p0(<{vl} x ptr>, i32, <{vl} x i1>, {v})",
              f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, <{vl} x i1>)"]
     parts += [_group_ir(vl, nb) for nb in range(1, group + 1)]
     args = "ptr %wq, ptr %xk, ptr %y, ptr %bq, ptr %acc, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m"
+    epilogue = "ptr %res, float %lo, float %hi, i64 %variant"
     tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, group))
     tails = "\n".join(
-        f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last, i1 %trans)\n  br label %chunk_done"
+        f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last, i1 %trans, {epilogue})\n"
+        "  br label %chunk_done"
         for r in range(1, group))
     strided = "\n".join(llvm_jit.strided_pointers("%b", [("wp", "%w_all", "%w_step"), ("x", "%x_all", "%x_step"),
-                                                       ("y", "%y_all", "%y_step")]))
+                                                       ("y", "%y_all", "%y_step"), ("res", "%res_all", "%y_step")]))
     parts.append(f"""define void @gemm(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1,
                   i64 %m, i64 %k, i64 %n, i64 %ldx, i64 %ldy, i64 %trans_flag, i64 %batch, i64 %w_step, i64 %x_step,
-                  i64 %y_step) {{
+                  i64 %y_step, ptr %res_all, float %lo, float %hi, i64 %variant) {{
 entry:
   %trans = icmp ne i64 %trans_flag, 0
   br label %item
@@ -166,7 +192,7 @@ full:
   %ao = mul i64 %c0, {pw}
   %ac = getelementptr float, ptr %acc, i64 %ao
   call void @group{group}(ptr %wq, ptr %xc, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0,
-                                 i64 %m, i64 %c0, i1 %first, i1 %last, i1 %trans)
+                                 i64 %m, i64 %c0, i1 %first, i1 %last, i1 %trans, {epilogue})
   br label %cols
 tail:
   %r = sub i64 %n, %c0
@@ -188,11 +214,36 @@ out:
     return "\n\n".join(parts)
 
 
-_ARGS = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12
+_ARGS = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12 + [ctypes.c_void_p, ctypes.c_float, ctypes.c_float, ctypes.c_int64]
+
+
+# `task`'s argument slots (native_jobs.NativeJob): task i multiplies panels blocks[i] of one
+# matrix, with its own partial sums at acc + i * acc_floats.
+SLOTS = ("w", "x", "y", "bias", "acc", "acc_floats", "m", "k", "n", "ldx", "ldy", "res", "lo", "hi", "variant",
+         "blocks")
+
+
+def _with_task(vl: int) -> str:
+    return _module_ir(vl) + "\n\n" + native_jobs.task_ir(
+        "@gemm(ptr %w, ptr %x, ptr %y, ptr %bias, ptr %acc_i, i64 %first, i64 %last, i64 %m, i64 %k, i64 %n, "
+        "i64 %ldx, i64 %ldy, i64 0, i64 1, i64 0, i64 0, i64 0, ptr %res, float %lo, float %hi, i64 %variant)",
+        SLOTS, {"w", "x", "y", "bias", "acc", "res", "blocks"}, {"lo", "hi"},
+        ["  %acc_off = mul i64 %i, %acc_floats", "  %acc_i = getelementptr float, ptr %acc, i64 %acc_off"])
 
 
 def _kernel():
-    return llvm_jit.compile_module("packed_gemm", _module_ir, {"gemm": _ARGS})
+    return llvm_jit.compile_module("packed_gemm", _with_task, {"gemm": _ARGS, "task": [ctypes.c_void_p, ctypes.c_int64]})
+
+
+def job(w: PackedWeights, n: int, blocks: list[tuple[int, int]]) -> tuple[native_jobs.NativeJob, np.ndarray]:
+    """A native job multiplying blocks of panels of w by n columns, one block per task, and the
+    partial-sum buffers its tasks use (keep it alive with the job); set x, y, ldx, ldy, res, lo,
+    hi and variant (as multiply would pass them) before each run."""
+    floats = accumulator_floats(n)
+    acc = np.empty(max(1, len(blocks)) * floats, np.float32)
+    panels_at, bias_at = w.addresses
+    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, w=panels_at, bias=bias_at, acc=acc.ctypes.data,
+                                 acc_floats=floats, m=w.m, k=w.k, n=n), acc
 
 
 def available() -> bool:
@@ -266,14 +317,21 @@ def pack(w: np.ndarray, bias: np.ndarray | None = None) -> PackedWeights:
     return packed(panels, w.shape[-2], bias)
 
 
+def variant(residual: bool, clamped: bool) -> int:
+    """The kernel's store variant: the residual added, the clamp applied."""
+    return 2 * int(residual) + int(clamped)
+
+
 def accumulator_floats(n: int) -> int:
     """Floats of the partial-sum buffer `multiply` needs for n columns."""
     return -(-n // COLUMN_GROUP) * COLUMN_GROUP * PANEL_ROWS
 
 
 def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, first: int = 0,
-             last: int | None = None, transposed: bool = False) -> None:
-    """Rows of panels first:last of W @ x + bias, for each matrix of the batch.
+             last: int | None = None, transposed: bool = False, res: np.ndarray | None = None,
+             clamp: tuple[float, float] | None = None) -> None:
+    """Rows of panels first:last of W @ x + bias, for each matrix of the batch; then, not
+    transposed, + res (same shape and strides as y) and clamped to [lo, hi] where given.
 
     x: (k, n), or (batch, k, n) for a packed batch. y: (m, n) likewise, or with `transposed`
     (n, rows) where rows are the output rows of panels first:last (clipped to m), the layout the
@@ -296,6 +354,10 @@ def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, fi
         return
     y_ptr = y3.ctypes.data - (4 * first_row if transposed else 0)
     panels_at, bias_at = w.addresses
+    assert not transposed or (res is None and clamp is None)
+    assert res is None or (res.shape == y.shape and res.strides == y.strides and res.dtype == np.float32)
+    lo, hi = clamp if clamp is not None else (-np.inf, np.inf)
     _kernel()["gemm"](panels_at, x3.ctypes.data, y_ptr, bias_at, acc.ctypes.data,
                       first, last, w.m, k, n, x3.strides[1] // 4, y3.strides[1] // 4, int(transposed), batch,
-                      w.panels[0].size, x3.strides[0] // 4, y3.strides[0] // 4)
+                      w.panels[0].size, x3.strides[0] // 4, y3.strides[0] // 4,
+                      y_ptr if res is None else res.ctypes.data, lo, hi, variant(res is not None, clamp is not None))

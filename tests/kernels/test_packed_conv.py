@@ -123,3 +123,27 @@ def test_packed_weights_of_the_wrong_shape_are_refused() -> None:
     spec.inputs[1] = TensorSpec(bad.shape, bad.dtype)
     with pytest.raises(OmrtError, match="packed weights"):
         build_kernel(spec)
+
+
+@pytest.mark.parametrize("act,params", [("Relu", []), ("Clip", [-0.5, 0.25])])
+def test_the_kernel_adds_the_residual_and_clamps_as_it_stores(two_threads, monkeypatch, act, params) -> None:
+    """The native job's store: residual added, then clamped like numpy, NaN kept where it came in."""
+    from omrt.kernels import packed_conv
+
+    monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
+    rng = np.random.default_rng(6)
+    x, w, b = _rand(rng, 1, 512, 7, 7), _rand(rng, 70, 512, 1, 1), _rand(rng, 70)
+    res = _rand(rng, 1, 70, 7, 7)
+    res[0, 3, 2, 2] = np.nan
+    conv = ort_run("Conv", [x, w, b], {"kernel_shape": [1, 1]})[0]
+    want = np.maximum(conv + res, 0) if act == "Relu" else np.clip(conv + res, *params)
+    attrs = {"kernel_shape": [1, 1], "_activation": act, "_activation_params": params, "_residual": 1}
+    spec = make_spec("Conv", [x, w, b, res], [want], attrs, {1: w, 2: b})
+    stored = prepack(spec)
+    spec.attrs.update(stored[0])
+    spec.consts.update(stored[1])
+    spec.inputs[1] = TensorSpec(stored[1][1].shape, stored[1][1].dtype)
+    got = run_in_view(spec, [x, stored[1][1], b, res])
+    # float32 sums over 512 terms: the rounding follows the scale before the clamp
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.nanmax(np.abs(conv + res))))
+    assert np.isnan(got[0, 3, 2, 2]) and np.isnan(got).sum() == 1
