@@ -203,12 +203,11 @@ class Pool:
         if job.error is not None:
             raise job.error
 
-
     def run_native(self, task: int, args: int, n: int, threaded: bool = True) -> None:
         """Run the compiled task(args, i) for every i in range(n) (native_jobs: addresses of the
         function and of its arguments), spread over the threads without the GIL; returns when all
-        are done. Inline, in one compiled loop, where run() would run inline or nothing compiles
-        (native_available false: then only where the caller has a compiled task anyway)."""
+        are done. Inline, in one compiled loop, where run() would run inline, where `threaded` is
+        false, or where this pool has no compiled waits (one thread)."""
         if n <= 0:
             return
         native = self._native or native_jobs.functions()

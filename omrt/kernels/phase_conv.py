@@ -78,12 +78,12 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
         for seg in range(SEGMENTS):
             t = f"{j}_{seg}"
             if seg == 0:
-                out += [f"  %lo{t} = add i32 0, 0", f"  %hi{t} = sub i32 %ow32, %x0s_{j}"]
+                start = "0"
+                out.append(f"  %hi{t} = sub i32 %ow32, %x0s_{j}")
             else:
-                out += [f"  %lo{t} = sub i32 {seg} , 1", f"  %lom{t} = mul i32 %lo{t}, %wq32",
-                        f"  %lop{t} = sub i32 %wq32, %x0s_{j}", f"  %lo{t}x = add i32 %lom{t}, %lop{t}",
-                        f"  %hi{t} = add i32 %lo{t}x, %ow32"]
-            start = f"%lo{t}" if seg == 0 else f"%lo{t}x"
+                start = f"%lo{t}"
+                out += [f"  %rows_before{t} = mul i32 {seg - 1}, %wq32", f"  %rest{t} = sub i32 %wq32, %x0s_{j}",
+                        f"  %lo{t} = add i32 %rows_before{t}, %rest{t}", f"  %hi{t} = add i32 %lo{t}, %ow32"]
             out += llvm_jit.splat(f"los{t}", start, vl, "i32") + llvm_jit.splat(f"his{t}", f"%hi{t}", vl, "i32")
             out += [f"  %ge{t} = icmp sge {iv} {llvm_jit.lanes32(vl)}, %los{t}",
                     f"  %lt{t} = icmp slt {iv} {llvm_jit.lanes32(vl)}, %his{t}",
