@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from omrt.kernels import depthwise_jit, packed_gemm
+from omrt.kernels import blas_task, depthwise_jit, packed_gemm
 from omrt.kernels.base import OpSpec, check, register
 from omrt.kernels.conv_common import (  # noqa: F401  (re-exported for other kernel modules)
     BAND_MIN_COLS, CHANNEL_ALIGN, CHUNK_BYTES, IMAGE_SLOTS, MIN_COLS, MIN_PARALLEL_FLOPS, ConvGeom, col_ranges,
@@ -234,6 +234,7 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
         whole = True
     by_channels = not whole and _channel_split(g)
     ranges = lead_split(g.m, pool.size, CHANNEL_ALIGN, flops) if by_channels else split(g.m, pool.size)
+    native = blas_task.channel_job(g, epi, cg, ranges) if by_channels and not shuffled else None
     shape4 = (g.n, gr, mg, p)
     # Images of one task go through in blocks of about CHUNK_BYTES of output: one numpy call per
     # block instead of per image (small images), the epilogue still on cached output.
@@ -275,7 +276,7 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
         for n in range(g.n):
             r2 = None if r4 is None else r4[n].reshape(g.m, p)
             if by_channels:
-                channel_blocks(pool, epi, w[0], x4[n, 0], y4[n, 0], b2, r2, ranges)
+                channel_blocks(pool, epi, w[0], x4[n, 0], y4[n, 0], b2, r2, ranges, native)
                 continue
 
             def piece(i: int) -> None:
@@ -287,8 +288,13 @@ def _direct_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, shuffle
 
 
 def channel_blocks(pool, epi: Epilogue, w: np.ndarray, cols: np.ndarray, y: np.ndarray,
-                   bias: np.ndarray | None, res: np.ndarray | None, ranges: list[tuple[int, int]]) -> None:
-    """y = epilogue(w @ cols + bias, res), one task per block of output channels (rows of w and y)."""
+                   bias: np.ndarray | None, res: np.ndarray | None, ranges: list[tuple[int, int]],
+                   native: blas_task.ChannelJob | None = None) -> None:
+    """y = epilogue(w @ cols + bias, res), one task per block of output channels (rows of w and y):
+    as `native`'s job where given and the operands fit it (no GIL, no Python per task)."""
+    if native is not None and native.run(pool, w, cols, y, bias, res):
+        return
+
     def block(i: int) -> None:
         a, b = ranges[i]
         out = y[a:b]
@@ -321,6 +327,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
     fills = split(g.c, pool.size) if small else []
     by_channels = small and _channel_split(g)
     ranges = lead_split(g.m, pool.size, CHANNEL_ALIGN, flops) if by_channels else split(g.m, pool.size)
+    native = blas_task.channel_job(g, epi, g.c * g.k_size, ranges) if by_channels else None
     slots = image_slots(g) if pool.size > 1 and flops * g.n >= MIN_PARALLEL_FLOPS else 0
     slot_elems = _slot_elems(g)
     image_bands = _image_bands(g)
@@ -379,7 +386,7 @@ def _im2col_build(g: ConvGeom, wmat, weights, bcol, epi: Epilogue, pool, dtype: 
                 b2 = None if bv is None else bv.reshape(g.m, 1)
                 r2 = None if r4 is None else r4[n].reshape(g.m, p)
                 if by_channels:
-                    channel_blocks(pool, epi, w[0], cols.reshape(kdim, p), y4[n, 0], b2, r2, ranges)
+                    channel_blocks(pool, epi, w[0], cols.reshape(kdim, p), y4[n, 0], b2, r2, ranges, native)
                     continue
                 pool.run(piece, len(pieces))
                 finish_blocks(pool, epi, y4[n].reshape(g.m, p), b2, r2, ranges)

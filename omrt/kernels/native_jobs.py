@@ -164,7 +164,7 @@ def task_ir(call: str, slots: Sequence[str], pointers: set[str], floats: set[str
             body: Sequence[str] = ()) -> str:
     """IR of `task(args, i)` for a NativeJob: each slot loaded as %name (ptr, float or i64), block
     i of the table in the last slot as %first, %last (%count = last - first), then `body`'s lines
-    and `call`, the kernel call."""
+    and `call`, the kernel call (none where empty: the body does the work)."""
     out = ["define void @task(ptr %a, i64 %i) {", "entry:"]
     for index, name in enumerate(slots):
         kind = "ptr" if name in pointers else "float" if name in floats else "i64"
@@ -172,8 +172,10 @@ def task_ir(call: str, slots: Sequence[str], pointers: set[str], floats: set[str
                 f"  %{name} = load {kind}, ptr %{name}_at, align 8"]
     out += ["  %pair = mul i64 %i, 2", f"  %first_at = getelementptr i64, ptr %{slots[-1]}, i64 %pair",
             "  %first = load i64, ptr %first_at, align 8", "  %last_at = getelementptr i64, ptr %first_at, i64 1",
-            "  %last = load i64, ptr %last_at, align 8", "  %count = sub i64 %last, %first", *body,
-            f"  call void {call}", "  ret void", "}"]
+            "  %last = load i64, ptr %last_at, align 8", "  %count = sub i64 %last, %first", *body]
+    if call:
+        out.append(f"  call void {call}")
+    out += ["  ret void", "}"]
     return "\n".join(out)
 
 
