@@ -66,11 +66,14 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
     out = [f"define internal void @tile{int(with_res)}{int(clamped)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
            "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, i64 %pos, i64 %wq, i64 %ow, float %lo, "
            "float %hi) alwaysinline {", "entry:"]
-    out += llvm_jit.splat("cs", "%cols", vl, "i64") + llvm_jit.splat("lov", "%lo", vl)
+    # masks compare 32-bit lanes: one 16-lane compare, where 64-bit lanes take two and the loop
+    # re-joined their halves on every step
+    out += ["  %cols32 = trunc i64 %cols to i32"] + llvm_jit.splat("cs", "%cols32", vl, "i32")
+    out += llvm_jit.splat("lov", "%lo", vl)
     out += llvm_jit.splat("hiv", "%hi", vl)
     out += ["  %gap = sub i64 %wq, %ow", "  %ow32 = trunc i64 %ow to i32", "  %wq32 = trunc i64 %wq to i32"]
     for j in range(VECTORS):
-        out.append(f"  %mk{j} = icmp slt <{vl} x i64> {llvm_jit.lanes(vl, j * vl)}, %cs")
+        out.append(f"  %mk{j} = icmp slt <{vl} x i32> {llvm_jit.lanes32(vl, j * vl)}, %cs")
         # lanes of segment s: [start, start + valid) with start = 0 / wq - x0 + (s - 1) * wq and
         # valid = ow - x0 / ow, where the vector starts at column x0 of output row r0
         out += [f"  %p{j} = add i64 %pos, {j * vl}", f"  %r0_{j} = udiv i64 %p{j}, %wq",
