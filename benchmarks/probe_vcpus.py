@@ -3,9 +3,9 @@ between two threads, and memory copies on one thread against two side by side.
 
 Usage: python benchmarks/probe_vcpus.py [--rounds 3]
 
-On the 2-vCPU VM the figures come in two kinds, minutes apart: a round trip of 45-120 ns with
-copies that scale (the fast state in benchmarks/README.md), or about 400 ns with two threads'
-copies 40-50 % slower than one's (the slow state). Run it right before a benchmark to know which.
+On the 2-vCPU VM the round trip comes in two kinds, minutes apart: 45-120 ns (the fast state in
+benchmarks/README.md) or about 400 ns (the slow state); two threads' adds side by side take 2-20 %
+longer than one thread's in either. Run it right before a benchmark to know which state it meets.
 """
 from __future__ import annotations
 
