@@ -47,6 +47,8 @@ def _sgemm() -> tuple[int, int] | None:
 
 
 def _module_ir(vl: int, bits: int) -> str:
+    """`task(args, i)`: sgemm (BLAS integers of `bits`) into rows blocks[i] of Y, then row by row
+    the bias, the residual (masked off without one) and the clamp, in place."""
     v, iv, mask, n = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>", f"i{bits}"
     dims = [f"  %{name}{bits} = trunc i64 %{name} to {n}" if bits < 64 else f"  %{name}{bits} = add i64 %{name}, 0"
             for name in ("count", "n", "k", "ldw", "ldx", "ldy")]
