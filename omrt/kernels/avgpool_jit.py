@@ -71,7 +71,7 @@ def _with_task(vl: int) -> str:
 def _kernel():
     return llvm_jit.compile_module("avgpool_jit", _with_task,
                                    {"avgpool2s2": [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 5,
-                                    "task": [ctypes.c_void_p, ctypes.c_int64]})
+                                    "task": native_jobs.TASK_ARGS})
 
 
 def job(blocks: list[tuple[int, int]], h: int, w: int, oh: int, ow: int):

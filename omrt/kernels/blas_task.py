@@ -89,7 +89,7 @@ def _kernel() -> dict[str, Any] | None:
         return None
     bits = found[1]
     return llvm_jit.compile_module(f"blas_task{bits}", lambda vl: _module_ir(vl, bits),
-                                   {"task": [ctypes.c_void_p, ctypes.c_int64]})
+                                   {"task": native_jobs.TASK_ARGS})
 
 
 def job(m: int, k: int, n: int, blocks: list[tuple[int, int]]) -> native_jobs.NativeJob | None:

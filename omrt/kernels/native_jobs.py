@@ -25,6 +25,8 @@ from omrt.kernels import llvm_jit, spin_wait
 
 POSTED, WAITS, KIND, FN, ARGS, COUNT, NEXT, DONE, ACTIVE = range(9)
 WORDS = 16
+# ctypes argument types of every `task(args, i)`, for llvm_jit.compile_module
+TASK_ARGS = [ctypes.c_void_p, ctypes.c_int64]
 
 
 def _word(name: str, index: int) -> str:
@@ -190,13 +192,16 @@ def plane_pointers() -> list[str]:
 class NativeJob:
     """A compiled `task(args, i)` (task_ir) and its arguments: int64 slots named as the task reads
     them (a float in the first half of its slot), the last slot the table of blocks, task i
-    running block i. One per kernel: its slots are rewritten on each run."""
+    running block i. One per kernel: its slots are rewritten on each run. `keep`: the arrays its
+    constant slots point into, held as long as the job."""
 
-    def __init__(self, task: Any, slots: Sequence[str], blocks: Sequence[tuple[int, int]], **values: Any) -> None:
+    def __init__(self, task: Any, slots: Sequence[str], blocks: Sequence[tuple[int, int]],
+                 keep: Sequence[np.ndarray] = (), **values: Any) -> None:
         self._slots = {name: index for index, name in enumerate(slots)}
         self._table = np.array(blocks, np.int64).reshape(-1)
         self._args = np.zeros(len(slots), np.int64)
         self._floats = self._args.view(np.float32)
+        self._keep = tuple(keep)
         self.count = len(blocks)
         self._task_at, self._args_at = address(task), self._args.ctypes.data
         self.set(**{slots[-1]: self._table.ctypes.data}, **values)

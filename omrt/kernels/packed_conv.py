@@ -113,8 +113,8 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     pieces = split(cols, parts, packed_gemm.COLUMN_GROUP) if one_panel else []
     # Where the kernel finishes the output itself (a clamp or no activation, no bias given at run
     # time), the blocks of panels run as one native job (omrt.kernels.native_jobs).
-    clamp = epi.clamp if NATIVE_TASKS else None
-    job, acc_buffers = packed_gemm.job(weights, cols, panels)
+    clamp = epi.clamp if NATIVE_TASKS and not pieces else None
+    job = packed_gemm.job(weights, cols, panels) if clamp is not None else None
     if in_place:
         left, right = edge_masks(g)
         jit.warm_up("columns_same3x3", lambda: columns_same3x3(
@@ -164,7 +164,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
 
         if pieces:
             pool.run(piece, len(pieces))
-        elif clamp is not None and b2 is None and (r2 is None or r2.strides == y2.strides) and x2.strides[1] == 4:
+        elif job is not None and b2 is None and (r2 is None or r2.strides == y2.strides) and x2.strides[1] == 4:
             lo, hi = clamp
             y_at = y2.ctypes.data
             job.set(x=x2.ctypes.data, y=y_at, ldx=x2.strides[0] // 4, ldy=y2.strides[0] // 4,
@@ -173,6 +173,4 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
             job.run(pool)
         else:
             pool.run(block, len(panels))
-
-    run.arrays = (acc_buffers,)  # the job's partial sums
     return run

@@ -214,7 +214,8 @@ out:
     return "\n\n".join(parts)
 
 
-_ARGS = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12 + [ctypes.c_void_p, ctypes.c_float, ctypes.c_float, ctypes.c_int64]
+_ARGS = ([ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12
+         + [ctypes.c_void_p, ctypes.c_float, ctypes.c_float, ctypes.c_int64])  # res, lo, hi, variant
 
 
 # `task`'s argument slots (native_jobs.NativeJob): task i multiplies panels blocks[i] of one
@@ -232,18 +233,18 @@ def _with_task(vl: int) -> str:
 
 
 def _kernel():
-    return llvm_jit.compile_module("packed_gemm", _with_task, {"gemm": _ARGS, "task": [ctypes.c_void_p, ctypes.c_int64]})
+    return llvm_jit.compile_module("packed_gemm", _with_task, {"gemm": _ARGS, "task": native_jobs.TASK_ARGS})
 
 
-def job(w: PackedWeights, n: int, blocks: list[tuple[int, int]]) -> tuple[native_jobs.NativeJob, np.ndarray]:
-    """A native job multiplying blocks of panels of w by n columns, one block per task, and the
-    partial-sum buffers its tasks use (keep it alive with the job); set x, y, ldx, ldy, res, lo,
-    hi and variant (as multiply would pass them) before each run."""
+def job(w: PackedWeights, n: int, blocks: list[tuple[int, int]]) -> native_jobs.NativeJob:
+    """A native job multiplying blocks of panels of w by n columns, one block per task, each with
+    its own partial-sum buffer (held by the job); set x, y, ldx, ldy, res, lo, hi and variant (as
+    multiply would pass them) before each run."""
     floats = accumulator_floats(n)
     acc = np.empty(max(1, len(blocks)) * floats, np.float32)
     panels_at, bias_at = w.addresses
-    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, w=panels_at, bias=bias_at, acc=acc.ctypes.data,
-                                 acc_floats=floats, m=w.m, k=w.k, n=n), acc
+    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, (w.panels, w.bias, acc), w=panels_at, bias=bias_at,
+                                 acc=acc.ctypes.data, acc_floats=floats, m=w.m, k=w.k, n=n)
 
 
 def available() -> bool:

@@ -230,7 +230,7 @@ _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
 def _kernel():
-    return llvm_jit.compile_module("phase_conv", _module_ir, {"conv": _ARGS, "task": [ctypes.c_void_p, ctypes.c_int64]})
+    return llvm_jit.compile_module("phase_conv", _module_ir, {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
 
 
 def phase_shape(g: ConvGeom) -> tuple[int, ...]:
@@ -326,9 +326,9 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     plane = oh_n * ow_n
     # The tasks as a native job (omrt.kernels.native_jobs) where the kernel finishes the output
     # itself: threads run them without the GIL.
-    job = native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, w=w_at, off=off_at, bias=bias_at, m=g.m, k=depth,
-                                chunk=chunk, oh=oh_n, ow=ow_n, wq=wq, ldy=plane, by_panels=int(by_panels),
-                                panels=panels, chunks=chunks)
+    job = native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, (weights, offsets, bias), w=w_at, off=off_at,
+                                bias=bias_at, m=g.m, k=depth, chunk=chunk, oh=oh_n, ow=ow_n, wq=wq, ldy=plane,
+                                by_panels=int(by_panels), panels=panels, chunks=chunks)
     native = bool(NATIVE_TASKS)
 
     def run(inputs, outputs, scratch):
@@ -370,6 +370,4 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
                            None if rn is None else rn[m0:m1, rows])
 
             pool.run(task, len(blocks))
-
-    run.arrays = (weights, offsets, bias)  # what the addresses above point into
     return run

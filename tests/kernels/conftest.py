@@ -17,8 +17,8 @@ def two_threads(monkeypatch):
 @pytest.fixture(params=["packed GEMM", "numpy GEMM"])
 def small_winograd(request, monkeypatch):
     """Let prepack pick Winograd for convs below WINOGRAD_MIN_FLOPS, and for small maps or few
-    inputs the packed or phase conv would take, so small shapes test its paths, with its 36 GEMMs on the packed micro-kernel
-    (where it runs) and on numpy's matmul."""
+    inputs the packed or phase conv would take, so small shapes test its paths, with its 36
+    GEMMs on the packed micro-kernel (where it runs) and on numpy's matmul."""
     from omrt.kernels import conv, winograd
 
     monkeypatch.setattr(conv, "beats_winograd", lambda g, dtype: False)
