@@ -58,14 +58,9 @@ across:
 """
 
 
-SLOTS = ("x", "y", "h", "w", "oh", "ow", "blocks")
-
-
 def _with_task(vl: int) -> str:
     """The kernel and a native job task over blocks of planes (native_jobs.NativeJob)."""
-    return _module_ir(vl) + "\n" + native_jobs.task_ir(
-        "@avgpool2s2(ptr %xp, ptr %yp, i64 %count, i64 %h, i64 %w, i64 %oh, i64 %ow)",
-        SLOTS, {"x", "y", "blocks"}, body=native_jobs.plane_pointers())
+    return _module_ir(vl) + "\n" + native_jobs.plane_task_ir("avgpool2s2")
 
 
 def _kernel():
@@ -77,7 +72,7 @@ def _kernel():
 def job(blocks: list[tuple[int, int]], h: int, w: int, oh: int, ow: int):
     """A native job pooling blocks of planes of x (P, h, w) into y (P, oh, ow) as avgpool2s2
     does; set its x and y (addresses) before each run."""
-    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, h=h, w=w, oh=oh, ow=ow)
+    return native_jobs.NativeJob(_kernel()["task"], native_jobs.plane_slots(), blocks, h=h, w=w, oh=oh, ow=ow)
 
 
 def available() -> bool:

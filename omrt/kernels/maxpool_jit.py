@@ -147,14 +147,12 @@ store:
 """
 
 
-SLOTS = ("x", "y", "h", "w", "oh", "ow", "top", "left", "blocks")
+_PADS = ("top", "left")
 
 
 def _with_task(vl: int) -> str:
     """The kernel and a native job task over blocks of planes (native_jobs.NativeJob)."""
-    return _module_ir(vl) + "\n" + native_jobs.task_ir(
-        "@maxpool3s2(ptr %xp, ptr %yp, i64 %count, i64 %h, i64 %w, i64 %oh, i64 %ow, i64 %top, i64 %left)",
-        SLOTS, {"x", "y", "blocks"}, body=native_jobs.plane_pointers())
+    return _module_ir(vl) + "\n" + native_jobs.plane_task_ir("maxpool3s2", _PADS)
 
 
 def _kernel():
@@ -166,7 +164,8 @@ def _kernel():
 def job(blocks: list[tuple[int, int]], h: int, w: int, oh: int, ow: int, pad_top: int, pad_left: int):
     """A native job pooling blocks of planes of x (P, h, w) into y (P, oh, ow) as maxpool3s2
     does; set its x and y (addresses) before each run."""
-    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, h=h, w=w, oh=oh, ow=ow, top=pad_top, left=pad_left)
+    return native_jobs.NativeJob(_kernel()["task"], native_jobs.plane_slots(_PADS), blocks, h=h, w=w, oh=oh, ow=ow,
+                                 top=pad_top, left=pad_left)
 
 
 def available() -> bool:

@@ -181,12 +181,19 @@ def task_ir(call: str, slots: Sequence[str], pointers: set[str], floats: set[str
     return "\n".join(out)
 
 
-def plane_pointers() -> list[str]:
-    """task_ir body lines: %xp and %yp, the first planes of block %first of x (%h x %w planes) and
-    y (%oh x %ow)."""
-    return ["  %plane_in = mul i64 %h, %w", "  %x_off = mul i64 %first, %plane_in",
+def plane_slots(extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The slots of a plane kernel's task (plane_task_ir)."""
+    return ("x", "y", "h", "w", "oh", "ow", *extra, "blocks")
+
+
+def plane_task_ir(kernel: str, extra: Sequence[str] = ()) -> str:
+    """task_ir for a kernel(x, y, planes, h, w, oh, ow, *extra) over planes of x (h x w) into
+    planes of y (oh x ow): task i runs it on block i of planes."""
+    args = ", ".join(["ptr %xp", "ptr %yp", "i64 %count"] + [f"i64 %{name}" for name in ("h", "w", "oh", "ow", *extra)])
+    body = ["  %plane_in = mul i64 %h, %w", "  %x_off = mul i64 %first, %plane_in",
             "  %xp = getelementptr float, ptr %x, i64 %x_off", "  %plane_out = mul i64 %oh, %ow",
             "  %y_off = mul i64 %first, %plane_out", "  %yp = getelementptr float, ptr %y, i64 %y_off"]
+    return task_ir(f"@{kernel}({args})", plane_slots(extra), {"x", "y", "blocks"}, body=body)
 
 
 class NativeJob:
