@@ -20,12 +20,11 @@ each median (ms) and its ratio to onnxruntime's median.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import numpy as np
 
-from common import ort_session
+from common import kernel_constants, ort_session, parse_constants
 
 from omrt.compiler import compile_onnx
 from omrt.kernels import parallel, spin_wait
@@ -36,24 +35,12 @@ from tests.support.light_models import random_input, randomized
 POOL_KEYS = {"pool.linger": "linger_ticks", "pool.holdoff": "holdoff_ticks"}
 
 
-def kernel_modules() -> list:
-    import omrt.kernels.conv  # noqa: F401  (imports every conv path's module)
-    import omrt.kernels.pool  # noqa: F401
-    return [m for name, m in sorted(sys.modules.items()) if name.startswith("omrt.kernels") and m is not None]
-
-
 def parse(spec: str) -> tuple[str, dict[str, float], dict[str, float]]:
     """'name=K=V,K=V' -> (name, module constants, pool settings)."""
     name, _, rest = spec.partition("=")
-    constants, pool = {}, {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        if key in POOL_KEYS:
-            pool[POOL_KEYS[key]] = float(value)
-        elif key.isupper():
-            constants[key] = float(value) if any(c in value for c in ".e") else int(value)
-        else:
-            raise SystemExit(f"unknown setting {key!r} in {spec!r}")
+    items = [item for item in rest.split(",") if item]
+    pool = {POOL_KEYS[key]: float(value) for key, _, value in (i.partition("=") for i in items) if key in POOL_KEYS}
+    constants = parse_constants(",".join(i for i in items if i.partition("=")[0] not in POOL_KEYS))
     return name, constants, pool
 
 
@@ -67,23 +54,13 @@ def main() -> None:
     onnx_model = randomized(args.model, batch=args.batch, expose_logits=False)
     ort = ort_session(onnx_model.SerializeToString())
     feeds = random_input(onnx_model)
-    modules = kernel_modules()
     pool = parallel.get_pool()
     defaults = {"linger_ticks": pool.linger_ticks, "holdoff_ticks": pool.holdoff_ticks}
     variants = []
     for spec in args.variants:
         name, constants, settings = parse(spec)
-        saved = {}
-        for module in modules:
-            for key, value in constants.items():
-                if hasattr(module, key):
-                    saved[(module, key)] = getattr(module, key)
-                    setattr(module, key, value)
-        if constants and not saved:
-            raise SystemExit(f"no omrt.kernels module has {sorted(constants)}")
-        session = InferenceSession(write_om(compile_onnx(onnx_model)))
-        for (module, key), value in saved.items():
-            setattr(module, key, value)
+        with kernel_constants(constants):
+            session = InferenceSession(write_om(compile_onnx(onnx_model)))
         ticks = {attr: spin_wait.ticks(seconds) if seconds and pool.linger_ticks else 0
                  for attr, seconds in settings.items()}
         variants.append((name, session, dict(defaults, **ticks)))

@@ -1,6 +1,7 @@
 """Time omrt's Conv kernel against onnxruntime (OMRT_BENCH_THREADS threads, default 2) on single-Conv models; prints omrt/ort.
 
-Usage: python benchmarks/bench_conv_kernel.py [--winograd] [--cases a,dw1] [--batch N] [--cold]
+Usage: python benchmarks/bench_conv_kernel.py [--winograd] [--cases a,dw1] [--batch N] [--cold] [--set K=V,K=V]
+(--set: omrt.kernels module constants while the kernels are built, as in ab_models.py)
 (median of 20 after warm-up)
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from common import ort_session
+from common import kernel_constants, ort_session, parse_constants
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, prepack, workspace_bytes
 
@@ -57,6 +58,19 @@ CASES = {
     "c7 2048->512 1x1 7": (2048, 512, 1, 1, 0, 7),
     "ds56 256->512 1x1 s2 56": (256, 512, 1, 2, 0, 56),
     "ds14 1024->2048 1x1 s2 14": (1024, 2048, 1, 2, 0, 14),
+    "c28 512->128 1x1 28": (512, 128, 1, 1, 0, 28),
+    "c28b 512->256 1x1 28": (512, 256, 1, 1, 0, 28),
+    "c56 256->128 1x1 56": (256, 128, 1, 1, 0, 56),
+    "n56 128->128 1x1 56": (128, 128, 1, 1, 0, 56),
+    "n28 256->128 1x1 28": (256, 128, 1, 1, 0, 28),
+    "n28b 384->128 1x1 28": (384, 128, 1, 1, 0, 28),
+    "z55 128->16 1x1 55": (128, 16, 1, 1, 0, 55),
+    "z55b 64->16 1x1 55": (64, 16, 1, 1, 0, 55),
+    "x55 16->64 1x1 55": (16, 64, 1, 1, 0, 55),
+    "z27 256->32 1x1 27": (256, 32, 1, 1, 0, 27),
+    "x27 32->128 1x1 27": (32, 128, 1, 1, 0, 27),
+    "z13 384->64 1x1 13": (384, 64, 1, 1, 0, 13),
+    "x13 64->256 1x1 13": (64, 256, 1, 1, 0, 13),
 }
 
 
@@ -83,7 +97,7 @@ def median_ms(fn, reps: int = 20, cold: bool = False) -> float:
 
 
 def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, *, winograd: bool,
-          batch: int = 1, cold: bool = False) -> tuple[float, float]:
+          batch: int = 1, cold: bool = False, constants: dict[str, float] | None = None) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, cin, hw, hw), dtype=np.float32)
     w = rng.standard_normal((cout, cin // group, k, k), dtype=np.float32) * 0.05
@@ -98,14 +112,15 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, 
     spec = OpSpec("Conv", attrs, [TensorSpec(x.shape, np.dtype(np.float32)), TensorSpec(w.shape, w.dtype),
                                   TensorSpec(b.shape, b.dtype)],
                   [TensorSpec((batch, cout, ho, ho), np.dtype(np.float32))], {1: w, 2: b})
-    packed = prepack(spec)  # the weights as the compiler stores them (Winograd only with --winograd)
-    if packed is not None and (winograd or not packed[0].get("_winograd")):
-        spec.attrs.update(packed[0])
-        spec.consts.update(packed[1])
-        spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
-    kernel = build_kernel(spec)
+    with kernel_constants(constants or {}):
+        packed = prepack(spec)  # the weights as the compiler stores them (Winograd only with --winograd)
+        if packed is not None and (winograd or not packed[0].get("_winograd")):
+            spec.attrs.update(packed[0])
+            spec.consts.update(packed[1])
+            spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
+        kernel = build_kernel(spec)
+        scratch = np.empty(workspace_bytes(spec), np.uint8)
     y = np.empty((batch, cout, ho, ho), np.float32)
-    scratch = np.empty(workspace_bytes(spec), np.uint8)
     inputs = [x, spec.consts[1], b]
     t_omrt = median_ms(lambda: kernel(inputs, [y], scratch), cold=cold)
     sess = ort_session(model.SerializeToString())
@@ -125,12 +140,14 @@ def main() -> None:
     ap.add_argument("--cases", default="", help="comma-separated case keys (first word), default all")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--cold", action="store_true", help="flush the caches before each timed call")
+    ap.add_argument("--set", default="", help="K=V,K=V: omrt.kernels module constants while building")
     args = ap.parse_args()
     keys = set(filter(None, args.cases.split(",")))
     for name, cfg in CASES.items():
         if keys and name.split()[0] not in keys:
             continue
-        t_omrt, t_ort = bench(*cfg, winograd=args.winograd, batch=args.batch, cold=args.cold)
+        t_omrt, t_ort = bench(*cfg, winograd=args.winograd, batch=args.batch, cold=args.cold,
+                              constants=parse_constants(args.set))
         print(f"{name:20s} omrt {t_omrt:7.3f} ms  ort {t_ort:7.3f} ms  omrt/ort {t_omrt / t_ort:5.2f}")
 
 

@@ -1,11 +1,12 @@
 """Shared benchmark plumbing: a pinned-thread onnxruntime session and alternating timed runs."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -65,3 +66,40 @@ def print_breakdown(header: str, by_type: dict[str, float], by_shape: dict[str, 
     print("top shapes (ms per run, all ops of that shape)")
     for key, ms in sorted(by_shape.items(), key=lambda kv: -kv[1])[:top]:
         print(f"  {key:50s} {ms:8.2f}")
+
+
+def kernel_modules() -> list:
+    """Every loaded omrt.kernels module, after importing the ones every conv and pool path uses."""
+    import omrt.kernels.conv  # noqa: F401  (imports every conv path's module)
+    import omrt.kernels.pool  # noqa: F401
+    return [m for name, m in sorted(sys.modules.items()) if name.startswith("omrt.kernels") and m is not None]
+
+
+def parse_constants(items: str) -> dict[str, float]:
+    """'KEY=VALUE,KEY=VALUE' -> module constants (ints unless the value has '.' or 'e')."""
+    constants = {}
+    for item in filter(None, items.split(",")):
+        key, _, value = item.partition("=")
+        if not key.isupper():
+            raise SystemExit(f"unknown setting {key!r}: module constants are upper case")
+        constants[key] = float(value) if any(c in value for c in ".e") else int(value)
+    return constants
+
+
+@contextlib.contextmanager
+def kernel_constants(constants: dict[str, float]) -> Iterator[None]:
+    """Set module constants in every omrt.kernels module that has them (kernels read their
+    thresholds when a model is compiled and loaded), and restore them on the way out."""
+    saved = {}
+    for module in kernel_modules():
+        for key, value in constants.items():
+            if hasattr(module, key):
+                saved[(module, key)] = getattr(module, key)
+                setattr(module, key, value)
+    if constants and not saved:
+        raise SystemExit(f"no omrt.kernels module has {sorted(constants)}")
+    try:
+        yield
+    finally:
+        for (module, key), value in saved.items():
+            setattr(module, key, value)

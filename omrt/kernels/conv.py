@@ -6,7 +6,8 @@ Paths, chosen once at build time:
     (compiled loops; 3x3 stride-1 "same" ones read in place), without them omrt.kernels.depthwise_cl
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
   * few input channels (image stems, narrow 3x3 and 5x5 convs) on wide enough rows:
-    omrt.kernels.phase_conv, taps read from the padded image's stride phases by an IR micro-kernel.
+    omrt.kernels.phase_conv, taps read from the padded image's stride phases by an IR micro-kernel;
+    there too 1x1 convs of one image with a shallow reduction or little work, read in place.
   * one image, small output map, deep reduction: omrt.kernels.packed_conv (weights the compiler
     stored packed for the packed GEMM micro-kernel, omrt.kernels.packed_gemm).
   * 2-D stride-1 group-1 k x k with at most 48 outputs, fewer than its inputs: omrt.kernels.tap_gemm

@@ -21,6 +21,11 @@ SqueezeNet's 3->64 3x3/2 0.46 -> 0.26. Running flat rather than row by row (each
 part-empty at its end), one thread: ResNet-50's stem 1.12 -> 1.04 ms, DenseNet-121's 128->32 on
 56x56 1.10 -> 1.04, on 14x14 0.084 -> 0.078, SqueezeNet's 64->256 on 13x13 0.28 -> 0.27.
 Threads take blocks of output channels, or of chunks of output rows on large maps (work_split).
+
+A 1x1 unpadded conv is the same kernel with one tap per input channel: its one "phase" is the
+input itself (stride 1, read where it lies) or every stride-th pixel, sampled into scratch. Where
+the reduction is shallow or the conv small, BLAS spends more packing the input than multiplying
+(POINTWISE_MAX_FLOPS).
 """
 from __future__ import annotations
 
@@ -28,9 +33,10 @@ import ctypes
 
 import numpy as np
 
-from omrt.kernels import llvm_jit, native_jobs, packed_gemm
+from omrt.kernels import llvm_jit, native_jobs, packed_gemm, pad_jit
 from omrt.kernels.conv_common import MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_phases, split_inputs
 from omrt.kernels.epilogue import Epilogue
+from omrt.kernels.packed_conv import packed_shape
 from omrt.kernels.parallel import Pool, split
 
 # Input channels up to which a conv reads its taps from the phases. One thread against im2col +
@@ -38,6 +44,17 @@ from omrt.kernels.parallel import Pool, split
 # 0.19 -> 0.10, ResNet-50's 128->128 3x3/2 on 56x56 1.35 -> 1.24 (batch 8: 11.1 -> 9.9), where
 # 256->256 3x3/2 took 1.16 -> 2.12.
 MAX_CHANNELS = 128
+# 1x1 stride-1 unpadded convs of one image (read_in_place; strided ones from the sampled pixels)
+# over up to POINTWISE_MAX_CHANNELS inputs, where the reduction is shallow (POINTWISE_SHALLOW) or
+# the conv small (POINTWISE_MAX_FLOPS): there BLAS packs the whole input for few outputs or little
+# work. One conv on two threads against numpy's OpenBLAS: SqueezeNet's 128->16 on 55x55 0.067 ->
+# 0.038 ms, 256->32 on 27x27 0.061 -> 0.035, 16->64 on 55x55 0.048 -> 0.039, ResNet-50's 64->256
+# on 56x56 0.293 -> 0.263. Deep and large ones stay on BLAS: ResNet-50's 256->64 on 56x56 took
+# 0.284 -> 0.321, 512->128 on 28x28 0.254 -> 0.278, the strided 256->512 0.515 -> 0.572. At batch 8
+# (an image per job) SqueezeNet's 64->256 on 13x13 took 0.141 -> 0.238.
+POINTWISE_MAX_CHANNELS = 512
+POINTWISE_SHALLOW = 128
+POINTWISE_MAX_FLOPS = 6e7
 # Phase rows narrower than this would let one vector's lanes fall in more than SEGMENTS output rows.
 MIN_PHASE_COLUMNS = 8
 # Phase bytes a chunk of output rows reads, at most: they stay in the core's L2 across its panels.
@@ -234,19 +251,48 @@ def _kernel():
 
 
 def phase_shape(g: ConvGeom) -> tuple[int, ...]:
-    """(sh, sw, C, rows, cols) of one image's padded stride phases (conv_common.pad_phases)."""
+    """(sh, sw, C, rows, cols) of one image's padded stride phases (conv_common.pad_phases); for an
+    unpadded 1x1 conv, the one phase its taps read: (1, 1, C, *output size)."""
+    if _unpadded_1x1(g):
+        return (1, 1, g.c) + tuple(g.out_sp)
     (sh, sw), (hp, wp) = g.strides, g.pad_sp
     return (sh, sw, g.c, -(-hp // sh), -(-wp // sw))
 
 
+def _unpadded_1x1(g: ConvGeom) -> bool:
+    return len(g.kernel) == 2 and g.kernel == (1, 1) and not g.padded
+
+
+def read_in_place(g: ConvGeom) -> bool:
+    """1x1 stride-1 unpadded convs: the input itself is the one phase, read where it lies."""
+    return _unpadded_1x1(g) and g.strides == (1, 1)
+
+
+def _fill_phases(g: ConvGeom, x: np.ndarray, phases: np.ndarray) -> None:
+    """One image (or channel range of it) into its phases: padded and split by stride, or, for a
+    strided 1x1 conv, every stride-th pixel (pad_jit.pad_planes reads every other one)."""
+    if not _unpadded_1x1(g):
+        pad_phases(x, phases, g.pb, g.strides)
+    elif g.strides == (2, 2) and pad_jit.fits(x, phases[0, 0]):
+        pad_jit.pad_planes(x, phases[0, 0], 0, 0, step=2)
+    else:
+        np.copyto(phases[0, 0], x[:, ::g.strides[0], ::g.strides[1]][:, :g.out_sp[0], :g.out_sp[1]])
+
+
 def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
-    """2-D group-1 convs over at most MAX_CHANNELS inputs with constant weights and kernels of 3x3
-    or more, float32 or float16 (computed in float32), on phase rows of MIN_PHASE_COLUMNS or more.
-    The shape alone decides the planned workspace, so it does not depend on whether the
-    micro-kernel runs where the model is compiled."""
-    return (len(g.kernel) == 2 and g.group == 1 and g.c <= MAX_CHANNELS and min(g.kernel) >= 3
-            and phase_shape(g)[4] >= MIN_PHASE_COLUMNS
-            and np.dtype(dtype) in (np.float16, np.float32) and const_weights)
+    """2-D group-1 convs with constant weights, float32 or float16 (computed in float32), on phase
+    rows of MIN_PHASE_COLUMNS or more: kernels of 3x3 or more over at most MAX_CHANNELS inputs, and
+    1x1 stride-1 unpadded ones over at most POINTWISE_MAX_CHANNELS (read_in_place) that the packed
+    kernel does not take. The shape alone decides the planned workspace, so it does not depend on
+    whether the micro-kernel runs where the model is compiled."""
+    if len(g.kernel) != 2 or g.group != 1 or not const_weights or np.dtype(dtype) not in (np.float16, np.float32):
+        return False
+    if phase_shape(g)[4] < MIN_PHASE_COLUMNS:
+        return False
+    if _unpadded_1x1(g):
+        return (g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and (g.c <= POINTWISE_SHALLOW or g.image_flops < POINTWISE_MAX_FLOPS)
+                and not packed_shape(g, dtype, const_weights))
+    return g.c <= MAX_CHANNELS and min(g.kernel) >= 3
 
 
 def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
@@ -255,8 +301,9 @@ def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
 
 
 def phase_workspace(g: ConvGeom) -> int:
-    """One image's phases (images go through one after another)."""
-    return int(np.prod(phase_shape(g))) * g.itemsize
+    """One image's phases (images go through one after another); none where the kernel reads the
+    input in place."""
+    return 0 if read_in_place(g) else int(np.prod(phase_shape(g))) * g.itemsize
 
 
 def _chunk_bytes(g: ConvGeom, rows: int) -> int:
@@ -330,6 +377,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
                                 bias=bias_at, m=g.m, k=depth, chunk=chunk, oh=oh_n, ow=ow_n, wq=wq, ldy=plane,
                                 by_panels=int(by_panels), panels=panels, chunks=chunks)
     native = bool(NATIVE_TASKS)
+    in_place = read_in_place(g)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -338,16 +386,20 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
         in_kernel = clamp is not None and b3 is None and (res is None or res.flags.c_contiguous)
         lo, hi = clamp if in_kernel else (-np.inf, np.inf)
         variant = 2 * int(in_kernel and res is not None) + int(in_kernel and (lo, hi) != (-np.inf, np.inf))
-        phases = scratch.view(np.float32)[:phase_floats].reshape(shape)
-        phases_at = phases.ctypes.data
+        phases = None if in_place else scratch.view(np.float32)[:phase_floats].reshape(shape)
+        phases_at = 0 if in_place else phases.ctypes.data
         for n in range(g.n):
             xn = x[n]
 
             def pad(i: int) -> None:
                 c0, c1 = channel_pieces[i]
-                pad_phases(xn[c0:c1], phases[:, :, c0:c1], g.pb, g.strides)
+                _fill_phases(g, xn[c0:c1], phases[:, :, c0:c1])
 
-            pool.run(pad, len(channel_pieces))
+            if in_place:
+                xn = np.ascontiguousarray(xn)  # planned tensors are; held until the job is done
+                phases_at = xn.ctypes.data
+            else:
+                pool.run(pad, len(channel_pieces))
             yn = y[n]
             rn = res[n] if res is not None else None
             y_at = yn.ctypes.data

@@ -34,6 +34,13 @@ FLAT_SHAPES = [
 ]
 # Phases over CHUNK_BYTES: chunks of output rows
 CHUNKED = (1, 128, 24, (56, 56), (3, 3), {"pads": [1, 1, 1, 1]})
+# 1x1 unpadded: read where the input lies (stride 1) or from every stride-th pixel
+POINTWISE = [
+    (1, 40, 20, (9, 30), (1, 1), {}),
+    (1, 128, 16, (55, 55), (1, 1), {}),                                        # SqueezeNet's squeeze conv
+    (1, 24, 36, (19, 33), (1, 1), {"strides": [2, 2]}),                        # sampled by the IR pass
+    (1, 8, 10, (25, 40), (1, 1), {"strides": [3, 2]}),                         # sampled by numpy
+]
 
 
 def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.float32):
@@ -50,7 +57,7 @@ def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.
     return make_spec("Conv", ins, [want.astype(dtype)], attrs, consts), ins, want
 
 
-@pytest.mark.parametrize("cfg", SHAPES + FLAT_SHAPES + [CHUNKED])
+@pytest.mark.parametrize("cfg", SHAPES + FLAT_SHAPES + [CHUNKED] + POINTWISE)
 @pytest.mark.parametrize("bias_const", [True, False])
 def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     spec, ins, want = _case(np.random.default_rng(1), *cfg, bias_const=bias_const)
@@ -59,7 +66,8 @@ def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
-@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1], FLAT_SHAPES[0], FLAT_SHAPES[2], CHUNKED])
+@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1], FLAT_SHAPES[0], FLAT_SHAPES[2], CHUNKED, POINTWISE[1],
+                                 POINTWISE[2]])
 def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) -> None:
     """Both threads pad a channel range of the phases, then take blocks of chunks of output rows
     or, where the phases fit in one chunk, blocks of output channels."""
@@ -95,15 +103,33 @@ def test_tap_offsets_address_each_taps_pixel() -> None:
                 assert flat[off + oh * row + ow] == padded[c, oh * 2 + kh * 2, ow * 3 + kw]
 
 
-@pytest.mark.parametrize("c,kernel,group,size,eligible", [
-    (3, (7, 7), 1, 36, True), (128, (3, 3), 1, 30, True), (129, (3, 3), 1, 30, False), (3, (1, 1), 1, 30, False),
-    (4, (3, 3), 2, 30, False), (16, (5, 5), 1, 31, True),      # 27 output columns: flat rows
+@pytest.mark.parametrize("c,m,kernel,group,size,batch,eligible", [
+    (3, 8, (7, 7), 1, 36, 1, True), (128, 8, (3, 3), 1, 30, 1, True), (129, 8, (3, 3), 1, 30, 1, False),
+    (4, 8, (3, 3), 2, 30, 1, False), (16, 8, (5, 5), 1, 31, 1, True),   # 27 output columns: flat rows
+    (3, 8, (1, 1), 1, 30, 1, True), (3, 8, (1, 1), 1, 30, 2, False),    # 1x1: one image only
+    (384, 64, (1, 1), 1, 13, 1, True),                                  # deep but small
+    (256, 64, (1, 1), 1, 56, 1, False),                                 # deep and large: BLAS
+    (512, 256, (1, 1), 1, 14, 1, False),                                # the packed kernel's
+    (16, 8, (1, 1), 1, 7, 1, False),                                    # rows under MIN_PHASE_COLUMNS
 ])
-def test_phase_eligible(c: int, kernel, group: int, size: int, eligible: bool) -> None:
-    x, w = np.zeros((1, c, size, size), np.float32), np.zeros((8, c // group) + kernel, np.float32)
-    y = np.zeros((1, 8, size - kernel[0] + 1, size - kernel[1] + 1), np.float32)
+def test_phase_eligible(c: int, m: int, kernel, group: int, size: int, batch: int, eligible: bool) -> None:
+    x, w = np.zeros((batch, c, size, size), np.float32), np.zeros((m, c // group) + kernel, np.float32)
+    y = np.zeros((batch, m, size - kernel[0] + 1, size - kernel[1] + 1), np.float32)
     spec = make_spec("Conv", [x, w], [y], {"kernel_shape": list(kernel), "group": group}, {1: w})
     assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True) is eligible
+
+
+def test_pointwise_convs_need_no_workspace() -> None:
+    """A 1x1 stride-1 conv reads its input where it lies; a strided one holds only its sampled
+    pixels."""
+    def workspace(stride: int) -> int:
+        x, w = np.zeros((1, 16, 20, 20), np.float32), np.zeros((8, 16, 1, 1), np.float32)
+        y = np.zeros((1, 8, 20 // stride, 20 // stride), np.float32)
+        spec = make_spec("Conv", [x, w], [y], {"kernel_shape": [1, 1], "strides": [stride] * 2}, {1: w})
+        return phase_conv.phase_workspace(conv_geom(spec))
+
+    assert workspace(1) == 0
+    assert workspace(2) == 16 * 10 * 10 * 4
 
 
 @pytest.mark.parametrize("act,params", [("Relu", []), ("Clip", [-0.5, 0.25]), (None, [])])
