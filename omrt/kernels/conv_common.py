@@ -8,7 +8,7 @@ pass over contiguous channel blocks (numpy's elementwise loops are slow on colum
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -67,16 +67,16 @@ def pad_phases(x: np.ndarray, phases: np.ndarray, pb: Sequence[int], strides: Se
     """Pad one image x (C, H, W) with zeros straight into its stride phases: phases[i, j, c, a, b]
     is padded pixel (i + sh*a, j + sw*b), so every tap of a strided window reads one contiguous
     run of a phase instead of every other pixel of a row."""
+    calls = phase_pads(x, phases, pb, strides)
+    if calls is not None:
+        for call in calls:
+            call()
+        return
     sh, sw = strides
     if (sh, sw) == (1, 1):
         pad_into(x, phases[0, 0], pb[:2])
         return
     (pt, pl), (h, w) = pb[:2], x.shape[1:]
-    if (sh, sw) == (2, 2) and pad_jit.fits(x, phases[0, 0]):
-        for i in range(2):
-            for j in range(2):
-                pad_jit.pad_planes(x, phases[i, j], pt - i, pl - j, step=2)
-        return
     hq, wq = phases.shape[3:]
     phases.fill(0)
     for i in range(sh):
@@ -89,6 +89,20 @@ def pad_phases(x: np.ndarray, phases: np.ndarray, pb: Sequence[int], strides: Se
             nb = min(wq - b0, len(range(w0, w, sw)))
             if na > 0 and nb > 0:
                 np.copyto(phases[i, j, :, a0:a0 + na, b0:b0 + nb], x[:, h0::sh, w0::sw][:, :na, :nb])
+
+
+def phase_pads(x: np.ndarray, phases: np.ndarray, pb: Sequence[int],
+               strides: Sequence[int]) -> list[Callable[[], None]] | None:
+    """pad_phases(x, phases, pb, strides) as compiled calls bound to these arrays' addresses
+    (omrt.kernels.pad_jit: stride 1, or 2 with a call per phase), or None where it does not take
+    them."""
+    sh, sw = strides
+    if (sh, sw) not in ((1, 1), (2, 2)) or not pad_jit.fits(x, phases[0, 0]):
+        return None
+    pt, pl = pb[:2]
+    if (sh, sw) == (1, 1):
+        return [pad_jit.bound_pad(x, phases[0, 0], pt, pl)]
+    return [pad_jit.bound_pad(x, phases[i, j], pt - i, pl - j, step=2) for i in range(2) for j in range(2)]
 
 
 def windows(buf: np.ndarray, kernel: Sequence[int], out_sp: Sequence[int],

@@ -9,7 +9,9 @@ store.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -83,8 +85,21 @@ def fits(x: np.ndarray, y: np.ndarray) -> bool:
 def pad_planes(x: np.ndarray, y: np.ndarray, top: int, left: int, fill: float = 0.0, step: int = 1) -> None:
     """y[..., i, j] = x[..., step * i - top, step * j - left] where that is inside x, else fill
     (fits(x, y)); step 1 or 2 (one stride phase of a padded image per call). Releases the GIL."""
+    bound_pad(x, y, top, left, fill, step)()
+
+
+def bound_pad(x: np.ndarray, y: np.ndarray, top: int, left: int, fill: float = 0.0,
+              step: int = 1) -> Callable[[], None]:
+    """pad_planes(x, y, ...) as a call bound to the arrays' addresses, for a kernel that pads the
+    same planned buffers on every run (fits(x, y); the caller keeps both arrays alive)."""
     h, w = x.shape[-2:]
     oh, ow = y.shape[-2:]
     planes = math.prod(y.shape[:-2])
-    if planes and oh and ow:
-        _kernel()[f"pad{step}"](x.ctypes.data, y.ctypes.data, planes, h, w, oh, ow, top, left, step, fill)
+    if not (planes and oh and ow):
+        return _nothing
+    return functools.partial(_kernel()[f"pad{step}"], x.ctypes.data, y.ctypes.data, planes, h, w, oh, ow, top, left,
+                             step, fill)
+
+
+def _nothing() -> None:
+    pass

@@ -154,7 +154,7 @@ def test_strided_large_kernels_from_phases(kernel_paths, two_threads, monkeypatc
 
     if threaded:
         monkeypatch.setattr(conv_kernel, "MIN_PARALLEL_FLOPS", 0.0)
-        monkeypatch.setattr(phase_conv, "MIN_PARALLEL_FLOPS", 0.0)
+        monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
     rng = np.random.default_rng(9)
     ins = [_rand(rng, batch, 3, *hw), _rand(rng, 16, 3, k, k), _rand(rng, 16)]
     attrs = {"kernel_shape": [k, k], "strides": strides, "pads": pads}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import phase_conv
+from omrt.kernels import build_kernel, phase_conv, workspace_bytes
 from omrt.kernels.conv_common import conv_geom, pad_phases
 from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view
 
@@ -71,10 +71,32 @@ def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
 def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) -> None:
     """Both threads pad a channel range of the phases, then take blocks of chunks of output rows
     or, where the phases fit in one chunk, blocks of output channels."""
-    monkeypatch.setattr(phase_conv, "MIN_PARALLEL_FLOPS", 0.0)
+    monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
     monkeypatch.setattr(phase_conv, "PAD_SPLIT_BYTES", 0)
     spec, ins, want = _case(np.random.default_rng(2), *cfg, residual=True)
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+@pytest.mark.parametrize("cfg", [SHAPES[5], SHAPES[7], POINTWISE[0], POINTWISE[2]])
+def test_phase_conv_runs_again_on_the_same_buffers(cfg) -> None:
+    """Run again on the buffers it was last set up for (as a loaded model does), the conv pads the
+    input as it is now; handed other buffers, it writes those."""
+    rng = np.random.default_rng(6)
+    spec, ins, want = _case(rng, *cfg, residual=True)
+    kernel = build_kernel(spec)
+    scratch = np.empty(workspace_bytes(spec), np.uint8)
+    out = np.empty_like(want)
+    tol = {"rtol": RTOL, "atol": max(ATOL, 2e-6 * np.abs(want).max())}
+    kernel(ins, [out], scratch)
+    np.testing.assert_allclose(out, want, **tol)
+    ins[0][...] = _rand(rng, *ins[0].shape)
+    onnx_attrs = {k: v for k, v in spec.attrs.items() if not k.startswith("_")}
+    want2 = np.maximum(ort_run("Conv", ins[:3], onnx_attrs)[0] + ins[3], 0)
+    kernel(ins, [out], scratch)
+    np.testing.assert_allclose(out, want2, **tol)
+    other = np.empty_like(want)
+    kernel(ins, [other], scratch)
+    np.testing.assert_allclose(other, want2, **tol)
 
 
 def test_phase_conv_float16() -> None:
