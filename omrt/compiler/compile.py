@@ -14,7 +14,9 @@ from omrt.compiler import onnx_import, shapes
 from omrt.compiler.dynamic_batch import shapes_for_gear, validate_gears
 from omrt.compiler.emit import emit
 from omrt.compiler.ir import Graph
-from omrt.compiler.lanes import NotLaneSafe, check_lanes, choose_lanes, data_batch, retarget_reshapes, split_inputs
+from omrt.compiler.lanes import (
+    NotLaneSafe, check_lanes, choose_lanes, concat_share, data_batch, retarget_reshapes, split_inputs,
+)
 from omrt.compiler.lifetimes import place
 from omrt.compiler.options import CompileOptions
 from omrt.compiler.planner import DEFAULT_ALIGNMENT, align_up
@@ -180,7 +182,9 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
 def _compile_plan(proto: onnx.ModelProto, input_shape: dict[str, list[int]], batch: int | None,
                   options: CompileOptions, blob: WeightBlob, progress: _Progress) -> tuple[GraphPlan, GraphReport]:
     """A static model's plan or one gear's: in batch lanes where the graph allows (omrt.compiler.lanes)."""
-    lanes = choose_lanes(data_batch(proto, input_shape), options.lanes)
+    batch_size = data_batch(proto, input_shape)
+    share = concat_share(proto) if options.lanes is None and batch_size and batch_size > 1 else 0.0
+    lanes = choose_lanes(batch_size, options.lanes, share)
     if lanes > 1:
         try:
             return _compile_graph(proto, input_shape, blob, options, batch, progress, lanes)

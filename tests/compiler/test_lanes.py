@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from omrt.compiler import compile_onnx
-from omrt.compiler.lanes import choose_lanes
+from omrt.compiler.lanes import choose_lanes, concat_share
 from omrt.compiler.options import CompileOptions
 from omrt.constants import ACL_ERROR_INVALID_PARAM
 from omrt.errors import OmrtError
@@ -25,6 +25,40 @@ RNG = np.random.default_rng(7)
 ])
 def test_choose_lanes(batch, requested, lanes):
     assert choose_lanes(batch, requested) == lanes
+
+
+@pytest.mark.parametrize("batch, requested, share, lanes", [
+    (8, None, 0.2, 8), (6, None, 0.05, 6), (3, None, 0.2, 3), (8, None, 0.04, 2), (1, None, 0.5, 1),
+    (None, None, 0.5, 1), (8, 2, 0.5, 2),
+])
+def test_concats_give_each_image_a_lane(batch, requested, share, lanes):
+    """Where Concat outputs are a large share of the activations, one image per lane (whose
+    concats are written in place), unless lanes were asked for."""
+    assert choose_lanes(batch, requested, share) == lanes
+
+
+def _concat_model(batch: int) -> onnx.ModelProto:
+    """x -> two 1x1 convs -> Concat along channels -> Relu."""
+    w = numpy_helper.from_array(RNG.standard_normal((4, 3, 1, 1)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"]), helper.make_node("Conv", ["x", "w"], ["b"]),
+             helper.make_node("Concat", ["a", "b"], ["c"], axis=1), helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (batch, 3, 8, 8))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, (batch, 8, 8, 8))], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_concat_share_counts_concat_outputs_among_all_op_outputs():
+    assert concat_share(_concat_model(2)) == pytest.approx(8 / (4 + 4 + 8 + 8))
+    assert concat_share(small_cnn(batch=4)) == 0.0
+
+
+def test_a_model_of_concats_compiles_one_image_per_lane():
+    x = RNG.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    model = _concat_model(4)
+    om, got = _run(model, x)
+    assert om.graphs[0].lanes == 4 and om.graphs[0].inputs[0].desc.shape == (1, 3, 8, 8)
+    (want,) = run_onnxruntime(model, {"x": x})
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch, requested", [(8, 3), (8, 0), (None, 2)])
@@ -141,7 +175,7 @@ def test_ops_within_images_go_in_lanes(case):
     model = _graph(nodes, x_shape, y_shape, inits, opset=11 if "opset 11" in case else 13)
     x = RNG.standard_normal(x_shape).astype(np.float32)
     om, (got,) = _run(model, x)
-    assert om.graphs[0].lanes == 2
+    assert om.graphs[0].lanes == (4 if "concat" in case else 2)  # a concat, half the outputs: a lane per image
     (want,) = run_onnxruntime(model, {"x": x})
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
