@@ -10,7 +10,6 @@ import argparse
 import time
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from common import kernel_constants, ort_session, parse_constants

@@ -102,9 +102,10 @@ def choose_lanes(batch: int | None, requested: int | None, concat_share: float =
 
 
 def concat_share(proto: onnx.ModelProto) -> float:
-    """Bytes of Concat outputs over bytes of all op outputs, from the model's inferred shapes (0
-    where shapes are unknown): how much a batch-1 lane saves by writing concatenated tensors in
-    place. The share does not depend on the batch size."""
+    """Bytes of floating-point Concat outputs over those of all op outputs, from the model's
+    inferred shapes (0 where shapes are unknown; integer shape arithmetic left out): how much a
+    batch-1 lane saves by writing concatenated tensors in place. The share does not depend on the
+    batch size."""
     try:
         inferred = onnx.shape_inference.infer_shapes(proto)
     except Exception:  # a model shape inference cannot take: keep the default lanes
@@ -112,9 +113,9 @@ def concat_share(proto: onnx.ModelProto) -> float:
     sizes = {}
     for info in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = info.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            itemsize = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type).itemsize
-            sizes[info.name] = itemsize * int(np.prod([d.dim_value for d in dims]))
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+        if dtype.kind == "f" and dims and all(d.HasField("dim_value") for d in dims):
+            sizes[info.name] = dtype.itemsize * int(np.prod([d.dim_value for d in dims]))
     total = concat = 0
     for node in inferred.graph.node:
         for name in node.output:

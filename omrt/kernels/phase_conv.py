@@ -350,6 +350,17 @@ def work_split(g: ConvGeom, panels: int, parts: int) -> tuple[int, bool]:
         pieces += parts
 
 
+def tile_fill(g: ConvGeom) -> float:
+    """Share of the tiles' lanes that hold outputs on a map that runs as one chunk (the rest are
+    the gaps between output rows and the last tile's tail): 13x13 outputs on 15-wide phase rows,
+    169 of 224 lanes."""
+    wq = phase_shape(g)[4]
+    oh, ow = g.out_sp
+    span = (oh - 1) * wq + ow
+    width = VECTORS * llvm_jit.vector_floats()
+    return oh * ow / (-(-span // width) * width) if width else 1.0
+
+
 def tap_offsets(g: ConvGeom) -> np.ndarray:
     """Each tap's (c, kh, kw order, as the weights) offset into the phases from output (0, 0)."""
     (sh, sw), (dh, dw), (kh_n, kw_n) = g.strides, g.dilations, g.kernel

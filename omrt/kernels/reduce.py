@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from omrt.kernels import softmax_jit
 from omrt.kernels.base import Kernel, OpSpec, register
 from omrt.kernels.broadcast import cache_miss, carve, layout_bytes, normalize_axes
 
@@ -190,6 +191,15 @@ def _softmax(spec: OpSpec) -> Kernel:
             np.exp(o, out=o)
             np.sum(o, axis=axes, keepdims=True, out=m)
             np.divide(o, m, out=o)
+
+    if softmax_jit.fits(x.shape, axes, x.dtype):
+        softmax_jit.warm_up()
+        rows = int(np.prod(x.shape[:len(x.shape) - len(axes)], dtype=np.int64))
+
+        def compiled(ins, outs, s):
+            softmax_jit.softmax_rows(ins[0], outs[0], rows, log)
+
+        return compiled
 
     def k(ins, outs, s):
         if empty:

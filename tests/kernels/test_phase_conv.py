@@ -190,3 +190,23 @@ def test_work_split_keeps_a_chunks_phases_in_l2(c: int, hw: int, kernel: int, st
     assert phase_conv.work_split(g, 4, parts) == want
     rows, _ = want
     assert phase_conv._chunk_bytes(g, rows) <= phase_conv.CHUNK_BYTES
+
+
+@pytest.mark.parametrize("c,m,hw,packed", [
+    (64, 256, 13, True),     # SqueezeNet's: 13x13 fills 75 % of the phase conv's lanes
+    (96, 208, 14, False),    # Inception-v1's: 14x14 fills 88 %
+    (128, 32, 7, False),     # DenseNet's: one panel of outputs
+])
+def test_one_thread_takes_the_packed_kernel_where_phase_tiles_run_part_empty(c: int, m: int, hw: int,
+                                                                              packed: bool) -> None:
+    """In a batch lane (kernels built for one thread) such a conv runs on the packed kernel, from
+    weights packed at build time, and computes the same."""
+    from omrt.kernels import conv as conv_module, packed_gemm
+    from omrt.kernels.parallel import serial_kernels
+
+    spec, ins, want = _case(np.random.default_rng(7), 1, c, m, (hw, hw), (3, 3), {"pads": [1, 1, 1, 1]})
+    g = conv_geom(spec)
+    assert conv_module._packed_over_phase(g, np.float32) is (packed and packed_gemm.available())
+    with serial_kernels():
+        got = run_in_view(spec, ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
