@@ -146,13 +146,20 @@ def _module() -> dict[str, Any] | None:
     })
 
 
+_functions: dict[str, Any] | None = None
+
+
 def functions() -> dict[str, Any] | None:
     """drain(signal), join(signal, slice), serial(fn, args, count) and worker_wait(signal, seen,
     ticks, slice, holdoff) -> the last job seen before a Python job or the end of the budget;
-    None where nothing compiles here."""
+    None where nothing compiles here. Kept once compiled: a one-thread pool asks on every job."""
+    global _functions
+    if _functions is not None:
+        return _functions
     module = _module()
-    if module is not None and module["worker_wait"].restype is not ctypes.c_int64:
+    if module is not None:
         module["worker_wait"].restype = ctypes.c_int64
+        _functions = module
     return module
 
 
