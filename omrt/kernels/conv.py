@@ -463,7 +463,7 @@ def conv(spec: OpSpec):
         return build(g, wmat, weights, bcol, epi, pool, dtype)
     if not shuffled and phase_eligible(g, dtype, w_const is not None):
         if pool.size == 1 and _packed_over_phase(g, dtype):
-            return packed_build(g, packed_gemm.pack_panels(w_const.reshape(g.m, g.c * g.k_size)), b_const, epi, pool)
+            return packed_build(g, packed_gemm.shared_panels(w_const.reshape(g.m, g.c * g.k_size)), b_const, epi, pool)
         return phase_build(g, w_const, b_const, epi, pool)
     bcol = b_const.reshape(g.group, mg, 1) if b_const is not None else None
     if _stacked(g, shuffled):

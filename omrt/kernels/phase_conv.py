@@ -11,9 +11,10 @@ phase row holds the taps of any output row), so a 14-wide map fills its vectors 
 wide one. It keeps 8 output channels (4 with AVX2) x VECTORS vectors of that row in registers,
 loads the tap's pixels as vectors, broadcasts one weight per output channel, and stores each
 vector as one masked store per output row it covers, the extra columns left out, adding the
-residual and applying Relu or Clip on the way. Each kernel keeps its weights regrouped
-by 8 output channels, a copy of its own: these convs' weights are small (37 KB for ResNet-50's
-stem, 590 KB for its 128->128 3x3/2, the largest in the light models).
+residual and applying Relu or Clip on the way. The kernels keep the weights regrouped by 8
+output channels, one copy for all that build the same conv (packed_gemm.shared_panels): these
+convs' weights are small (37 KB for ResNet-50's stem, 590 KB for its 128->128 3x3/2, the largest
+in the light models).
 
 One Zen 5 thread, batch 1, against onnxruntime's 0.99 / 0.13 / 0.24 ms: ResNet-50's 3->64 7x7/2
 on 224x224 2.12 ms (phases, im2col, GEMM) -> 1.10, ShuffleNet's 3->24 3x3/2 0.31 -> 0.14,
@@ -378,7 +379,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     vl = llvm_jit.vector_floats()
     mr = _rows(vl)
     depth = g.c * g.k_size
-    weights = packed_gemm.pack_panels(w_const.reshape(g.m, depth), mr)[0]
+    weights = packed_gemm.shared_panels(w_const.reshape(g.m, depth), mr)[0]
     panels = weights.shape[0]
     bias = packed_gemm.panel_bias(b_const, g.m, panels, mr)
     offsets = tap_offsets(g)

@@ -77,3 +77,18 @@ def test_packed_weights_are_read_only() -> None:
     assert packed.panels.shape == (1, 1, 2, packed_gemm.PANEL_ROWS)
     np.testing.assert_array_equal(packed.bias[:3], 1)
     np.testing.assert_array_equal(packed.bias[3:], 0)
+
+
+def test_shared_panels_are_one_read_only_copy_per_contents() -> None:
+    """Kernels that pack the same weights (the lanes of a plan in lanes) share one copy; other
+    weights, or the same ones in another panel height, get their own."""
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((40, 27)).astype(np.float32)
+    first = packed_gemm.shared_panels(w, 8)
+    assert packed_gemm.shared_panels(w.copy(), 8) is first
+    np.testing.assert_array_equal(first, packed_gemm.pack_panels(w, 8))
+    assert not first.flags.writeable
+    other = w.copy()
+    other[3, 4] += 1.0
+    assert packed_gemm.shared_panels(other, 8) is not first
+    assert packed_gemm.shared_panels(w, 16) is not first
