@@ -302,16 +302,17 @@ def _phase_fills(g: ConvGeom, x: np.ndarray, phases: np.ndarray) -> list[Callabl
 def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     """2-D group-1 convs with constant weights, float32 or float16 (computed in float32), on phase
     rows of MIN_PHASE_COLUMNS or more: kernels of 3x3 or more over at most MAX_CHANNELS inputs, and
-    1x1 stride-1 unpadded ones over at most POINTWISE_MAX_CHANNELS (read_in_place) that the packed
-    kernel does not take. The shape alone decides the planned workspace, so it does not depend on
+    unpadded 1x1 ones of one image (stride 1 read in place, strided ones from their sampled
+    pixels) over at most POINTWISE_MAX_CHANNELS inputs with a shallow reduction or little work,
+    where the packed kernel does not take them. The shape alone decides the planned workspace, so it does not depend on
     whether the micro-kernel runs where the model is compiled."""
     if len(g.kernel) != 2 or g.group != 1 or not const_weights or np.dtype(dtype) not in (np.float16, np.float32):
         return False
     if phase_shape(g)[4] < MIN_PHASE_COLUMNS:
         return False
     if _unpadded_1x1(g):
-        return (g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and (g.c <= POINTWISE_SHALLOW or g.image_flops < POINTWISE_MAX_FLOPS)
-                and not packed_shape(g, dtype, const_weights))
+        light = g.c <= POINTWISE_SHALLOW or g.image_flops < POINTWISE_MAX_FLOPS
+        return g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and light and not packed_shape(g, dtype, const_weights)
     return g.c <= MAX_CHANNELS and min(g.kernel) >= 3
 
 
