@@ -102,10 +102,9 @@ def choose_lanes(batch: int | None, requested: int | None, concat_share: float =
 
 
 def concat_share(proto: onnx.ModelProto) -> float:
-    """Bytes of floating-point Concat outputs over those of all op outputs, from the model's
-    inferred shapes (0 where shapes are unknown; integer shape arithmetic left out): how much a
-    batch-1 lane saves by writing concatenated tensors in place. The share does not depend on the
-    batch size."""
+    """Bytes of floating-point Concat outputs over those of all op outputs, per image, from the
+    model's inferred shapes (tensors of unknown shape left out, as is integer shape arithmetic):
+    how much a batch-1 lane saves by writing concatenated tensors in place."""
     try:
         inferred = onnx.shape_inference.infer_shapes(proto)
     except Exception:  # a model shape inference cannot take: keep the default lanes
@@ -114,8 +113,9 @@ def concat_share(proto: onnx.ModelProto) -> float:
     for info in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = info.type.tensor_type.shape.dim
         dtype = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
-        if dtype.kind == "f" and dims and all(d.HasField("dim_value") for d in dims):
-            sizes[info.name] = dtype.itemsize * int(np.prod([d.dim_value for d in dims]))
+        if dtype.kind == "f" and dims and all(d.HasField("dim_value") for d in dims[1:]):
+            # a symbolic batch (a dynamic-batch model) counts as 1: the share does not depend on it
+            sizes[info.name] = dtype.itemsize * int(np.prod([d.dim_value for d in dims[1:]]))
     total = concat = 0
     for node in inferred.graph.node:
         for name in node.output:

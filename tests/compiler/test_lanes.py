@@ -192,3 +192,20 @@ def test_dynamic_batch_gears_of_even_batch_go_in_lanes():
         (got,) = session.run(None, {"x": x})
         (want,) = run_onnxruntime(model, {"x": x})
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_concat_share_of_a_dynamic_batch_model():
+    """A symbolic batch does not hide the share: a dynamic-batch model's gears get a lane per image
+    too."""
+    model = _concat_model(2)
+    for vi in list(model.graph.input) + list(model.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = "n"
+    assert concat_share(model) == pytest.approx(8 / (4 + 4 + 8 + 8))
+    om = read_om(write_om(compile_onnx(model, CompileOptions(input_shape={"x": [-1, 3, 8, 8]},
+                                                               dynamic_batch_size=[1, 4]))))
+    assert [g.lanes for g in om.graphs] == [1, 4]
+    session = InferenceSession(write_om(om))
+    for batch in (4, 1):
+        x = RNG.standard_normal((batch, 3, 8, 8)).astype(np.float32)
+        (want,) = run_onnxruntime(model, {"x": x})
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=1e-5, atol=1e-6)
