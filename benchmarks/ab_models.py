@@ -4,9 +4,10 @@
 
 A VARIANT is `name=` (the defaults) or `name=KEY=VALUE,KEY=VALUE`. An upper-case KEY is a module
 constant of omrt.kernels, set in every kernel module that has it while that variant's session
-is compiled and loaded (kernels read their thresholds then); `pool.linger`, `pool.holdoff` (in
-seconds) set the kernel pool's polling before each of that variant's runs (0 linger: workers park
-after every job). Examples:
+is compiled and loaded (kernels read their thresholds then); `pool.linger`, `pool.holdoff`,
+`pool.poll` (in seconds) set the kernel pool's polling before each of that variant's runs (0
+linger: workers park after every job; `pool.poll`: how often a polling thread yields its core).
+Examples:
 
     python benchmarks/ab_models.py densenet121 now= old=MIN_PARALLEL_FLOPS=4e7
     python benchmarks/ab_models.py squeezenet polling= parked=pool.linger=0
@@ -32,7 +33,7 @@ from omrt.om import write_om
 from omrt.session import InferenceSession
 from tests.support.light_models import random_input, randomized
 
-POOL_KEYS = {"pool.linger": "linger_ticks", "pool.holdoff": "holdoff_ticks"}
+POOL_KEYS = {"pool.linger": "linger_ticks", "pool.holdoff": "holdoff_ticks", "pool.poll": "poll_ticks"}
 
 
 def parse(spec: str) -> tuple[str, dict[str, float], dict[str, float]]:
