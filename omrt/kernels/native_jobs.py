@@ -170,11 +170,12 @@ def address(function: Any) -> int:
 
 
 def task_ir(call: str, slots: Sequence[str], pointers: set[str], floats: set[str] = frozenset(),
-            body: Sequence[str] = ()) -> str:
-    """IR of `task(args, i)` for a NativeJob: each slot loaded as %name (ptr, float or i64), block
-    i of the table in the last slot as %first, %last (%count = last - first), then `body`'s lines
-    and `call`, the kernel call (none where empty: the body does the work)."""
-    out = ["define void @task(ptr %a, i64 %i) {", "entry:"]
+            body: Sequence[str] = (), name: str = "task") -> str:
+    """IR of `task(args, i)` (or `name`(args, i), for a module of several) for a NativeJob: each
+    slot loaded as %name (ptr, float or i64), block i of the table in the last slot as %first,
+    %last (%count = last - first), then `body`'s lines and `call`, the kernel call (none where
+    empty: the body does the work)."""
+    out = [f"define void @{name}(ptr %a, i64 %i) {{", "entry:"]
     for index, name in enumerate(slots):
         kind = "ptr" if name in pointers else "float" if name in floats else "i64"
         out += [f"  %{name}_at = getelementptr i64, ptr %a, i64 {index}",

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from omrt.kernels import llvm_jit
+from omrt.kernels import llvm_jit, native_jobs
 
 
 def _pad_ir(vl: int, step: int) -> str:
@@ -62,18 +62,54 @@ across:
 """
 
 
+# Slots of the phase-padding tasks (PhasePadJob): `phase` is the floats from one stride phase to
+# the next, the blocks are of channels.
+PHASE_SLOTS = ("x", "y", "h", "w", "oh", "ow", "top", "left", "phase", "blocks")
+
+
+def _phases_task_ir(step: int) -> str:
+    """`phases{step}`(args, i): channel block i of one image padded into its stride phases (one
+    phase with step 1, the four of a 2x2 stride with step 2), as conv_common.pad_phases does."""
+    body = ["  %plane_in = mul i64 %h, %w", "  %x_off = mul i64 %first, %plane_in",
+            "  %xp = getelementptr float, ptr %x, i64 %x_off", "  %plane_out = mul i64 %oh, %ow",
+            "  %y_off = mul i64 %first, %plane_out"]
+    for k, (i, j) in enumerate([(0, 0)] if step == 1 else [(i, j) for i in range(2) for j in range(2)]):
+        body += [f"  %phase{k} = mul i64 %phase, {k}", f"  %y_at{k} = add i64 %y_off, %phase{k}",
+                 f"  %yp{k} = getelementptr float, ptr %y, i64 %y_at{k}",
+                 f"  %top{k} = sub i64 %top, {i}", f"  %left{k} = sub i64 %left, {j}",
+                 f"  call void @pad{step}(ptr %xp, ptr %yp{k}, i64 %count, i64 %h, i64 %w, i64 %oh, i64 %ow, "
+                 f"i64 %top{k}, i64 %left{k}, i64 {step}, float 0.0)"]
+    return native_jobs.task_ir("", PHASE_SLOTS, {"x", "y", "blocks"}, body=body, name=f"phases{step}")
+
+
 def _module_ir(vl: int) -> str:
     v, mask = f"<{vl} x float>", f"<{vl} x i1>"
     return "\n".join([f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})",
                       f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})",
-                      _pad_ir(vl, 1), _pad_ir(vl, 2)])
+                      _pad_ir(vl, 1), _pad_ir(vl, 2), _phases_task_ir(1), _phases_task_ir(2)])
 
 
 _ARGS = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 8 + [ctypes.c_float]
 
 
 def _kernel():
-    return llvm_jit.compile_module("pad_jit", _module_ir, {"pad1": _ARGS, "pad2": _ARGS})
+    return llvm_jit.compile_module("pad_jit", _module_ir, {
+        "pad1": _ARGS, "pad2": _ARGS, "phases1": native_jobs.TASK_ARGS, "phases2": native_jobs.TASK_ARGS})
+
+
+def phase_pad_job(x: np.ndarray, phases: np.ndarray, pb, strides, blocks) -> native_jobs.NativeJob | None:
+    """Padding one image x (C, H, W) into its stride phases (C-contiguous, (sh, sw, C, hq, wq)) as
+    a native job over `blocks` of channels, its x and y slots set to these arrays (set them again
+    for others of the same shapes); None where the kernel does not take it (strides other than 1
+    and 2x2, or arrays fits() refuses). The threads then pad without the GIL, where Python tasks
+    hand it back and forth."""
+    (sh, sw) = strides
+    if (sh, sw) not in ((1, 1), (2, 2)) or not fits(x, phases[0, 0]):
+        return None
+    step, (h, w), (oh, ow) = sh, x.shape[-2:], phases.shape[-2:]
+    return native_jobs.NativeJob(_kernel()[f"phases{step}"], PHASE_SLOTS, blocks, x=x.ctypes.data,
+                                 y=phases.ctypes.data, h=h, w=w, oh=oh, ow=ow, top=int(pb[0]), left=int(pb[1]),
+                                 phase=int(np.prod(phases.shape[2:])))
 
 
 def fits(x: np.ndarray, y: np.ndarray) -> bool:

@@ -71,3 +71,31 @@ def test_stride_two_phases_match_numpy(shape, pads) -> None:
     for i in range(2):
         for j in range(2):
             np.testing.assert_array_equal(phases[i, j], padded[:, i::2, j::2][:, :hq, :wq])
+
+
+@pytest.mark.parametrize("strides,channels,hw,pads", [((2, 2), 13, (21, 30), (1, 2)), ((1, 1), 7, (9, 17), (1, 1)),
+                                                      ((2, 2), 3, (8, 8), (3, 3))])
+def test_phase_pad_job_pads_blocks_of_channels_into_the_phases(two_threads, strides, channels, hw, pads) -> None:
+    """Both threads pad their channels into every phase, as pad_phases does on one."""
+    from omrt.kernels.parallel import get_pool, split
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((channels,) + hw).astype(np.float32)
+    (sh, sw), (pt, pl) = strides, pads
+    shape = (sh, sw, channels, -(-(hw[0] + 2 * pt) // sh), -(-(hw[1] + 2 * pl) // sw))
+    want = np.full(shape, 7.0, np.float32)
+    pad_phases(x, want, (pt, pl, pt, pl), strides)
+    got = np.full(shape, 7.0, np.float32)
+    job = pad_jit.phase_pad_job(x, got, (pt, pl), strides, split(channels, 2))
+    job.run(get_pool())
+    np.testing.assert_array_equal(got, want)
+    other = rng.standard_normal(x.shape).astype(np.float32)
+    pad_phases(other, want, (pt, pl, pt, pl), strides)
+    job.set(x=other.ctypes.data)
+    job.run(get_pool())
+    np.testing.assert_array_equal(got, want)
+
+
+def test_phase_pad_job_leaves_other_strides_to_numpy() -> None:
+    x = np.zeros((2, 9, 9), np.float32)
+    assert pad_jit.phase_pad_job(x, np.zeros((3, 3, 2, 3, 3), np.float32), (0, 0), (3, 3), [(0, 2)]) is None
