@@ -62,7 +62,7 @@ across:
 """
 
 
-# Slots of the phase-padding tasks (PhasePadJob): `phase` is the floats from one stride phase to
+# Slots of the phase-padding tasks (phase_pad_job): `phase` is the floats from one stride phase to
 # the next, the blocks are of channels.
 PHASE_SLOTS = ("x", "y", "h", "w", "oh", "ow", "top", "left", "phase", "blocks")
 

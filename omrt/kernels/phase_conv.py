@@ -177,7 +177,7 @@ def _module_ir(vl: int) -> str:
     mr, width = _rows(vl), VECTORS * vl
     tile_calls = "\n".join(
         f"t{r}{c}:\n  call void @tile{r}{c}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, ptr %rp, ptr %bq, i64 %k, i64 %ldy, "
-        f"i64 %rows, i64 %cols, i64 %pos, i64 %wq, i64 %ow, float %lo, float %hi)\n  br label %tile_done"
+        f"i64 %rows, i64 %cols, i64 %c, i64 %wq, i64 %ow, float %lo, float %hi)\n  br label %tile_done"
         for r in (0, 1) for c in (0, 1))
     return "\n\n".join([
         f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
@@ -221,7 +221,6 @@ tiles:
   %c = phi i64 [0, %panel], [%c_next, %tile_done]
   %cols = sub i64 %span, %c
   %xc = getelementptr float, ptr %xr, i64 %c
-  %pos = add i64 %c, 0
   %yp = getelementptr float, ptr %yr, i64 %c
   %rp = getelementptr float, ptr %rr, i64 %c
   switch i64 %variant, label %t00 [i64 1, label %t01 i64 2, label %t10 i64 3, label %t11]
@@ -280,14 +279,14 @@ def read_in_place(g: ConvGeom) -> bool:
 def _fill_phases(g: ConvGeom, x: np.ndarray, phases: np.ndarray) -> None:
     """One image (or channel range of it) into its phases: padded and split by stride, or, for a
     strided 1x1 conv, every stride-th pixel."""
-    calls = _phase_fills(g, x, phases)
-    if calls is not None:
-        for call in calls:
-            call()
-    elif not _unpadded_1x1(g):
+    if not _unpadded_1x1(g):
         pad_phases(x, phases, g.pb, g.strides)
-    else:
+        return
+    calls = _phase_fills(g, x, phases)
+    if calls is None:
         np.copyto(phases[0, 0], x[:, ::g.strides[0], ::g.strides[1]][:, :g.out_sp[0], :g.out_sp[1]])
+    for call in calls or ():
+        call()
 
 
 def _phase_fills(g: ConvGeom, x: np.ndarray, phases: np.ndarray) -> list[Callable[[], None]] | None:
@@ -305,8 +304,8 @@ def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     rows of MIN_PHASE_COLUMNS or more: kernels of 3x3 or more over at most MAX_CHANNELS inputs, and
     unpadded 1x1 ones of one image (stride 1 read in place, strided ones from their sampled
     pixels) over at most POINTWISE_MAX_CHANNELS inputs with a shallow reduction or little work,
-    where the packed kernel does not take them. The shape alone decides the planned workspace, so it does not depend on
-    whether the micro-kernel runs where the model is compiled."""
+    where the packed kernel does not take them. The shape alone decides the planned workspace, so
+    it does not depend on whether the micro-kernel runs where the model is compiled."""
     if len(g.kernel) != 2 or g.group != 1 or not const_weights or np.dtype(dtype) not in (np.float16, np.float32):
         return False
     if phase_shape(g)[4] < MIN_PHASE_COLUMNS:
@@ -392,7 +391,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     chunk, by_panels = work_split(g, panels, parts)
     chunks = -(-oh_n // chunk)
     blocks = split(panels if by_panels else chunks, parts)
-    # Padding into the phases is a numpy pass on the caller; from PAD_SPLIT_BYTES of phases the
+    # Padding into the phases runs on the caller; from PAD_SPLIT_BYTES of phases the
     # threads pad channel ranges each (the conv alone on two threads: ResNet-50's 128->128 3x3/2 on
     # 56x56 0.733 -> 0.680 ms, DenseNet's 128->32 on 56x56 0.641 -> 0.612; on SqueezeNet's 16
     # channels of 55x55, 0.2 MB, a split cost 5 us).
@@ -422,12 +421,18 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     # DenseNet-121 as a whole equal: 21.40 / 21.40 and 17.87 / 17.90 ms).
     split_pads: list = []
 
-    def _split_pad(xn: np.ndarray, phases: np.ndarray) -> native_jobs.NativeJob | None:
+    def pad_calls(xn: np.ndarray, phases: np.ndarray) -> list[Callable[[], None]] | None:
+        """The compiled calls that pad image xn into the phases, bound to both: on the caller, or
+        as one job over the threads' channel ranges; None where numpy pads."""
+        if len(channel_pieces) == 1:
+            return _phase_fills(g, xn, phases)
         if _unpadded_1x1(g) or not pad_jit.fits(xn, phases[0, 0]):
             return None
         if not split_pads:
             split_pads.append(pad_jit.phase_pad_job(xn, phases, g.pb, g.strides, channel_pieces))
-        return split_pads[0]
+        split_pad = split_pads[0]
+        split_pad.set(x=xn.ctypes.data, y=phases.ctypes.data)
+        return [functools.partial(split_pad.run, pool)]
 
     def run(inputs, outputs, scratch):
         last = repeat[0]
@@ -453,15 +458,16 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
                 c0, c1 = channel_pieces[i]
                 _fill_phases(g, xn[c0:c1], phases[:, :, c0:c1])
 
-            split_pad = None if in_place or len(channel_pieces) == 1 else _split_pad(xn, phases)
             if in_place:
                 xn = np.ascontiguousarray(xn)  # planned tensors are; held until the job is done
                 phases_at = xn.ctypes.data
-            elif split_pad is not None:
-                split_pad.set(x=xn.ctypes.data, y=phases_at)
-                split_pad.run(pool)
+                fills: list | tuple | None = ()
             else:
-                pool.run(pad, len(channel_pieces))
+                fills = pad_calls(xn, phases)
+                if fills is None:
+                    pool.run(pad, len(channel_pieces))
+                for call in fills or ():
+                    call()
             yn = y[n]
             rn = res[n] if res is not None else None
             y_at = yn.ctypes.data
@@ -470,10 +476,6 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
             if in_kernel and native:
                 job.set(x=phases_at, y=y_at, res=res_at, variant=variant, lo=float(lo), hi=float(hi))
                 job.run(pool)
-                if split_pad is not None:
-                    fills = [functools.partial(split_pad.run, pool)]
-                else:
-                    fills = () if in_place else _phase_fills(g, xn, phases) if len(channel_pieces) == 1 else None
                 if g.n == 1 and fills is not None and x.flags.c_contiguous:
                     repeat[:] = [(scratch, list(inputs), list(outputs)), fills]
                 continue
