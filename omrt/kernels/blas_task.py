@@ -52,6 +52,7 @@ def _module_ir(vl: int, bits: int) -> str:
     v, iv, mask, n = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>", f"i{bits}"
     dims = [f"  %{name}{bits} = trunc i64 %{name} to {n}" if bits < 64 else f"  %{name}{bits} = add i64 %{name}, 0"
             for name in ("count", "n", "k", "ldw", "ldx", "ldy")]
+    clamped, high = llvm_jit.clamp(vl, "%sum", "%lov", "%hiv", "")
     body = [*dims, "  %w_off = mul i64 %first, %ldw", "  %wi = getelementptr float, ptr %w, i64 %w_off",
             "  %y_off = mul i64 %first, %ldy", "  %yi = getelementptr float, ptr %y, i64 %y_off",
             f"  call void %sgemm(i32 {_ROW_MAJOR}, i32 {_NO_TRANS}, i32 {_NO_TRANS}, {n} %count{bits}, {n} %n{bits}, "
@@ -72,10 +73,7 @@ def _module_ir(vl: int, bits: int) -> str:
             f"  %yv = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %yp, i32 4, {mask} %in, {v} zeroinitializer)",
             f"  %rv = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rp, i32 4, {mask} %in_res, {v} zeroinitializer)",
             f"  %biased = fadd {v} %yv, %bs", f"  %sum = fadd {v} %biased, %rv",
-            # compare-and-select keeps NaN (both compares are false for it), as np.clip does
-            f"  %under = fcmp olt {v} %sum, %lov", f"  %low = select {mask} %under, {v} %lov, {v} %sum",
-            f"  %over = fcmp ogt {v} %low, %hiv", f"  %high = select {mask} %over, {v} %hiv, {v} %low",
-            f"  call void @llvm.masked.store.v{vl}f32.p0({v} %high, ptr %yp, i32 4, {mask} %in)",
+            *clamped, f"  call void @llvm.masked.store.v{vl}f32.p0({v} {high}, ptr %yp, i32 4, {mask} %in)",
             llvm_jit.next_iteration("j", vl, "%n", "across", "row_done"), "row_done:",
             llvm_jit.next_iteration("r", 1, "%last", "row", "done"), "done:"]
     task = native_jobs.task_ir("", SLOTS, {"sgemm", "w", "x", "y", "bias", "res", "blocks"}, {"lo", "hi"}, body)

@@ -101,6 +101,16 @@ def broadcast_fmas(vl: int, src: str, base: str, count: int, vectors: list[str],
     return out
 
 
+def clamp(vl: int, value: str, lo: str, hi: str, tag: str) -> tuple[list[str], str]:
+    """`value` clamped to [lo, hi] (splat vectors), as (lines, the result's name). Compare-and-
+    select keeps NaN (both compares are false for it), as np.clip does."""
+    v, mask = f"<{vl} x float>", f"<{vl} x i1>"
+    return [f"  %under{tag} = fcmp olt {v} {value}, {lo}",
+            f"  %low{tag} = select {mask} %under{tag}, {v} {lo}, {v} {value}",
+            f"  %over{tag} = fcmp ogt {v} %low{tag}, {hi}",
+            f"  %high{tag} = select {mask} %over{tag}, {v} {hi}, {v} %low{tag}"], f"%high{tag}"
+
+
 def next_iteration(index: str, step: int | str, bound: str, loop: str, done: str) -> str:
     """IR lines closing a counted loop over %index: %index_next = %index + step, then back to
     label `loop` while below `bound`, else on to `done`."""

@@ -121,12 +121,8 @@ def _group_ir(vl: int, nb: int) -> str:
                                 f"<{vl} x i1> %ok{p}, {v} zeroinitializer)", f"  %sum{t} = fadd {v} {value}, %rv{t}"]
                         value = f"%sum{t}"
                     if clamped:
-                        # compare-and-select keeps NaN (both compares are false for it), as np.clip does
-                        out += [f"  %under{t} = fcmp olt {v} {value}, %lov",
-                                f"  %low{t} = select <{vl} x i1> %under{t}, {v} %lov, {v} {value}",
-                                f"  %over{t} = fcmp ogt {v} %low{t}, %hiv",
-                                f"  %high{t} = select <{vl} x i1> %over{t}, {v} %hiv, {v} %low{t}"]
-                        value = f"%high{t}"
+                        lines, value = llvm_jit.clamp(vl, value, "%lov", "%hiv", t)
+                        out += lines
                     out.append(f"  call void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v} {value}, <{vl} x ptr> %yq{t}, "
                                f"i32 4, <{vl} x i1> %ok{p})")
             out.append("  ret void")

@@ -158,12 +158,8 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
                             f"  %sum{t} = fadd {v} {value}, %rv{t}"]
                     value = f"%sum{t}"
                 if clamped:
-                    # compare-and-select keeps NaN (both compares are false for it), as np.clip does
-                    out += [f"  %under{t} = fcmp olt {v} {value}, %lov",
-                            f"  %lo{t} = select <{vl} x i1> %under{t}, {v} %lov, {v} {value}",
-                            f"  %over{t} = fcmp ogt {v} %lo{t}, %hiv",
-                            f"  %hi{t} = select <{vl} x i1> %over{t}, {v} %hiv, {v} %lo{t}"]
-                    value = f"%hi{t}"
+                    lines, value = llvm_jit.clamp(vl, value, "%lov", "%hiv", t)
+                    out += lines
                 out.append(f"  call void @llvm.masked.store.v{vl}f32.p0({v} {value}, ptr %dq{t}, i32 4, {m1} %cm{t})")
             out += [f"  br label %next{sj}", f"next{sj}:"]
     out += ["  ret void", "}"]
