@@ -142,11 +142,11 @@ def main() -> None:
     ap.add_argument("--set", default="", help="K=V,K=V: omrt.kernels module constants while building")
     args = ap.parse_args()
     keys = set(filter(None, args.cases.split(",")))
+    constants = parse_constants(args.set)
     for name, cfg in CASES.items():
         if keys and name.split()[0] not in keys:
             continue
-        t_omrt, t_ort = bench(*cfg, winograd=args.winograd, batch=args.batch, cold=args.cold,
-                              constants=parse_constants(args.set))
+        t_omrt, t_ort = bench(*cfg, winograd=args.winograd, batch=args.batch, cold=args.cold, constants=constants)
         print(f"{name:20s} omrt {t_omrt:7.3f} ms  ort {t_ort:7.3f} ms  omrt/ort {t_omrt / t_ort:5.2f}")
 
 
