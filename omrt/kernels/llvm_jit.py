@@ -91,11 +91,19 @@ def broadcast_fmas(vl: int, src: str, base: str, count: int, vectors: list[str],
     """IR lines of a micro-kernel's step, an outer product into registers: for i < count, the
     float at src[base + i] broadcast (%{tag}b{i}) and multiplied by each of `vectors`, added to
     the accumulator %a{i}_{j} as %n{i}_{j}. `tag` keeps the temporaries' names apart."""
+    out, addresses = [], []
+    for i in range(count):
+        out += [f"  %{tag}o{i} = add i64 {base}, {i}", f"  %{tag}q{i} = getelementptr float, ptr {src}, i64 %{tag}o{i}"]
+        addresses.append(f"%{tag}q{i}")
+    return out + broadcast_fmas_at(vl, addresses, vectors, tag)
+
+
+def broadcast_fmas_at(vl: int, addresses: list[str], vectors: list[str], tag: str) -> list[str]:
+    """broadcast_fmas with the i-th float read at addresses[i] (ptr values) wherever they lie."""
     v = f"<{vl} x float>"
     out = []
-    for i in range(count):
-        out += [f"  %{tag}o{i} = add i64 {base}, {i}", f"  %{tag}q{i} = getelementptr float, ptr {src}, i64 %{tag}o{i}",
-                f"  %{tag}s{i} = load float, ptr %{tag}q{i}, align 4"] + splat(f"{tag}b{i}", f"%{tag}s{i}", vl)
+    for i, address in enumerate(addresses):
+        out += [f"  %{tag}s{i} = load float, ptr {address}, align 4"] + splat(f"{tag}b{i}", f"%{tag}s{i}", vl)
         for j, vec in enumerate(vectors):
             out.append(f"  %n{i}_{j} = call {v} @llvm.fma.v{vl}f32({v} {vec}, {v} %{tag}b{i}, {v} %a{i}_{j})")
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from omrt.kernels import jit, packed_gemm
+from omrt.kernels import jit, packed_gemm, pad_jit
 from omrt.kernels.conv_common import (
     MIN_PARALLEL_FLOPS, ConvGeom, edge_masks, finish, pad_into, split_inputs, windows,
 )
@@ -46,6 +46,12 @@ NATIVE_TASKS = 1
 # Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd): where Winograd's
 # own GEMMs would run on numpy.
 PACKED_OVER_WINOGRAD_INPUTS = PACKED_MIN_CHANNELS
+# 1: the kernel reads a conv's columns where they lie in the (padded) input, through offset tables
+# (packed_gemm.Gather); 0: im2col into scratch first.
+GATHER_COLUMNS = 1
+# Padded-image bytes from which the threads pad channel ranges each (below, the caller pads alone).
+PAD_SPLIT_BYTES = 512 * 1024
+STRIDED_MIN_OUTPUTS = 64
 
 
 def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
@@ -56,7 +62,15 @@ def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
         return False
     depth, cols = g.c * g.k_size, g.p_size
     return (cols <= MAX_COLUMNS and depth >= MIN_DEPTH or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH
-            or cols <= WIDE_MAX_COLUMNS and depth >= MIN_DEPTH and g.same_3x3)
+            or cols <= WIDE_MAX_COLUMNS and depth >= MIN_DEPTH and g.same_3x3 or strided_gather(g))
+
+
+def strided_gather(g: ConvGeom) -> bool:
+    """Strided convs with kernels larger than 1x1 over a deep reduction and STRIDED_MIN_OUTPUTS or
+    more outputs, whatever their map size: the kernel reads their columns where they lie
+    (GATHER_COLUMNS), where im2col would copy each input pixel once per tap that reads it."""
+    return (g.k_size > 1 and max(g.strides) > 1 and g.c * g.k_size >= MIN_DEPTH and g.m >= STRIDED_MIN_OUTPUTS
+            and bool(GATHER_COLUMNS))
 
 
 def beats_winograd(g: ConvGeom, dtype: np.dtype) -> bool:
@@ -89,6 +103,20 @@ def packed_workspace(g: ConvGeom) -> int:
     return (g.padded_elems + g.c * g.k_size * g.p_size) * g.itemsize
 
 
+def gather_tables(g: ConvGeom) -> packed_gemm.Gather:
+    """The conv's im2col columns as offsets into its padded image (C, *pad_sp), or into the input
+    itself where the conv is unpadded: reduction row (c, *tap), in the weights' order, at koff,
+    output pixel at coff."""
+    extent = g.pad_sp if g.padded else g.in_sp
+    steps = np.cumprod((1,) + tuple(extent[::-1]), dtype=np.int64)[::-1]   # floats per step of (C, *spatial)
+    plane, spatial = steps[0], steps[1:]
+    nd = len(g.kernel)
+    taps = np.indices(g.kernel, np.int64).reshape(nd, -1).T @ (spatial * np.asarray(g.dilations, np.int64))
+    pixels = np.indices(g.out_sp, np.int64).reshape(nd, -1).T @ (spatial * np.asarray(g.strides, np.int64))
+    koff = (np.arange(g.c, dtype=np.int64)[:, None] * plane + taps[None, :]).reshape(-1)
+    return packed_gemm.Gather(np.ascontiguousarray(koff), np.ascontiguousarray(pixels, np.int64))
+
+
 def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, epi: Epilogue, pool: Pool):
     """`panels`: the weights as the compiler stored them (packed_gemm.pack_panels), used in place."""
     depth, cols = g.c * g.k_size, g.p_size
@@ -114,11 +142,42 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     # Where the kernel finishes the output itself (a clamp or no activation, no bias given at run
     # time), the blocks of panels run as one native job (omrt.kernels.native_jobs).
     clamp = epi.clamp if NATIVE_TASKS and not pieces else None
-    job = packed_gemm.job(weights, cols, panels) if clamp is not None else None
+    gather = gather_tables(g) if GATHER_COLUMNS and g.k_size > 1 and not pieces else None
+    job = packed_gemm.job(weights, cols, panels, gather) if clamp is not None else None
+    pad_pieces = split(g.c, parts if g.padded_elems * g.itemsize >= PAD_SPLIT_BYTES else 1)
+    pad_jobs: list = []
     if in_place:
         left, right = edge_masks(g)
         jit.warm_up("columns_same3x3", lambda: columns_same3x3(
             jit.tiny(1), jit.tiny(9), 1, 1, np.zeros(1, np.uint8), np.zeros(1, np.uint8), 0, 1))
+
+    def image(xn: np.ndarray, work: np.ndarray) -> np.ndarray:
+        """The array the gather tables index: image xn padded into scratch (by the threads'
+        channel ranges, as a native job where pad_jit takes it), or xn itself, contiguous."""
+        if not g.padded:
+            if xn.flags.c_contiguous:
+                return xn
+            buf = work[:xn.size].reshape(xn.shape)
+            np.copyto(buf, xn)
+            return buf
+        buf = work[:g.padded_elems].reshape((g.c,) + g.pad_sp)
+        if len(pad_pieces) == 1:
+            pad_into(xn, buf, g.pb)
+            return buf
+        phases = buf.reshape((1, 1) + buf.shape)
+        if len(g.kernel) == 2 and pad_jit.fits(xn, buf):
+            if not pad_jobs:
+                pad_jobs.append(pad_jit.phase_pad_job(xn, phases, g.pb, (1, 1), pad_pieces))
+            pad_jobs[0].set(x=xn.ctypes.data, y=buf.ctypes.data)
+            pad_jobs[0].run(pool)
+            return buf
+
+        def pad(i: int) -> None:
+            c0, c1 = pad_pieces[i]
+            pad_into(xn[c0:c1], buf[c0:c1], g.pb)
+
+        pool.run(pad, len(pad_pieces))
+        return buf
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -127,6 +186,8 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
         r2 = None if res is None else res.reshape(g.m, cols)
         if direct:
             x2 = x.reshape(depth, cols)
+        elif gather is not None:
+            x2 = image(x[0], scratch.view(np.float32))
         elif in_place:
             x2 = scratch.view(np.float32)[:depth * cols].reshape(depth, cols)
             if not pieces:
@@ -151,7 +212,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
         def block(i: int) -> None:
             first, last = panels[i]
             acc = np.empty(packed_gemm.accumulator_floats(cols), np.float32)
-            packed_gemm.multiply(weights, x2, y2, acc, first, last)
+            packed_gemm.multiply(weights, x2, y2, acc, first, last, gather=gather)
             r0, r1 = first * rows, min(g.m, last * rows)
             finish(epi, y2[r0:r1], None if b2 is None else b2[r0:r1], None if r2 is None else r2[r0:r1])
 
@@ -164,10 +225,11 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
 
         if pieces:
             pool.run(piece, len(pieces))
-        elif job is not None and b2 is None and (r2 is None or r2.strides == y2.strides) and x2.strides[1] == 4:
+        elif (job is not None and b2 is None and (r2 is None or r2.strides == y2.strides)
+              and (gather is not None or x2.strides[1] == 4)):
             lo, hi = clamp
             y_at = y2.ctypes.data
-            job.set(x=x2.ctypes.data, y=y_at, ldx=x2.strides[0] // 4, ldy=y2.strides[0] // 4,
+            job.set(x=x2.ctypes.data, y=y_at, ldx=0 if gather is not None else x2.strides[0] // 4, ldy=y2.strides[0] // 4,
                     res=y_at if r2 is None else r2.ctypes.data, lo=float(lo), hi=float(hi),
                     variant=packed_gemm.variant(r2 is not None, (lo, hi) != (-np.inf, np.inf)))
             job.run(pool)

@@ -43,16 +43,22 @@ def _column_group(vl: int) -> int:
     return COLUMN_GROUP if vl == 16 else 2
 
 
-def _group_ir(vl: int, nb: int) -> str:
-    """One column group of nb columns over one K chunk of one panel, as an LLVM function."""
+def _group_ir(vl: int, nb: int, gather: bool = False) -> str:
+    """One column group of nb columns over one K chunk of one panel, as an LLVM function. With
+    `gather`, X is not a matrix: the element (k, column j) lies at x + koff[k] + coff[j]."""
     v = f"<{vl} x float>"
     iv = f"<{vl} x i64>"
     pw = PANEL_ROWS
     vectors = PANEL_ROWS // vl
-    out = [f"define internal void @group{nb}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
+    name, tables = (f"ggroup{nb}", ", ptr %koff, ptr %coff") if gather else (f"group{nb}", "")
+    out = [f"define internal void @{name}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
            f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last, i1 %trans, ptr %res, "
-           f"float %lo, float %hi, i64 %variant) alwaysinline {{",
-           "entry:", "  br i1 %first, label %from_bias, label %from_acc", "from_bias:"]
+           f"float %lo, float %hi, i64 %variant{tables}) alwaysinline {{", "entry:"]
+    if gather:
+        for j in range(nb):
+            out += [f"  %cq{j} = getelementptr i64, ptr %coff, i64 {j}", f"  %co{j} = load i64, ptr %cq{j}, align 8",
+                    f"  %xc{j} = getelementptr float, ptr %x, i64 %co{j}"]
+    out += ["  br i1 %first, label %from_bias, label %from_acc", "from_bias:"]
     for p in range(vectors):
         out += [f"  %bp{p} = getelementptr float, ptr %bias, i64 {p * vl}", f"  %b{p} = load {v}, ptr %bp{p}, align 4"]
     out += ["  br label %start", "from_acc:"]
@@ -76,8 +82,14 @@ def _group_ir(vl: int, nb: int) -> str:
     for p in range(vectors):
         out += [f"  %wo{p} = add i64 %wo, {p * vl}", f"  %wq{p} = getelementptr float, ptr %wp, i64 %wo{p}",
                 f"  %w{p} = load {v}, ptr %wq{p}, align 4"]
-    out.append("  %xo = mul i64 %k, %ldx")
-    out += llvm_jit.broadcast_fmas(vl, "%x", "%xo", nb, [f"%w{p}" for p in range(vectors)], "x")
+    w_vectors = [f"%w{p}" for p in range(vectors)]
+    if gather:
+        out += ["  %kq = getelementptr i64, ptr %koff, i64 %k", "  %ko = load i64, ptr %kq, align 8"]
+        out += [f"  %xg{j} = getelementptr float, ptr %xc{j}, i64 %ko" for j in range(nb)]
+        out += llvm_jit.broadcast_fmas_at(vl, [f"%xg{j}" for j in range(nb)], w_vectors, "x")
+    else:
+        out.append("  %xo = mul i64 %k, %ldx")
+        out += llvm_jit.broadcast_fmas(vl, "%x", "%xo", nb, w_vectors, "x")
     out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:", "  br i1 %last, label %to_y, label %to_acc", "to_acc:"]
     for j in range(nb):
@@ -132,28 +144,47 @@ def _group_ir(vl: int, nb: int) -> str:
 
 def _module_ir(vl: int) -> str:
     """The whole module: column groups of 1.._column_group columns, and `gemm` looping over panels,
-    K chunks and column groups."""
+    K chunks and column groups; the same with X gathered through offset tables (`gemm_gather`)."""
     v = f"<{vl} x float>"
-    pw = PANEL_ROWS
     group = _column_group(vl)
     parts = [f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
              "declare void @llvm.prefetch.p0(ptr, i32, i32, i32)",
              f"declare void @llvm.masked.scatter.v{vl}f32.v{vl}p0({v}, <{vl} x ptr>, i32, <{vl} x i1>)",
              f"declare {v} @llvm.masked.gather.v{vl}f32.v{vl}p0(<{vl} x ptr>, i32, <{vl} x i1>, {v})",
              f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, <{vl} x i1>)"]
-    parts += [_group_ir(vl, nb) for nb in range(1, group + 1)]
-    args = "ptr %wq, ptr %xk, ptr %y, ptr %bq, ptr %acc, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m"
-    epilogue = "ptr %res, float %lo, float %hi, i64 %variant"
+    parts += [_group_ir(vl, nb, gather) for gather in (False, True) for nb in range(1, group + 1)]
+    parts += [_gemm_ir(group, False), _gemm_ir(group, True)]
+    return "\n\n".join(parts)
+
+
+def _gemm_ir(group: int, gather: bool) -> str:
+    """`gemm` (X a matrix of row stride ldx) or `gemm_gather` (X at x + koff[k] + coff[column],
+    the two tables its last arguments): W's panels p0:p1 times X into Y, for each matrix of the
+    batch."""
+    pw = PANEL_ROWS
+    if gather:
+        name, tables, callee = "gemm_gather", ", ptr %koff_all, ptr %coff_all", "ggroup"
+        chunk_x = "  %xk = getelementptr i64, ptr %koff_all, i64 %kb"
+        x_arg, table_args = "ptr %x", ", ptr %xk, ptr %xc"
+        column = "getelementptr i64, ptr %coff_all, i64 %c0"
+    else:
+        name, tables, callee = "gemm", "", "group"
+        chunk_x = "  %xo = mul i64 %kb, %ldx\n  %xk = getelementptr float, ptr %x, i64 %xo"
+        x_arg, table_args = "ptr %xc", ""
+        column = "getelementptr float, ptr %xk, i64 %c0"
+    args = f"ptr %wq, {x_arg}, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %c0"
+    epilogue = f"ptr %res, float %lo, float %hi, i64 %variant{table_args}"
     tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, group))
+    tail_args = args.replace("ptr %xc", "ptr %xt").replace("ptr %ac", "ptr %at")
     tails = "\n".join(
-        f"tail{r}:\n  call void @group{r}({args}, i64 %c0, i1 %first, i1 %last, i1 %trans, {epilogue})\n"
-        "  br label %chunk_done"
+        f"tail{r}:\n  call void @{callee}{r}({tail_args}, i1 %first, i1 %last, i1 %trans, "
+        f"{epilogue.replace('ptr %xc', 'ptr %xt')})\n  br label %chunk_done"
         for r in range(1, group))
     strided = "\n".join(llvm_jit.strided_pointers("%b", [("wp", "%w_all", "%w_step"), ("x", "%x_all", "%x_step"),
                                                        ("y", "%y_all", "%y_step"), ("res", "%res_all", "%y_step")]))
-    parts.append(f"""define void @gemm(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1,
+    return f"""define void @{name}(ptr %w_all, ptr %x_all, ptr %y_all, ptr %bias, ptr %acc, i64 %p0, i64 %p1,
                   i64 %m, i64 %k, i64 %n, i64 %ldx, i64 %ldy, i64 %trans_flag, i64 %batch, i64 %w_step, i64 %x_step,
-                  i64 %y_step, ptr %res_all, float %lo, float %hi, i64 %variant) {{
+                  i64 %y_step, ptr %res_all, float %lo, float %hi, i64 %variant{tables}) {{
 entry:
   %trans = icmp ne i64 %trans_flag, 0
   br label %item
@@ -175,8 +206,7 @@ chunk:
   %kb_next = add i64 %kb, %kl
   %first = icmp eq i64 %kb, 0
   %last = icmp uge i64 %kb_next, %k
-  %xo = mul i64 %kb, %ldx
-  %xk = getelementptr float, ptr %x, i64 %xo
+{chunk_x}
   %pkb = add i64 %pk, %kb
   %wo = mul i64 %pkb, {pw}
   %wq = getelementptr float, ptr %wp, i64 %wo
@@ -187,19 +217,18 @@ cols:
   %fits = icmp ule i64 %c_next, %n
   br i1 %fits, label %full, label %tail
 full:
-  %xc = getelementptr float, ptr %xk, i64 %c0
+  %xc = {column}
   %ao = mul i64 %c0, {pw}
   %ac = getelementptr float, ptr %acc, i64 %ao
-  call void @group{group}(ptr %wq, ptr %xc, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0,
-                                 i64 %m, i64 %c0, i1 %first, i1 %last, i1 %trans, {epilogue})
+  call void @{callee}{group}({args}, i1 %first, i1 %last, i1 %trans, {epilogue})
   br label %cols
 tail:
   %r = sub i64 %n, %c0
-  %xt = getelementptr float, ptr %xk, i64 %c0
+  %xt = {column}
   %ato = mul i64 %c0, {pw}
   %at = getelementptr float, ptr %acc, i64 %ato
   switch i64 %r, label %chunk_done [{tail_cases}]
-{tails.replace("ptr %xk,", "ptr %xt,").replace("ptr %acc,", "ptr %at,")}
+{tails}
 chunk_done:
   %more_k = icmp ult i64 %kb_next, %k
   br i1 %more_k, label %chunk, label %panel_done
@@ -209,8 +238,7 @@ panel_done_all:
 {llvm_jit.next_iteration("b", 1, "%batch", "item", "out")}
 out:
   ret void
-}}""")
-    return "\n\n".join(parts)
+}}"""
 
 
 _ARGS = ([ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12
@@ -218,32 +246,72 @@ _ARGS = ([ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12
 
 
 # `task`'s argument slots (native_jobs.NativeJob): task i multiplies panels blocks[i] of one
-# matrix, with its own partial sums at acc + i * acc_floats.
+# matrix, with its own partial sums at acc + i * acc_floats; `task_gather`'s also the offset tables.
 SLOTS = ("w", "x", "y", "bias", "acc", "acc_floats", "m", "k", "n", "ldx", "ldy", "res", "lo", "hi", "variant",
          "blocks")
+GATHER_SLOTS = SLOTS[:-1] + ("koff", "coff", "blocks")
+
+
+def _task_ir(gather: bool) -> str:
+    name, tables, slots = ("gemm_gather", ", ptr %koff, ptr %coff", GATHER_SLOTS) if gather else ("gemm", "", SLOTS)
+    return native_jobs.task_ir(
+        f"@{name}(ptr %w, ptr %x, ptr %y, ptr %bias, ptr %acc_i, i64 %first, i64 %last, i64 %m, i64 %k, i64 %n, "
+        f"i64 %ldx, i64 %ldy, i64 0, i64 1, i64 0, i64 0, i64 0, ptr %res, float %lo, float %hi, i64 %variant{tables})",
+        slots, {"w", "x", "y", "bias", "acc", "res", "koff", "coff", "blocks"}, {"lo", "hi"},
+        ["  %acc_off = mul i64 %i, %acc_floats", "  %acc_i = getelementptr float, ptr %acc, i64 %acc_off"],
+        name="task_gather" if gather else "task")
 
 
 def _with_task(vl: int) -> str:
-    return _module_ir(vl) + "\n\n" + native_jobs.task_ir(
-        "@gemm(ptr %w, ptr %x, ptr %y, ptr %bias, ptr %acc_i, i64 %first, i64 %last, i64 %m, i64 %k, i64 %n, "
-        "i64 %ldx, i64 %ldy, i64 0, i64 1, i64 0, i64 0, i64 0, ptr %res, float %lo, float %hi, i64 %variant)",
-        SLOTS, {"w", "x", "y", "bias", "acc", "res", "blocks"}, {"lo", "hi"},
-        ["  %acc_off = mul i64 %i, %acc_floats", "  %acc_i = getelementptr float, ptr %acc, i64 %acc_off"])
+    return "\n\n".join([_module_ir(vl), _task_ir(False), _task_ir(True)])
 
 
 def _kernel():
-    return llvm_jit.compile_module("packed_gemm", _with_task, {"gemm": _ARGS, "task": native_jobs.TASK_ARGS})
+    return llvm_jit.compile_module("packed_gemm", _with_task, {
+        "gemm": _ARGS, "gemm_gather": _ARGS + [ctypes.c_void_p] * 2,
+        "task": native_jobs.TASK_ARGS, "task_gather": native_jobs.TASK_ARGS})
 
 
-def job(w: PackedWeights, n: int, blocks: list[tuple[int, int]]) -> native_jobs.NativeJob:
+@dataclass(frozen=True)
+class Gather:
+    """X read where it lies instead of from a matrix: element (k, j) at koff[k] + coff[j] floats
+    from the start of the array passed as x (for a conv: the input channel, tap and pixel of
+    reduction row k and output column j). Offsets int64, read-only."""
+
+    koff: np.ndarray
+    coff: np.ndarray
+
+    addresses: tuple[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        for table in (self.koff, self.coff):
+            assert table.dtype == np.int64 and table.ndim == 1 and table.flags.c_contiguous
+            table.flags.writeable = False
+        object.__setattr__(self, "addresses", (self.koff.ctypes.data, self.coff.ctypes.data))
+
+    @property
+    def reach(self) -> int:
+        """Floats past x's start the furthest element lies at, plus one: x must hold that many."""
+        return int(self.koff.max(initial=0) + self.coff.max(initial=0)) + 1
+
+
+def job(w: PackedWeights, n: int, blocks: list[tuple[int, int]], gather: Gather | None = None) -> native_jobs.NativeJob:
     """A native job multiplying blocks of panels of w by n columns, one block per task, each with
     its own partial-sum buffer (held by the job); set x, y, ldx, ldy, res, lo, hi and variant (as
-    multiply would pass them) before each run."""
+    multiply would pass them) before each run. With `gather`, X is read through its tables (x:
+    the array they index; ldx unused)."""
     floats = accumulator_floats(n)
     acc = np.empty(max(1, len(blocks)) * floats, np.float32)
     panels_at, bias_at = w.addresses
-    return native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, (w.panels, w.bias, acc), w=panels_at, bias=bias_at,
-                                 acc=acc.ctypes.data, acc_floats=floats, m=w.m, k=w.k, n=n)
+    keep: tuple[np.ndarray, ...] = (w.panels, w.bias, acc)
+    tables = {}
+    if gather is not None:
+        assert gather.koff.size == w.k and gather.coff.size == n
+        keep += (gather.koff, gather.coff)
+        tables = dict(zip(("koff", "coff"), gather.addresses))
+    task, slots = (_kernel()["task_gather"], GATHER_SLOTS) if gather is not None else (_kernel()["task"], SLOTS)
+    return native_jobs.NativeJob(task, slots, blocks, keep, w=panels_at, bias=bias_at,
+                                 acc=acc.ctypes.data, acc_floats=floats, m=w.m, k=w.k, n=n, ldx=0, **tables)
 
 
 def available() -> bool:
@@ -351,27 +419,34 @@ def accumulator_floats(n: int) -> int:
 
 def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, first: int = 0,
              last: int | None = None, transposed: bool = False, res: np.ndarray | None = None,
-             clamp: tuple[float, float] | None = None) -> None:
+             clamp: tuple[float, float] | None = None, gather: Gather | None = None) -> None:
     """Rows of panels first:last of W @ x + bias, for each matrix of the batch; then, not
     transposed, + res (same shape and strides as y) and clamped to [lo, hi] where given.
 
-    x: (k, n), or (batch, k, n) for a packed batch. y: (m, n) likewise, or with `transposed`
-    (n, rows) where rows are the output rows of panels first:last (clipped to m), the layout the
-    kernel's vectors already have, stored without a scatter. Every array float32 with contiguous
-    rows (any row stride); acc: scratch of accumulator_floats(n) floats. Releases the GIL.
+    x: (k, n), or (batch, k, n) for a packed batch; with `gather`, a contiguous array its tables
+    index (one matrix). y: (m, n) likewise, or with `transposed` (n, rows) where rows are the
+    output rows of panels first:last (clipped to m), the layout the kernel's vectors already have,
+    stored without a scatter. Every array float32 with contiguous rows (any row stride); acc:
+    scratch of accumulator_floats(n) floats. Releases the GIL.
     """
     batch = w.panels.shape[0]
-    x3 = x[None] if x.ndim == 2 else x
+    if gather is not None:
+        assert batch == 1 and x.flags.c_contiguous and x.size >= gather.reach and gather.koff.size == w.k
+        k, n = w.k, gather.coff.size
+        x3 = x.reshape(1, 1, -1)
+    else:
+        x3 = x[None] if x.ndim == 2 else x
+        k, n = x3.shape[1:]
+        assert x3.shape == (batch, w.k, n) and (x3.strides[2] == 4 or n == 1)
     y3 = y[None] if y.ndim == 2 else y
-    k, n = x3.shape[1:]
     if n == 0:
         return
     last = w.count if last is None else last
     first_row = first * PANEL_ROWS
     want = (n, min(w.m, last * PANEL_ROWS) - first_row) if transposed else (w.m, n)
-    assert x3.shape == (batch, w.k, n) and w.k > 0 and y3.shape == (batch,) + want, (x3.shape, y3.shape, want)
+    assert w.k > 0 and y3.shape == (batch,) + want, (x3.shape, y3.shape, want)
     assert x.dtype == y.dtype == acc.dtype == np.float32 and acc.size >= accumulator_floats(n)
-    assert (x3.strides[2] == 4 or n == 1) and (y3.strides[2] == 4 or y3.shape[2] == 1)
+    assert y3.strides[2] == 4 or y3.shape[2] == 1
     if first >= last:
         return
     y_ptr = y3.ctypes.data - (4 * first_row if transposed else 0)
@@ -379,7 +454,11 @@ def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, fi
     assert not transposed or (res is None and clamp is None)
     assert res is None or (res.shape == y.shape and res.strides == y.strides and res.dtype == np.float32)
     lo, hi = clamp if clamp is not None else (-np.inf, np.inf)
-    _kernel()["gemm"](panels_at, x3.ctypes.data, y_ptr, bias_at, acc.ctypes.data,
-                      first, last, w.m, k, n, x3.strides[1] // 4, y3.strides[1] // 4, int(transposed), batch,
-                      w.panels[0].size, x3.strides[0] // 4, y3.strides[0] // 4,
-                      y_ptr if res is None else res.ctypes.data, lo, hi, variant(res is not None, clamp is not None))
+    args = (panels_at, x3.ctypes.data, y_ptr, bias_at, acc.ctypes.data,
+            first, last, w.m, k, n, x3.strides[1] // 4, y3.strides[1] // 4, int(transposed), batch,
+            w.panels[0].size, x3.strides[0] // 4, y3.strides[0] // 4,
+            y_ptr if res is None else res.ctypes.data, lo, hi, variant(res is not None, clamp is not None))
+    if gather is not None:
+        _kernel()["gemm_gather"](*args, *gather.addresses)
+    else:
+        _kernel()["gemm"](*args)

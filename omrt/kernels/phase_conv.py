@@ -39,7 +39,7 @@ import numpy as np
 from omrt.kernels import llvm_jit, native_jobs, packed_gemm, pad_jit
 from omrt.kernels.conv_common import ConvGeom, finish, pad_phases, phase_pads, split_inputs
 from omrt.kernels.epilogue import Epilogue
-from omrt.kernels.packed_conv import packed_shape
+from omrt.kernels.packed_conv import packed_shape, strided_gather
 from omrt.kernels.parallel import Pool, split
 
 # Input channels up to which a conv reads its taps from the phases. One thread against im2col +
@@ -309,7 +309,7 @@ def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     if _unpadded_1x1(g):
         light = g.c <= POINTWISE_SHALLOW or g.image_flops < POINTWISE_MAX_FLOPS
         return g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and light and not packed_shape(g, dtype, const_weights)
-    return g.c <= MAX_CHANNELS and min(g.kernel) >= 3
+    return g.c <= MAX_CHANNELS and min(g.kernel) >= 3 and not (strided_gather(g) and packed_shape(g, dtype, const_weights))
 
 
 def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:

@@ -1,6 +1,7 @@
 """Convs through the packed micro-kernel (omrt.kernels.packed_conv) against onnxruntime: 1x1 on the
-input itself, 3x3 "same" columns from the compiled loop, padded and strided im2col, bias given at
-run time, fused epilogues, float16, threads."""
+input itself, 3x3 "same" columns from the compiled loop, columns read through offset tables from
+the padded or unpadded input, strided 1x1 im2col, bias given at run time, fused epilogues,
+float16, threads."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,14 +9,16 @@ import pytest
 
 from omrt.kernels import TensorSpec, packed_gemm, prepack
 from omrt.kernels.conv_common import conv_geom
-from omrt.kernels.packed_conv import packed_eligible
+from omrt.kernels.conv_common import pad_into, windows
+from omrt.kernels.packed_conv import gather_tables, packed_eligible, strided_gather
 from omrt.kernels.phase_conv import phase_shaped
 from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view
 
 pytestmark = pytest.mark.skipif(not packed_gemm.available(), reason="packed micro-kernel not available here")
 
 # (input channels, output channels, input size, kernel, attrs): all one image, <= 200 output
-# pixels; 3x3 convs over more inputs than the direct conv over stride phases takes
+# pixels or strided with a deep reduction; 3x3 convs over more inputs than the direct conv over
+# stride phases takes
 SHAPES = [
     (256, 70, (7, 7), (1, 1), {}),
     (140, 33, (7, 7), (3, 3), {"pads": [1, 1, 1, 1]}),
@@ -24,6 +27,8 @@ SHAPES = [
     (129, 50, (9, 8), (3, 3), {"pads": [0, 2, 1, 0], "dilations": [1, 2]}),
     (136, 40, (14, 13), (3, 3), {"pads": [1, 1, 1, 1]}),    # 182 columns over a reduction of 1224
     (144, 32, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]}),    # one panel: threads take column pieces
+    (128, 70, (31, 29), (3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 1]}),   # 225 columns, any map size
+    (40, 64, (23, 23), (5, 5), {"strides": [2, 2]}),        # unpadded: read from the input itself
 ]
 
 
@@ -147,3 +152,62 @@ def test_the_kernel_adds_the_residual_and_clamps_as_it_stores(two_threads, monke
     # float32 sums over 512 terms: the rounding follows the scale before the clamp
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.nanmax(np.abs(conv + res))))
     assert np.isnan(got[0, 3, 2, 2]) and np.isnan(got).sum() == 1
+
+
+@pytest.mark.parametrize("cfg", [SHAPES[2], SHAPES[4], SHAPES[7], SHAPES[8]])
+def test_gather_tables_find_the_im2col_columns(cfg) -> None:
+    """Row (c, tap) and column (output pixel) of the tables land where im2col would copy from."""
+    c, m, hw, k, attrs = cfg
+    spec, ins, _ = _spec(np.random.default_rng(5), *cfg)
+    g = conv_geom(spec)
+    x = ins[0][0]
+    if g.padded:
+        image = np.zeros((g.c,) + g.pad_sp, np.float32)
+        pad_into(x, image, g.pb)
+    else:
+        image = x
+    cols = np.ascontiguousarray(windows(image, g.kernel, g.out_sp, g.strides, g.dilations)).reshape(g.c * g.k_size, -1)
+    tables = gather_tables(g)
+    np.testing.assert_array_equal(image.reshape(-1)[tables.koff[:, None] + tables.coff[None, :]], cols)
+    assert tables.reach <= image.size
+
+
+def test_large_padded_images_are_padded_by_both_threads(two_threads, monkeypatch) -> None:
+    """The pad split over the threads' channel ranges (a native job), then the gathered GEMM."""
+    from omrt.kernels import packed_conv
+
+    monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
+    monkeypatch.setattr(packed_conv, "PAD_SPLIT_BYTES", 0)
+    spec, ins, want = _spec(np.random.default_rng(8), *SHAPES[7], residual=True, act="Relu")
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+@pytest.mark.parametrize("c,m,k,stride,dtype,packed", [
+    (128, 128, 3, 2, np.float32, True),     # ResNet-50's 3x3/2 on 56x56: 784 columns
+    (96, 256, 5, 2, np.float32, True),      # ZFNet's 5x5/2
+    (128, 32, 3, 2, np.float32, False),     # one panel of outputs: the direct conv over stride phases
+    (16, 128, 3, 2, np.float32, False),     # a reduction of 144
+    (256, 128, 1, 2, np.float32, False),    # 1x1: sampled, no taps to gather
+    (128, 128, 3, 1, np.float32, False),    # stride 1 on a large map
+    (128, 128, 3, 2, np.float16, False),
+])
+def test_strided_convs_with_deep_reductions_read_their_columns_in_place(c, m, k, stride, dtype, packed) -> None:
+    x, w = np.zeros((1, c, 56, 56), dtype), _rand(np.random.default_rng(9), m, c, k, k).astype(dtype)
+    out = (56 + 2 * (k // 2) - k) // stride + 1
+    attrs = {"kernel_shape": [k, k], "strides": [stride] * 2, "pads": [k // 2] * 4}
+    spec = make_spec("Conv", [x, w], [np.zeros((1, m, out, out), dtype)], attrs, {1: w})
+    g = conv_geom(spec)
+    assert (strided_gather(g) and packed_eligible(g, dtype, True)) is packed
+    stored = prepack(spec)
+    assert bool(stored and stored[0].get("_packed") and not stored[0].get("_winograd")) is packed
+    if packed:
+        assert not phase_shaped(g, dtype, True)
+
+
+def test_an_unpadded_input_in_a_strided_view_is_gathered_from_a_copy() -> None:
+    """The tables assume a contiguous image: a view with gaps between rows is copied first."""
+    spec, ins, want = _spec(np.random.default_rng(10), *SHAPES[8])
+    wide = np.full(ins[0].shape[:3] + (ins[0].shape[3] + 4,), np.nan, np.float32)
+    wide[..., 2:-2] = ins[0]
+    got = run_in_view(spec, [wide[..., 2:-2]] + ins[1:])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))

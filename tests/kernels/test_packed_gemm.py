@@ -92,3 +92,56 @@ def test_shared_panels_are_one_read_only_copy_per_contents() -> None:
     other[3, 4] += 1.0
     assert packed_gemm.shared_panels(other, 8) is not first
     assert packed_gemm.shared_panels(w, 16) is not first
+
+
+def _scattered(rng, k: int, n: int, gap: int = 3) -> tuple[np.ndarray, packed_gemm.Gather, np.ndarray]:
+    """X (k, n) stored column-major with `gap` spare floats after each column, and the tables that
+    find its elements there."""
+    x = rng.standard_normal((k, n), dtype=np.float32)
+    store = np.full(n * (k + gap), np.nan, np.float32)
+    store.reshape(n, k + gap)[:, :k] = x.T
+    tables = packed_gemm.Gather(np.arange(k, dtype=np.int64), np.arange(n, dtype=np.int64) * (k + gap))
+    return store, tables, x
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 80), k=st.integers(1, 300), n=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_gathered_columns_match_the_matrix(m: int, k: int, n: int, seed: int) -> None:
+    """X read through offset tables, wherever its elements lie, gives W @ X as the matrix does."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal(m, dtype=np.float32)
+    store, tables, x = _scattered(rng, k, n)
+    y = np.empty((m, n), np.float32)
+    packed_gemm.multiply(packed_gemm.pack(w, b), store, y, np.empty(packed_gemm.accumulator_floats(n), np.float32),
+                         gather=tables)
+    np.testing.assert_allclose(y, reference(w, x, b), rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+def test_gathered_job_on_two_threads(two_threads) -> None:
+    """The native job with tables: each thread's block of panels, the residual added and clamped."""
+    from omrt.kernels.parallel import get_pool
+
+    rng = np.random.default_rng(7)
+    m, k, n = 3 * packed_gemm.PANEL_ROWS + 3, 2 * packed_gemm.K_CHUNK + 5, 20
+    w = rng.standard_normal((m, k), dtype=np.float32)
+    store, tables, x = _scattered(rng, k, n)
+    res = rng.standard_normal((m, n), dtype=np.float32)
+    y = np.empty((m, n), np.float32)
+    weights = packed_gemm.pack(w)
+    job = packed_gemm.job(weights, n, [(0, 2), (2, weights.count)], tables)
+    job.set(x=store.ctypes.data, y=y.ctypes.data, ldy=n, res=res.ctypes.data, lo=0.0, hi=5.0,
+            variant=packed_gemm.variant(True, True))
+    job.run(get_pool())
+    np.testing.assert_allclose(y, np.clip(reference(w, x, None) + res, 0, 5), rtol=1e-4, atol=1e-3)
+
+
+def test_gather_tables_are_read_only_and_say_how_far_they_reach() -> None:
+    tables = packed_gemm.Gather(np.array([0, 10, 4], np.int64), np.array([2, 7], np.int64))
+    assert tables.reach == 18
+    with pytest.raises(ValueError):
+        tables.koff[0] = 1
+    with pytest.raises(AssertionError):
+        packed_gemm.multiply(packed_gemm.pack(np.ones((4, 3), np.float32)), np.zeros(17, np.float32),
+                             np.empty((4, 2), np.float32), np.empty(packed_gemm.accumulator_floats(2), np.float32),
+                             gather=tables)
