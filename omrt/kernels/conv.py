@@ -8,8 +8,10 @@ Paths, chosen once at build time:
   * few input channels (image stems, narrow 3x3 and 5x5 convs) on wide enough rows:
     omrt.kernels.phase_conv, taps read from the padded image's stride phases by an IR micro-kernel;
     there too 1x1 convs of one image with a shallow reduction or little work, read in place.
-  * one image, small output map, deep reduction: omrt.kernels.packed_conv (weights the compiler
-    stored packed for the packed GEMM micro-kernel, omrt.kernels.packed_gemm).
+  * one image, small output map, deep reduction, and strided convs with taps over a deep
+    reduction at any size and batch: omrt.kernels.packed_conv (weights the compiler stored packed
+    for the packed GEMM micro-kernel, omrt.kernels.packed_gemm, which reads the columns of convs
+    with taps where they lie in the padded input).
   * 2-D stride-1 group-1 k x k with at most 48 outputs, fewer than its inputs: omrt.kernels.tap_gemm
     (one GEMM for all taps, then shifted sums; Winograd instead on large enough maps with the
     compiled transforms); other small ones: omrt.kernels.flat_im2col (im2col from shifted flat slices).

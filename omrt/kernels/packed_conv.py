@@ -15,6 +15,18 @@ reduction of at least MIN_DEPTH, or up to WIDE_MAX_COLUMNS with at least WIDE_MI
 that the micro-kernel's one scattered store per output (its vectors run along output channels)
 costs more than BLAS loses: 1024x256 by 196 columns 1.16x numpy's time, 256x64 by 3136 1.96x.
 Each task allocates its partial-sum buffer (packed_gemm.accumulator_floats, at most 28 KB).
+
+Convs with taps read their columns where they lie (GATHER_COLUMNS): the kernel takes offset
+tables (gather_tables, packed_gemm.Gather) into the padded image, or the unpadded input itself,
+instead of a column matrix im2col would first copy, each pixel once per tap that reads it. Two
+threads, one conv, im2col -> tables (benchmarks/bench_conv_kernel.py cases; one Zen 4 VM):
+ResNet-50's 512->512 3x3/2 on 14x14 1.69 -> 1.38 ms, 256->256 3x3/2 on 28x28 1.72 -> 1.34, the
+3x3 512->512 on 7x7 2.05 -> 1.54. That makes strided convs with a deep reduction worth the kernel
+at any map size and batch (strided_gather), image after image: ResNet-50's 128->128 3x3/2 on
+56x56 (784 columns, a phase conv before) 1.50 -> 1.29 ms, ZFNet's 96->256 5x5/2 4.58 -> 3.83;
+four images on one thread (a batch lane), against im2col or stacked images: 10.8 -> 9.7,
+11.4 -> 9.3 (256->256 on 28x28), 12.2 -> 10.4 (512->512 on 14x14). Strided 1x1 convs keep their
+sampled columns: read in place, each pixel's cache line carries a wasted neighbour.
 """
 from __future__ import annotations
 
@@ -55,11 +67,14 @@ STRIDED_MIN_OUTPUTS = 64
 
 
 def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
-    """Group-1 float32 convs with constant weights, one image, few pixels and a deep reduction:
-    the convs whose weights the compiler stores packed (conv._conv_prepack). The shape alone
-    decides, so a model compiled on one host runs on any."""
-    if g.group != 1 or g.n != 1 or np.dtype(dtype) != np.float32 or not const_weights:
+    """Group-1 float32 convs with constant weights, one image, few pixels and a deep reduction,
+    and strided ones with a deep reduction at any map size and batch (strided_gather): the convs
+    whose weights the compiler stores packed (conv._conv_prepack). The shape alone decides, so a
+    model compiled on one host runs on any."""
+    if g.group != 1 or np.dtype(dtype) != np.float32 or not const_weights:
         return False
+    if g.n != 1:
+        return strided_gather(g)
     depth, cols = g.c * g.k_size, g.p_size
     return (cols <= MAX_COLUMNS and depth >= MIN_DEPTH or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH
             or cols <= WIDE_MAX_COLUMNS and depth >= MIN_DEPTH and g.same_3x3 or strided_gather(g))
@@ -182,16 +197,21 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         bias, res = split_inputs(inputs, epi.residual)
-        y2 = y.reshape(g.m, cols)
-        r2 = None if res is None else res.reshape(g.m, cols)
+        b2 = None if bias is None or b_const is not None else bias.reshape(g.m, 1)
+        for n in range(g.n):
+            convolve(x[n], y[n].reshape(g.m, cols), None if res is None else res[n].reshape(g.m, cols), b2, scratch)
+
+    def convolve(xn: np.ndarray, y2: np.ndarray, r2: np.ndarray | None, b2: np.ndarray | None,
+                 scratch: np.ndarray) -> None:
+        """One image xn (C, *spatial) into y2 (m, pixels), the residual r2 added."""
         if direct:
-            x2 = x.reshape(depth, cols)
+            x2 = xn.reshape(depth, cols)
         elif gather is not None:
-            x2 = image(x[0], scratch.view(np.float32))
+            x2 = image(xn, scratch.view(np.float32))
         elif in_place:
             x2 = scratch.view(np.float32)[:depth * cols].reshape(depth, cols)
             if not pieces:
-                columns_same3x3(x.reshape(-1), x2.reshape(-1), *g.in_sp, left, right, 0, cols)
+                columns_same3x3(xn.reshape(-1), x2.reshape(-1), *g.in_sp, left, right, 0, cols)
         else:
             work = scratch.view(np.float32)
             buf = work[:g.padded_elems].reshape((g.c,) + g.pad_sp) if g.padded else None
@@ -200,14 +220,13 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
 
             def columns(i: int) -> None:
                 c0, c1 = channel_pieces[i]
-                src = x[0, c0:c1]
+                src = xn[c0:c1]
                 if buf is not None:
                     pad_into(src, buf[c0:c1], g.pb)
                     src = buf[c0:c1]
                 np.copyto(x5[c0:c1], windows(src, g.kernel, g.out_sp, g.strides, g.dilations))
 
             pool.run(columns, len(channel_pieces))
-        b2 = None if bias is None or b_const is not None else bias.reshape(g.m, 1)
 
         def block(i: int) -> None:
             first, last = panels[i]
@@ -218,7 +237,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
 
         def piece(i: int) -> None:
             c0, c1 = pieces[i]
-            columns_same3x3(x.reshape(-1), x2.reshape(-1), *g.in_sp, left, right, c0, c1)
+            columns_same3x3(xn.reshape(-1), x2.reshape(-1), *g.in_sp, left, right, c0, c1)
             acc = np.empty(packed_gemm.accumulator_floats(c1 - c0), np.float32)
             packed_gemm.multiply(weights, x2[:, c0:c1], y2[:, c0:c1], acc)
             finish(epi, y2[:, c0:c1], b2, None if r2 is None else r2[:, c0:c1])

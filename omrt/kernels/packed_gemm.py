@@ -15,7 +15,9 @@ The micro-kernel holds a panel's rows as vectors (two with AVX-512) x a group of
 the panel stays in L1 across a row of column groups; partial sums between chunks go to a
 per-call accumulator buffer (accumulator_floats), and the last chunk stores through a masked
 scatter into Y's rows, or, for a caller that takes Y transposed, with plain vector stores; the
-bias starts the sums. It is LLVM IR compiled for the host (omrt.kernels.llvm_jit); where that
+bias starts the sums. `gemm_gather` is the same loop with X read through offset tables
+(Gather): element (k, j) at koff[k] + coff[j], so a conv's columns come straight from its padded
+image. It is LLVM IR compiled for the host (omrt.kernels.llvm_jit); where that
 cannot run, `available()` is false and callers keep numpy's matmul on unpacked weights.
 """
 from __future__ import annotations

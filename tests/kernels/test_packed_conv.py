@@ -32,8 +32,8 @@ SHAPES = [
 ]
 
 
-def _spec(rng, c, m, hw, k, attrs, bias_const=True, residual=False, act=None, dtype=np.float32):
-    ins = [_rand(rng, 1, c, *hw), _rand(rng, m, c, *k), _rand(rng, m)]
+def _spec(rng, c, m, hw, k, attrs, bias_const=True, residual=False, act=None, dtype=np.float32, batch=1):
+    ins = [_rand(rng, batch, c, *hw), _rand(rng, m, c, *k), _rand(rng, m)]
     attrs = {"kernel_shape": list(k), **attrs}
     want = ort_run("Conv", ins, attrs)[0]
     if residual:
@@ -107,6 +107,7 @@ def test_float16_weights_stay_as_they_are() -> None:
     (1, 512, (14, 14), np.float32, True),
     (1, 1024, (14, 14), np.float32, True),
     (1, 1024, (15, 14), np.float32, False),   # too many columns
+    (2, 1024, (14, 14), np.float32, False),   # a batch of 1x1 convs: stacked images
     (1, 256, (7, 7), np.float64, False),
     (1, 256, (7, 7), np.float16, False),
 ])
@@ -211,3 +212,18 @@ def test_an_unpadded_input_in_a_strided_view_is_gathered_from_a_copy() -> None:
     wide[..., 2:-2] = ins[0]
     got = run_in_view(spec, [wide[..., 2:-2]] + ins[1:])
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cfg", [SHAPES[7], SHAPES[8]])
+def test_strided_gathered_convs_run_a_batch_image_by_image(monkeypatch, threads: int, cfg) -> None:
+    """A batch of images, each padded (or read where it lies) and multiplied in turn, each with its
+    own residual."""
+    from omrt.kernels import packed_conv, parallel
+
+    parallel.get_pool()
+    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
+    spec, ins, want = _spec(np.random.default_rng(11), *cfg, residual=True, act="Relu", batch=3)
+    assert spec.attrs.get("_packed")
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
