@@ -52,7 +52,7 @@ def _group_ir(vl: int, nb: int, gather: bool = False) -> str:
     iv = f"<{vl} x i64>"
     pw = PANEL_ROWS
     vectors = PANEL_ROWS // vl
-    name, tables = (f"ggroup{nb}", ", ptr %koff, ptr %coff") if gather else (f"group{nb}", "")
+    name, tables = (f"ggroup{nb}", ", ptr %koff, ptr %coff, ptr %ycoff") if gather else (f"group{nb}", "")
     out = [f"define internal void @{name}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
            f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last, i1 %trans, ptr %res, "
            f"float %lo, float %hi, i64 %variant{tables}) alwaysinline {{", "entry:"]
@@ -116,7 +116,11 @@ def _group_ir(vl: int, nb: int, gather: bool = False) -> str:
                     f"<{vl} x i1> %ok{p})"]
     out += ["  ret void", "to_s:"]
     for j in range(nb):
-        out += [f"  %c{j} = add i64 %col0, {j}"] + llvm_jit.splat(f"cs{j}", f"%c{j}", vl, "i64")
+        if gather:
+            out += [f"  %ycq{j} = getelementptr i64, ptr %ycoff, i64 {j}", f"  %c{j} = load i64, ptr %ycq{j}, align 8"]
+        else:
+            out.append(f"  %c{j} = add i64 %col0, {j}")
+        out += llvm_jit.splat(f"cs{j}", f"%c{j}", vl, "i64")
         for p in range(vectors):
             out.append(f"  %yi{j}_{p} = add {iv} %ro{p}, %cs{j}")
     out += llvm_jit.splat("lov", "%lo", vl) + llvm_jit.splat("hiv", "%hi", vl)
@@ -165,22 +169,24 @@ def _gemm_ir(group: int, gather: bool) -> str:
     batch."""
     pw = PANEL_ROWS
     if gather:
-        name, tables, callee = "gemm_gather", ", ptr %koff_all, ptr %coff_all", "ggroup"
+        name, tables, callee = "gemm_gather", ", ptr %koff_all, ptr %coff_all, ptr %ycoff_all", "ggroup"
         chunk_x = "  %xk = getelementptr i64, ptr %koff_all, i64 %kb"
-        x_arg, table_args = "ptr %x", ", ptr %xk, ptr %xc"
+        x_arg, table_args = "ptr %x", ", ptr %xk, ptr %xc, ptr %yc"
         column = "getelementptr i64, ptr %coff_all, i64 %c0"
+        y_column = "getelementptr i64, ptr %ycoff_all, i64 %c0"
     else:
         name, tables, callee = "gemm", "", "group"
         chunk_x = "  %xo = mul i64 %kb, %ldx\n  %xk = getelementptr float, ptr %x, i64 %xo"
         x_arg, table_args = "ptr %xc", ""
         column = "getelementptr float, ptr %xk, i64 %c0"
+        y_column = "getelementptr float, ptr %y, i64 %c0"   # unused: plain groups store at col0 + j
     args = f"ptr %wq, {x_arg}, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %c0"
     epilogue = f"ptr %res, float %lo, float %hi, i64 %variant{table_args}"
     tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, group))
     tail_args = args.replace("ptr %xc", "ptr %xt").replace("ptr %ac", "ptr %at")
     tails = "\n".join(
         f"tail{r}:\n  call void @{callee}{r}({tail_args}, i1 %first, i1 %last, i1 %trans, "
-        f"{epilogue.replace('ptr %xc', 'ptr %xt')})\n  br label %chunk_done"
+        f"{epilogue.replace('ptr %xc', 'ptr %xt').replace('ptr %yc', 'ptr %yt')})\n  br label %chunk_done"
         for r in range(1, group))
     strided = "\n".join(llvm_jit.strided_pointers("%b", [("wp", "%w_all", "%w_step"), ("x", "%x_all", "%x_step"),
                                                        ("y", "%y_all", "%y_step"), ("res", "%res_all", "%y_step")]))
@@ -220,6 +226,7 @@ cols:
   br i1 %fits, label %full, label %tail
 full:
   %xc = {column}
+  %yc = {y_column}
   %ao = mul i64 %c0, {pw}
   %ac = getelementptr float, ptr %acc, i64 %ao
   call void @{callee}{group}({args}, i1 %first, i1 %last, i1 %trans, {epilogue})
@@ -227,6 +234,7 @@ full:
 tail:
   %r = sub i64 %n, %c0
   %xt = {column}
+  %yt = {y_column}
   %ato = mul i64 %c0, {pw}
   %at = getelementptr float, ptr %acc, i64 %ato
   switch i64 %r, label %chunk_done [{tail_cases}]
@@ -251,15 +259,16 @@ _ARGS = ([ctypes.c_void_p] * 5 + [ctypes.c_int64] * 12
 # matrix, with its own partial sums at acc + i * acc_floats; `task_gather`'s also the offset tables.
 SLOTS = ("w", "x", "y", "bias", "acc", "acc_floats", "m", "k", "n", "ldx", "ldy", "res", "lo", "hi", "variant",
          "blocks")
-GATHER_SLOTS = SLOTS[:-1] + ("koff", "coff", "blocks")
+GATHER_SLOTS = SLOTS[:-1] + ("koff", "coff", "ycoff", "blocks")
 
 
 def _task_ir(gather: bool) -> str:
-    name, tables, slots = ("gemm_gather", ", ptr %koff, ptr %coff", GATHER_SLOTS) if gather else ("gemm", "", SLOTS)
+    name, tables, slots = (("gemm_gather", ", ptr %koff, ptr %coff, ptr %ycoff", GATHER_SLOTS) if gather
+                           else ("gemm", "", SLOTS))
     return native_jobs.task_ir(
         f"@{name}(ptr %w, ptr %x, ptr %y, ptr %bias, ptr %acc_i, i64 %first, i64 %last, i64 %m, i64 %k, i64 %n, "
         f"i64 %ldx, i64 %ldy, i64 0, i64 1, i64 0, i64 0, i64 0, ptr %res, float %lo, float %hi, i64 %variant{tables})",
-        slots, {"w", "x", "y", "bias", "acc", "res", "koff", "coff", "blocks"}, {"lo", "hi"},
+        slots, {"w", "x", "y", "bias", "acc", "res", "koff", "coff", "ycoff", "blocks"}, {"lo", "hi"},
         ["  %acc_off = mul i64 %i, %acc_floats", "  %acc_i = getelementptr float, ptr %acc, i64 %acc_off"],
         name="task_gather" if gather else "task")
 
@@ -270,7 +279,7 @@ def _with_task(vl: int) -> str:
 
 def _kernel():
     return llvm_jit.compile_module("packed_gemm", _with_task, {
-        "gemm": _ARGS, "gemm_gather": _ARGS + [ctypes.c_void_p] * 2,
+        "gemm": _ARGS, "gemm_gather": _ARGS + [ctypes.c_void_p] * 3,
         "task": native_jobs.TASK_ARGS, "task_gather": native_jobs.TASK_ARGS})
 
 
@@ -278,18 +287,24 @@ def _kernel():
 class Gather:
     """X read where it lies instead of from a matrix: element (k, j) at koff[k] + coff[j] floats
     from the start of the array passed as x (for a conv: the input channel, tap and pixel of
-    reduction row k and output column j). Offsets int64, read-only."""
+    reduction row k and output column j). Output column j goes to ycoff[j] floats past its row's
+    start (default j: Y a matrix; several images' columns in one product: each image's own place).
+    Offsets int64, read-only."""
 
     koff: np.ndarray
     coff: np.ndarray
+    ycoff: np.ndarray | None = None
 
-    addresses: tuple[int, int] = field(init=False)
+    addresses: tuple[int, int, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        for table in (self.koff, self.coff):
+        if self.ycoff is None:
+            object.__setattr__(self, "ycoff", np.arange(self.coff.size, dtype=np.int64))
+        for table in (self.koff, self.coff, self.ycoff):
             assert table.dtype == np.int64 and table.ndim == 1 and table.flags.c_contiguous
             table.flags.writeable = False
-        object.__setattr__(self, "addresses", (self.koff.ctypes.data, self.coff.ctypes.data))
+        assert self.ycoff.size == self.coff.size
+        object.__setattr__(self, "addresses", (self.koff.ctypes.data, self.coff.ctypes.data, self.ycoff.ctypes.data))
 
     @property
     def reach(self) -> int:
@@ -309,8 +324,8 @@ def job(w: PackedWeights, n: int, blocks: list[tuple[int, int]], gather: Gather 
     tables = {}
     if gather is not None:
         assert gather.koff.size == w.k and gather.coff.size == n
-        keep += (gather.koff, gather.coff)
-        tables = dict(zip(("koff", "coff"), gather.addresses))
+        keep += (gather.koff, gather.coff, gather.ycoff)
+        tables = dict(zip(("koff", "coff", "ycoff"), gather.addresses))
     task, slots = (_kernel()["task_gather"], GATHER_SLOTS) if gather is not None else (_kernel()["task"], SLOTS)
     return native_jobs.NativeJob(task, slots, blocks, keep, w=panels_at, bias=bias_at,
                                  acc=acc.ctypes.data, acc_floats=floats, m=w.m, k=w.k, n=n, ldx=0, **tables)
@@ -426,7 +441,7 @@ def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, fi
     transposed, + res (same shape and strides as y) and clamped to [lo, hi] where given.
 
     x: (k, n), or (batch, k, n) for a packed batch; with `gather`, a contiguous array its tables
-    index (one matrix). y: (m, n) likewise, or with `transposed` (n, rows) where rows are the
+    index (one matrix; y's columns where its ycoff puts them). y: (m, n) likewise, or with `transposed` (n, rows) where rows are the
     output rows of panels first:last (clipped to m), the layout the kernel's vectors already have,
     stored without a scatter. Every array float32 with contiguous rows (any row stride); acc:
     scratch of accumulator_floats(n) floats. Releases the GIL.

@@ -101,13 +101,13 @@ def test_float16_weights_stay_as_they_are() -> None:
 
 @pytest.mark.parametrize("n,c,hw,dtype,eligible", [
     (1, 256, (7, 7), np.float32, True),
-    (2, 256, (7, 7), np.float32, False),      # a batch: stacked images or im2col
+    (2, 256, (7, 7), np.float32, True),       # a batch on 7x7: one product over every image
     (1, 64, (7, 7), np.float32, False),       # shallow reduction: BLAS wins
     (1, 256, (14, 14), np.float32, False),    # 196 columns need a reduction of 512
     (1, 512, (14, 14), np.float32, True),
     (1, 1024, (14, 14), np.float32, True),
     (1, 1024, (15, 14), np.float32, False),   # too many columns
-    (2, 1024, (14, 14), np.float32, False),   # a batch of 1x1 convs: stacked images
+    (2, 1024, (14, 14), np.float32, False),   # a batch on 14x14: BLAS image by image
     (1, 256, (7, 7), np.float64, False),
     (1, 256, (7, 7), np.float16, False),
 ])
@@ -215,15 +215,32 @@ def test_an_unpadded_input_in_a_strided_view_is_gathered_from_a_copy() -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("cfg", [SHAPES[7], SHAPES[8]])
-def test_strided_gathered_convs_run_a_batch_image_by_image(monkeypatch, threads: int, cfg) -> None:
-    """A batch of images, each padded (or read where it lies) and multiplied in turn, each with its
-    own residual."""
+@pytest.mark.parametrize("bias_const", [True, False])
+@pytest.mark.parametrize("cfg", [SHAPES[7], SHAPES[8], SHAPES[0]])
+def test_a_batch_runs_image_by_image_or_as_one_product(monkeypatch, threads: int, bias_const: bool, cfg) -> None:
+    """Strided convs: each image padded (or read where it lies) and multiplied in turn; 1x1 convs
+    on small maps: one product over every image's columns (image by image where the bias comes at
+    run time); each image with its own residual."""
     from omrt.kernels import packed_conv, parallel
 
     parallel.get_pool()
     monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
     monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
-    spec, ins, want = _spec(np.random.default_rng(11), *cfg, residual=True, act="Relu", batch=3)
+    spec, ins, want = _spec(np.random.default_rng(11), *cfg, bias_const=bias_const, residual=True, act="Relu",
+                            batch=3)
     assert spec.attrs.get("_packed")
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+def test_batch_tables_put_each_image_in_its_place() -> None:
+    """One product over a batch: image i's pixel q read at i * C*H*W + q, stored at i * M*H*W + q."""
+    from omrt.kernels.packed_conv import batch_tables
+
+    spec, ins, _ = _spec(np.random.default_rng(12), *SHAPES[0], batch=3)
+    g = conv_geom(spec)
+    tables = batch_tables(g)
+    pixels = g.p_size
+    assert tables.coff.size == tables.ycoff.size == 3 * pixels
+    np.testing.assert_array_equal(tables.coff[pixels:2 * pixels], g.c * pixels + np.arange(pixels))
+    np.testing.assert_array_equal(tables.ycoff[2 * pixels:], 2 * g.m * pixels + np.arange(pixels))
+    np.testing.assert_array_equal(tables.koff, np.arange(g.c) * pixels)
