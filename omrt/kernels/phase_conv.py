@@ -24,9 +24,8 @@ part-empty at its end), one thread: ResNet-50's stem 1.12 -> 1.04 ms, DenseNet-1
 Threads take blocks of output channels, or of chunks of output rows on large maps (work_split).
 
 A 1x1 unpadded conv is the same kernel with one tap per input channel: its one "phase" is the
-input itself (stride 1, read where it lies) or every stride-th pixel, sampled into scratch. Where
-the reduction is shallow or the conv small, BLAS spends more packing the input than multiplying
-(POINTWISE_MAX_FLOPS).
+input itself (stride 1, read where it lies) or every stride-th pixel, sampled into scratch: at
+batch 1 it takes the 1x1 convs the packed kernel does not (POINTWISE_MAX_CHANNELS).
 """
 from __future__ import annotations
 
@@ -48,16 +47,18 @@ from omrt.kernels.parallel import Pool, split
 # 256->256 3x3/2 took 1.16 -> 2.12.
 MAX_CHANNELS = 128
 # 1x1 stride-1 unpadded convs of one image (read_in_place; strided ones from the sampled pixels)
-# over up to POINTWISE_MAX_CHANNELS inputs, where the reduction is shallow (POINTWISE_SHALLOW) or
-# the conv small (POINTWISE_MAX_FLOPS): there BLAS packs the whole input for few outputs or little
-# work. One conv on two threads against numpy's OpenBLAS: SqueezeNet's 128->16 on 55x55 0.067 ->
-# 0.038 ms, 256->32 on 27x27 0.061 -> 0.035, 16->64 on 55x55 0.048 -> 0.039, ResNet-50's 64->256
-# on 56x56 0.293 -> 0.263. Deep and large ones stay on BLAS: ResNet-50's 256->64 on 56x56 took
-# 0.284 -> 0.321, 512->128 on 28x28 0.254 -> 0.278, the strided 256->512 0.515 -> 0.572. At batch 8
-# (an image per job) SqueezeNet's 64->256 on 13x13 took 0.141 -> 0.238.
-POINTWISE_MAX_CHANNELS = 512
-POINTWISE_SHALLOW = 128
-POINTWISE_MAX_FLOPS = 6e7
+# over up to POINTWISE_MAX_CHANNELS inputs, where the packed kernel does not take them: BLAS packs
+# the whole input on each call, and runs its epilogue as a second pass. One conv on two threads
+# against numpy's OpenBLAS (Zen 5 VM): SqueezeNet's 128->16 on 55x55 0.067 -> 0.038 ms, 256->32 on
+# 27x27 0.061 -> 0.035, 16->64 on 55x55 0.048 -> 0.039, ResNet-50's 64->256 on 56x56 0.293 ->
+# 0.263. Deep and large ones measured alone there took longer (ResNet-50's 256->64 on 56x56 0.284
+# -> 0.321, 512->128 on 28x28 0.254 -> 0.278, the strided 256->512 0.515 -> 0.572) and were kept
+# on BLAS; inside the models on a Zen 4 VM they gain (benchmarks/ab_ops.py, per-op medians, two
+# threads, batch 1): ResNet-50's six 256->1024 on 14x14 4.09 -> 3.75 ms, 256->64 on 56x56 1.39 ->
+# 1.08, the strided 256->512 1.47 -> 1.21, DenseNet-121's 1x1 convs on 56x56 0.8-1.2 -> 0.7-1.1
+# each; ResNet-50 47.9 -> 47.0 ms, DenseNet-121 42.7 -> 41.2 (benchmarks/ab_models.py), SqueezeNet,
+# Inception-v1 and ShuffleNet equal.
+POINTWISE_MAX_CHANNELS = 2048
 # Phase rows narrower than this would let one vector's lanes fall in more than SEGMENTS output rows.
 MIN_PHASE_COLUMNS = 8
 # Phase bytes a chunk of output rows reads, at most: they stay in the core's L2 across its panels.
@@ -299,16 +300,15 @@ def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     """2-D group-1 convs with constant weights, float32 or float16 (computed in float32), on phase
     rows of MIN_PHASE_COLUMNS or more: kernels of 3x3 or more over at most MAX_CHANNELS inputs, and
     unpadded 1x1 ones of one image (stride 1 read in place, strided ones from their sampled
-    pixels) over at most POINTWISE_MAX_CHANNELS inputs with a shallow reduction or little work,
-    where the packed kernel does not take them. The shape alone decides the planned workspace, so
+    pixels) over at most POINTWISE_MAX_CHANNELS inputs, where the packed kernel does not take
+    them. The shape alone decides the planned workspace, so
     it does not depend on whether the micro-kernel runs where the model is compiled."""
     if len(g.kernel) != 2 or g.group != 1 or not const_weights or np.dtype(dtype) not in (np.float16, np.float32):
         return False
     if phase_shape(g)[4] < MIN_PHASE_COLUMNS:
         return False
     if _unpadded_1x1(g):
-        light = g.c <= POINTWISE_SHALLOW or g.image_flops < POINTWISE_MAX_FLOPS
-        return g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and light and not packed_shape(g, dtype, const_weights)
+        return g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and not packed_shape(g, dtype, const_weights)
     return g.c <= MAX_CHANNELS and min(g.kernel) >= 3 and not (strided_gather(g) and packed_shape(g, dtype, const_weights))
 
 

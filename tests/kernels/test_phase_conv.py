@@ -130,7 +130,8 @@ def test_tap_offsets_address_each_taps_pixel() -> None:
     (4, 8, (3, 3), 2, 30, 1, False), (16, 8, (5, 5), 1, 31, 1, True),   # 27 output columns: flat rows
     (3, 8, (1, 1), 1, 30, 1, True), (3, 8, (1, 1), 1, 30, 2, False),    # 1x1: one image only
     (384, 64, (1, 1), 1, 13, 1, True),                                  # deep but small
-    (256, 64, (1, 1), 1, 56, 1, False),                                 # deep and large: BLAS
+    (256, 64, (1, 1), 1, 56, 1, True),                                  # deep and large
+    (4096, 64, (1, 1), 1, 56, 1, False),                                # past POINTWISE_MAX_CHANNELS: BLAS
     (512, 256, (1, 1), 1, 14, 1, False),                                # the packed kernel's
     (16, 8, (1, 1), 1, 7, 1, False),                                    # rows under MIN_PHASE_COLUMNS
 ])
