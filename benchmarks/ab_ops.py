@@ -16,28 +16,10 @@ import time
 import numpy as np
 
 from ab_models import parse
-from common import kernel_constants
-from profile_model import shape_key
+from profile_model import bound_steps, shape_key
 
-from omrt.compiler import compile_onnx
 from omrt.kernels.ufunc_buffer import kernel_ufunc_buffer
-from omrt.om import write_om
-from omrt.session import InferenceSession
 from tests.support.light_models import random_input, randomized
-
-
-def bound_steps(onnx_model, feeds, constants):
-    """The session's graph with its inputs and outputs bound, its steps and ops (aliases left out)."""
-    with kernel_constants(constants):
-        session = InferenceSession(write_om(compile_onnx(onnx_model)))
-    graph = session._executor.graphs[0]
-    inputs = [np.ascontiguousarray(feeds[ref.desc.name]) for ref in graph.plan.inputs]
-    outputs = [np.empty(desc.shape, desc.dtype) for desc in graph.plan.output_descs]
-    graph.bind_io([a.reshape(-1).view(np.uint8) for a in inputs], [o.reshape(-1).view(np.uint8) for o in outputs])
-    graph.run()
-    lanes = getattr(graph, "lanes", [graph])
-    ops = [op for op in graph.plan.ops if not op.alias]
-    return session, lanes, ops, (inputs, outputs)
 
 
 def main() -> None:

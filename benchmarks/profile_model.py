@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from common import print_breakdown
+from common import kernel_constants, print_breakdown
 
 from omrt.compiler import compile_onnx
 from omrt.kernels.ufunc_buffer import kernel_ufunc_buffer
@@ -36,6 +36,21 @@ def shape_key(op) -> str:
             f"{x[1]}->{op.outputs[0].desc.shape[1]} {x[2]}")
 
 
+def bound_steps(onnx_model, feeds, constants: dict[str, float] | None = None):
+    """(session, its graph's lanes (or the graph), its ops with aliases left out, the input and
+    output buffers): the model compiled and loaded with `constants` set (common.kernel_constants),
+    bound to buffers the caller keeps alive while it calls the steps directly, run once."""
+    with kernel_constants(constants or {}):
+        session = InferenceSession(write_om(compile_onnx(onnx_model)))
+    graph = session._executor.graphs[0]
+    inputs = [np.ascontiguousarray(feeds[ref.desc.name]) for ref in graph.plan.inputs]
+    outputs = [np.empty(desc.shape, desc.dtype) for desc in graph.plan.output_descs]
+    graph.bind_io([a.reshape(-1).view(np.uint8) for a in inputs], [o.reshape(-1).view(np.uint8) for o in outputs])
+    graph.run()
+    ops = [op for op in graph.plan.ops if not op.alias]
+    return session, getattr(graph, "lanes", [graph]), ops, (inputs, outputs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -45,16 +60,7 @@ def main() -> None:
     ap.add_argument("--median", action="store_true", help="sum each op's median instead of its mean")
     args = ap.parse_args()
     onnx_model = randomized(args.model, batch=args.batch, expose_logits=False)
-    session = InferenceSession(write_om(compile_onnx(onnx_model)))
-    feeds = random_input(onnx_model)
-    graph = session._executor.graphs[0]
-    # The steps are called directly below, so they must point at buffers that stay alive.
-    inputs = [np.ascontiguousarray(feeds[ref.desc.name]) for ref in graph.plan.inputs]
-    outputs = [np.empty(desc.shape, desc.dtype) for desc in graph.plan.output_descs]
-    graph.bind_io([a.reshape(-1).view(np.uint8) for a in inputs], [o.reshape(-1).view(np.uint8) for o in outputs])
-    graph.run()
-    bound = getattr(graph, "lanes", [graph])
-    ops = [op for op in graph.plan.ops if not op.alias]
+    session, bound, ops, buffers = bound_steps(onnx_model, random_input(onnx_model))
     times = np.zeros((args.repeats, len(bound), len(ops)))
     with kernel_ufunc_buffer():  # as the executor runs them
         for k in range(args.repeats * len(bound)):
