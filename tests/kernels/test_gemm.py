@@ -83,3 +83,97 @@ def test_float16_and_double() -> None:
             got = run_in_view(make_spec(op, ins, [np.empty((3, 5), dt)], {}), ins)
             assert got.dtype == dt
             np.testing.assert_allclose(got.astype(np.float64), a.astype(np.float64) @ b, rtol=tol, atol=tol * 5)
+
+
+def _stored(spec):
+    """The spec with its weights as the compiler stores them (the prepack hook), or None."""
+    from omrt.kernels import TensorSpec, prepack
+
+    stored = prepack(spec)
+    if stored is None:
+        return None
+    spec.attrs.update(stored[0])
+    spec.consts.update(stored[1])
+    spec.inputs[1] = TensorSpec(stored[1][1].shape, stored[1][1].dtype)
+    return stored[1][1]
+
+
+@pytest.mark.parametrize("m", [2, 4, 9])
+@pytest.mark.parametrize("tb", [0, 1])
+@pytest.mark.parametrize("c_shape,beta", [(None, 1.0), ((70,), 1.0), ((1, 70), 0.5), ((), 2.0)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fully_connected_layers_run_on_packed_weights(monkeypatch, m, tb, c_shape, beta, threads) -> None:
+    """Constant weights stored as packed panels; A's rows read in place, Y stored row by row; the
+    bias, Relu and a residual; blocks of output features over two threads."""
+    from omrt.kernels import gemm, packed_gemm, parallel
+
+    if not packed_gemm.available():
+        pytest.skip("packed micro-kernel not available here")
+    parallel.get_pool()
+    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    monkeypatch.setattr(gemm, "PACKED_MIN_PARALLEL_FLOPS", 0.0)
+    rng = np.random.default_rng(3)
+    k, n = 300, 70
+    a, b = _rand(rng, m, k), _rand(rng, *((n, k) if tb else (k, n)))
+    ins = [a, b] + ([_rand(rng, *c_shape)] if c_shape is not None else [])
+    attrs = {"transB": tb, "beta": beta}
+    res = _rand(rng, m, n)
+    want = np.maximum(ort_run("Gemm", ins, attrs)[0] + res, 0)
+    ins_all = ins + ([] if c_shape is not None else [None]) + [res]
+    fused = dict(attrs, _activation="Relu", _residual=1)
+    spec = make_spec("Gemm", [x for x in ins_all if x is not None], [want], fused,
+                     {i: v for i, v in enumerate(ins) if i > 0})
+    if c_shape is None:   # the residual is input 3, after an absent C
+        from omrt.kernels import TensorSpec
+        spec.inputs.insert(2, None)
+        spec.inputs[3] = TensorSpec(res.shape, res.dtype)
+    panels = _stored(spec)
+    assert panels is not None and panels.shape == packed_gemm.panels_shape(1, n, k)
+    run_ins = [a, panels] + ins[2:] + ([None] if c_shape is None else []) + [res]
+    np.testing.assert_allclose(run_in_view(spec, run_ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+def test_packed_weights_unpack_where_the_kernel_does_not_run(monkeypatch) -> None:
+    from omrt.kernels import packed_gemm
+
+    rng = np.random.default_rng(4)
+    ins = [_rand(rng, 3, 40), _rand(rng, 20, 40), _rand(rng, 20)]
+    attrs = {"transB": 1}
+    want = ort_run("Gemm", ins, attrs)[0]
+    spec = make_spec("Gemm", ins, [want], attrs, {1: ins[1], 2: ins[2]})
+    panels = _stored(spec)
+    monkeypatch.setattr(packed_gemm, "available", lambda: False)
+    np.testing.assert_allclose(run_in_view(spec, [ins[0], panels, ins[2]]), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("attrs,c_shape,const,rows", [
+    ({"alpha": 0.5}, (20,), True, 3),         # alpha scales the product
+    ({"transA": 1}, (20,), True, 3),
+    ({}, (3, 20), True, 3),                    # C a whole matrix, not a row
+    ({}, (20,), False, 3),                     # C computed at run time
+    ({}, (20,), True, 1),                      # one row: BLAS streams the weights as fast
+])
+def test_other_gemms_keep_plain_weights(attrs, c_shape, const, rows) -> None:
+    rng = np.random.default_rng(5)
+    a = _rand(rng, *((40, rows) if attrs.get("transA") else (rows, 40)))
+    ins = [a, _rand(rng, 40, 20), _rand(rng, *((rows,) + c_shape[1:] if len(c_shape) == 2 else c_shape))]
+    consts = {1: ins[1]} | ({2: ins[2]} if const else {})
+    want = ort_run("Gemm", ins, attrs)[0]
+    spec = make_spec("Gemm", ins, [want], attrs, consts)
+    assert _stored(spec) is None
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
+
+
+def test_packed_weights_of_the_wrong_shape_are_refused() -> None:
+    from omrt.errors import OmrtError
+    from omrt.kernels import TensorSpec, build_kernel
+
+    rng = np.random.default_rng(6)
+    ins = [_rand(rng, 3, 40), _rand(rng, 40, 20)]
+    spec = make_spec("Gemm", ins, [np.zeros((3, 20), np.float32)], {}, {1: ins[1]})
+    panels = _stored(spec)
+    bad = np.ascontiguousarray(panels[:, :, :-1])
+    spec.consts[1] = bad
+    spec.inputs[1] = TensorSpec(bad.shape, bad.dtype)
+    with pytest.raises(OmrtError, match="packed weights"):
+        build_kernel(spec)
