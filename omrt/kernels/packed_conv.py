@@ -43,7 +43,7 @@ from omrt.kernels.conv_common import (
     MIN_PARALLEL_FLOPS, ConvGeom, edge_masks, finish, pad_into, split_inputs, windows,
 )
 from omrt.kernels.epilogue import Epilogue
-from omrt.kernels.parallel import Pool, lead_split, split
+from omrt.kernels.parallel import Pool, split, task_blocks
 from omrt.kernels.window_jit import columns_same3x3
 from omrt.kernels.winograd import PACKED_MIN_CHANNELS
 
@@ -177,7 +177,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     rows = packed_gemm.PANEL_ROWS
     flops = g.image_flops
     parts = pool.size if flops >= MIN_PARALLEL_FLOPS else 1
-    panels = lead_split(weights.count, parts, 1, flops)
+    panels = task_blocks(weights.count, parts, 1, flops)
     direct = g.direct_view
     in_place = g.same_3x3
     # The im2col is split by input channels over the threads that then split the GEMM: the padded
@@ -203,7 +203,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     batch_parts = pool.size if flops * g.n >= MIN_PARALLEL_FLOPS else 1
     batch_pad_pieces = split(g.n * g.c, batch_parts if g.n * g.padded_elems * g.itemsize >= PAD_SPLIT_BYTES else 1)
     batch_pad_jobs: list = []
-    batch_job = (packed_gemm.job(weights, g.n * cols, lead_split(weights.count, batch_parts, 1, flops * g.n), batch)
+    batch_job = (packed_gemm.job(weights, g.n * cols, task_blocks(weights.count, batch_parts, 1, flops * g.n), batch)
                  if batch is not None else None)
     pad_jobs: list = []
     if in_place:

@@ -39,7 +39,7 @@ from omrt.kernels import llvm_jit, native_jobs, packed_gemm, pad_jit
 from omrt.kernels.conv_common import ConvGeom, finish, pad_phases, phase_pads, split_inputs
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.packed_conv import packed_shape, strided_gather
-from omrt.kernels.parallel import Pool, split
+from omrt.kernels.parallel import Pool, split, task_blocks
 
 # Input channels up to which a conv reads its taps from the phases. One thread against im2col +
 # GEMM: SqueezeNet's 16->64 3x3 on 55x55 0.34 -> 0.27 ms, Inception-v1's 16->32 5x5 on 28x28
@@ -386,7 +386,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     parts = pool.size if g.image_flops >= MIN_SPLIT_FLOPS else 1
     chunk, by_panels = work_split(g, panels, parts)
     chunks = -(-oh_n // chunk)
-    blocks = split(panels if by_panels else chunks, parts)
+    blocks = task_blocks(panels if by_panels else chunks, parts)
     # Padding into the phases runs on the caller; from PAD_SPLIT_BYTES of phases the
     # threads pad channel ranges each (the conv alone on two threads: ResNet-50's 128->128 3x3/2 on
     # 56x56 0.733 -> 0.680 ms, DenseNet's 128->32 on 56x56 0.641 -> 0.612; on SqueezeNet's 16

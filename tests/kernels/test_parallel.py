@@ -124,6 +124,18 @@ def test_lead_split_covers_range_on_aligned_cuts(total: int, parts: int, align: 
     assert all(a % align == 0 for a, _ in pieces)
 
 
+def test_task_blocks_give_each_thread_several_blocks_to_take() -> None:
+    """A native job's work in BLOCKS_PER_THREAD blocks a thread, so a slowed thread takes fewer;
+    on one thread, one block."""
+    from omrt.kernels import parallel
+
+    blocks = parallel.task_blocks(64, 2)
+    assert len(blocks) == 2 * parallel.BLOCKS_PER_THREAD > 2
+    assert [i for a, b in blocks for i in range(a, b)] == list(range(64))
+    assert parallel.task_blocks(64, 1, 1, 1e9) == [(0, 64)]
+    assert parallel.task_blocks(3, 2) == [(0, 1), (1, 2), (2, 3)]
+
+
 def test_lead_split_gives_the_caller_the_workers_lag() -> None:
     """The caller's piece (index 0) is larger by about WORKER_LAG_SECONDS of work on short ops;
     long ops and ops too short to split stay even."""
