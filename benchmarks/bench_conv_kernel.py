@@ -97,8 +97,8 @@ def median_ms(fn, reps: int = 20, cold: bool = False) -> float:
     return float(np.median(times) * 1e3)
 
 
-def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, *, winograd: bool,
-          batch: int = 1, cold: bool = False, constants: dict[str, float] | None = None) -> tuple[float, float]:
+def conv_case(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, *, batch: int = 1):
+    """One case's input, weights and bias (seeded), its Conv attributes and the ONNX model of it."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, cin, hw, hw), dtype=np.float32)
     w = rng.standard_normal((cout, cin // group, k, k), dtype=np.float32) * 0.05
@@ -110,27 +110,40 @@ def bench(cin: int, cout: int, k: int, s: int, p: int, hw: int, group: int = 1, 
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, (batch, cout, ho, ho))],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    spec = OpSpec("Conv", attrs, [TensorSpec(x.shape, np.dtype(np.float32)), TensorSpec(w.shape, w.dtype),
-                                  TensorSpec(b.shape, b.dtype)],
-                  [TensorSpec((batch, cout, ho, ho), np.dtype(np.float32))], {1: w, 2: b})
+    return x, w, b, attrs, (batch, cout, ho, ho), model
+
+
+def omrt_conv(x, w, b, attrs, out_shape, *, winograd: bool, constants: dict[str, float] | None = None):
+    """(a call running omrt's Conv kernel once, its output array, whether it runs Winograd): the
+    weights as the compiler stores them (Winograd only with `winograd`), built with `constants`."""
+    spec = OpSpec("Conv", dict(attrs), [TensorSpec(x.shape, np.dtype(np.float32)), TensorSpec(w.shape, w.dtype),
+                                        TensorSpec(b.shape, b.dtype)],
+                  [TensorSpec(out_shape, np.dtype(np.float32))], {1: w, 2: b})
     with kernel_constants(constants or {}):
-        packed = prepack(spec)  # the weights as the compiler stores them (Winograd only with --winograd)
+        packed = prepack(spec)
         if packed is not None and (winograd or not packed[0].get("_winograd")):
             spec.attrs.update(packed[0])
             spec.consts.update(packed[1])
             spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
         kernel = build_kernel(spec)
         scratch = np.empty(workspace_bytes(spec), np.uint8)
-    y = np.empty((batch, cout, ho, ho), np.float32)
+    y = np.empty(out_shape, np.float32)
     inputs = [x, spec.consts[1], b]
-    t_omrt = median_ms(lambda: kernel(inputs, [y], scratch), cold=cold)
+    return (lambda: kernel(inputs, [y], scratch)), y, bool(spec.attrs.get("_winograd"))
+
+
+def bench(*cfg: int, winograd: bool, batch: int = 1, cold: bool = False,
+          constants: dict[str, float] | None = None) -> tuple[float, float]:
+    x, w, b, attrs, out_shape, model = conv_case(*cfg, batch=batch)
+    run, y, is_winograd = omrt_conv(x, w, b, attrs, out_shape, winograd=winograd, constants=constants)
+    t_omrt = median_ms(run, cold=cold)
     sess = ort_session(model.SerializeToString())
     # timed after omrt and closed before the next case: idle onnxruntime threads spin
     t_ort = median_ms(lambda: sess.run(None, {"x": x}), cold=cold)
     ref = sess.run(None, {"x": x})[0]
     del sess
     err = float(np.abs(y - ref).max() / (np.abs(ref).max() + 1e-12))
-    tag = " winograd" if spec.attrs.get("_winograd") else ""
+    tag = " winograd" if is_winograd else ""
     print(f"{tag:9s} rel.err {err:.1e}", end="  ")
     return t_omrt, t_ort
 
