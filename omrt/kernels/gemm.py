@@ -149,11 +149,10 @@ def gemm(spec: OpSpec):
     c_scaled = (c_const * beta).astype(dtype) if has_c and c_const is not None else None
     b_const = spec.consts.get(1)
     if spec.attr("_packed"):
-        check(b_const is not None and b_const.ndim == 4 and b_const.shape[0] == 1 and b_const.shape[3] == packed_gemm.PANEL_ROWS
-              and b_const.shape[2] == spec.inputs[0].shape[1] and b_const.shape[1] * packed_gemm.PANEL_ROWS >= spec.outputs[0].shape[1]
-              and b_const.dtype == np.float32,
-              f"Gemm {spec.name}: packed weights of shape {None if b_const is None else b_const.shape}, expected "
-              f"{packed_gemm.panels_shape(1, spec.outputs[0].shape[1], spec.inputs[0].shape[1])} float32")
+        want = packed_gemm.panels_shape(1, spec.outputs[0].shape[1], spec.inputs[0].shape[1])
+        check(b_const is not None and b_const.shape == want and b_const.dtype == np.float32,
+              f"Gemm {spec.name}: packed weights of shape {None if b_const is None else b_const.shape}, "
+              f"expected {want} float32")
         if packed_gemm.available():
             return _packed_build(spec, b_const, epi)
         b_const = packed_gemm.unpack_panels(b_const, spec.outputs[0].shape[1])[0]   # (N, K)

@@ -19,7 +19,7 @@ Each task allocates its partial-sum buffer (packed_gemm.accumulator_floats, at m
 Convs with taps read their columns where they lie (GATHER_COLUMNS): the kernel takes offset
 tables (gather_tables, packed_gemm.Gather) into the padded image, or the unpadded input itself,
 instead of a column matrix im2col would first copy, each pixel once per tap that reads it. Two
-threads, one conv, im2col -> tables (benchmarks/bench_conv_kernel.py cases; one Zen 4 VM):
+threads, one conv, im2col -> tables (benchmarks/ab_conv.py; a Zen 4 VM, hot caches):
 ResNet-50's 512->512 3x3/2 on 14x14 1.69 -> 1.38 ms, 256->256 3x3/2 on 28x28 1.72 -> 1.34, the
 3x3 512->512 on 7x7 2.05 -> 1.54. That makes strided convs with a deep reduction worth the kernel
 at any map size and batch (strided_gather), image after image: ResNet-50's 128->128 3x3/2 on
@@ -128,8 +128,8 @@ def packed_workspace(g: ConvGeom) -> int:
 def batch_product(g: ConvGeom) -> bool:
     """A batch of strided convs on small output maps (up to WIDE_MAX_COLUMNS pixels an image) as
     one product: every image padded side by side in scratch (or read where it lies), the weights
-    streamed once for all of them. Four images on one thread, image by image -> one product: ResNet-50's
-    512->512 3x3/2 on 14x14 10.3 -> 9.0 ms, 256->256 on 28x28 9.3 -> 9.0; its 128->128 on 56x56
+    streamed once for all of them. Four images on one thread, image by image -> one product:
+    ResNet-50's 512->512 3x3/2 on 14x14 10.3 -> 9.0 ms, 256->256 on 28x28 9.3 -> 9.0; its 128->128 on 56x56
     (784 columns an image) took 9.7 -> 10.5 and stays image by image."""
     return g.n > 1 and strided_gather(g) and g.p_size <= WIDE_MAX_COLUMNS
 
@@ -197,8 +197,8 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     gather = gather_tables(g) if GATHER_COLUMNS and g.k_size > 1 and not pieces else None
     job = packed_gemm.job(weights, cols, panels, gather) if clamp is not None else None
     pad_pieces = split(g.c, parts if g.padded_elems * g.itemsize >= PAD_SPLIT_BYTES else 1)
-    # A batch of unpadded convs as one product over every image's columns (batch_tables), where the
-    # kernel finishes the output itself.
+    # A batch as one product over every image's columns (batch_product, batch_columns), where the
+    # kernel finishes the output itself; otherwise image by image.
     batch = batch_tables(g) if (batch_product(g) or batch_columns(g)) and g.n > 1 and clamp is not None else None
     batch_parts = pool.size if flops * g.n >= MIN_PARALLEL_FLOPS else 1
     batch_pad_pieces = split(g.n * g.c, batch_parts if g.n * g.padded_elems * g.itemsize >= PAD_SPLIT_BYTES else 1)
@@ -257,7 +257,8 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
                                 scratch.view(np.float32)[:g.n * g.padded_elems].reshape(planes + g.pad_sp),
                                 batch_pad_pieces, batch_pad_jobs)
             batch_job.set(x=images.ctypes.data, y=y_at, ldy=cols, res=y_at if res is None else res.ctypes.data,
-                          lo=float(lo), hi=float(hi), variant=packed_gemm.variant(res is not None, (lo, hi) != (-np.inf, np.inf)))
+                          lo=float(lo), hi=float(hi),
+                          variant=packed_gemm.variant(res is not None, (lo, hi) != (-np.inf, np.inf)))
             batch_job.run(pool)
             return
         for n in range(g.n):
@@ -310,7 +311,8 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
               and (gather is not None or x2.strides[1] == 4)):
             lo, hi = clamp
             y_at = y2.ctypes.data
-            job.set(x=x2.ctypes.data, y=y_at, ldx=0 if gather is not None else x2.strides[0] // 4, ldy=y2.strides[0] // 4,
+            job.set(x=x2.ctypes.data, y=y_at, ldx=0 if gather is not None else x2.strides[0] // 4,
+                    ldy=y2.strides[0] // 4,
                     res=y_at if r2 is None else r2.ctypes.data, lo=float(lo), hi=float(hi),
                     variant=packed_gemm.variant(r2 is not None, (lo, hi) != (-np.inf, np.inf)))
             job.run(pool)

@@ -441,10 +441,11 @@ def multiply(w: PackedWeights, x: np.ndarray, y: np.ndarray, acc: np.ndarray, fi
     transposed, + res (same shape and strides as y) and clamped to [lo, hi] where given.
 
     x: (k, n), or (batch, k, n) for a packed batch; with `gather`, a contiguous array its tables
-    index (one matrix; y's columns where its ycoff puts them). y: (m, n) likewise, or with `transposed` (n, rows) where rows are the
-    output rows of panels first:last (clipped to m), the layout the kernel's vectors already have,
-    stored without a scatter. Every array float32 with contiguous rows (any row stride); acc:
-    scratch of accumulator_floats(n) floats. Releases the GIL.
+    index (one matrix; y's columns where its ycoff puts them). y: (m, n) likewise, or with
+    `transposed` (n, rows) where rows are the output rows of panels first:last (clipped to m),
+    the layout the kernel's vectors already have, stored without a scatter. Every array float32
+    with contiguous rows (any row stride); acc: scratch of accumulator_floats(n) floats. Releases
+    the GIL.
     """
     batch = w.panels.shape[0]
     if gather is not None:

@@ -309,7 +309,8 @@ def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
         return False
     if _unpadded_1x1(g):
         return g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and not packed_shape(g, dtype, const_weights)
-    return g.c <= MAX_CHANNELS and min(g.kernel) >= 3 and not (strided_gather(g) and packed_shape(g, dtype, const_weights))
+    deep_strided = strided_gather(g) and packed_shape(g, dtype, const_weights)   # the packed kernel's
+    return g.c <= MAX_CHANNELS and min(g.kernel) >= 3 and not deep_strided
 
 
 def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
