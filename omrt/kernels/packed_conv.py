@@ -202,26 +202,25 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     batch = batch_tables(g) if (batch_product(g) or batch_columns(g)) and g.n > 1 and clamp is not None else None
     batch_parts = pool.size if flops * g.n >= MIN_PARALLEL_FLOPS else 1
     batch_pad_pieces = split(g.n * g.c, batch_parts if g.n * g.padded_elems * g.itemsize >= PAD_SPLIT_BYTES else 1)
-    batch_pad_jobs: list = []
+    batch_split_pad = pad_jit.SplitPad(g.pb, (1, 1), batch_pad_pieces)
     batch_job = (packed_gemm.job(weights, g.n * cols, task_blocks(weights.count, batch_parts, 1, flops * g.n), batch)
                  if batch is not None else None)
-    pad_jobs: list = []
+    split_pad = pad_jit.SplitPad(g.pb, (1, 1), pad_pieces)
     if in_place:
         left, right = edge_masks(g)
         jit.warm_up("columns_same3x3", lambda: columns_same3x3(
             jit.tiny(1), jit.tiny(9), 1, 1, np.zeros(1, np.uint8), np.zeros(1, np.uint8), 0, 1))
 
-    def padded(src: np.ndarray, buf: np.ndarray, pieces: list[tuple[int, int]], jobs: list) -> np.ndarray:
-        """src (planes, *spatial) padded into buf: by the threads' ranges of planes (as a native job
-        where pad_jit takes it, made on first use into `jobs`), or on this thread alone."""
+    def padded(src: np.ndarray, buf: np.ndarray, pieces: list[tuple[int, int]],
+               split_job: pad_jit.SplitPad) -> np.ndarray:
+        """src (planes, *spatial) padded into buf: by the threads' ranges of planes (as split_job's
+        native job where pad_jit takes it), or on this thread alone."""
         if len(pieces) == 1:
             pad_into(src, buf, g.pb)
             return buf
-        if len(g.kernel) == 2 and pad_jit.fits(src, buf):
-            if not jobs:
-                jobs.append(pad_jit.phase_pad_job(src, buf.reshape((1, 1) + buf.shape), g.pb, (1, 1), pieces))
-            jobs[0].set(x=src.ctypes.data, y=buf.ctypes.data)
-            jobs[0].run(pool)
+        job = split_job.job(src, buf.reshape((1, 1) + buf.shape)) if len(g.kernel) == 2 else None
+        if job is not None:
+            job.run(pool)
             return buf
 
         def pad(i: int) -> None:
@@ -240,7 +239,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
             buf = work[:xn.size].reshape(xn.shape)
             np.copyto(buf, xn)
             return buf
-        return padded(xn, work[:g.padded_elems].reshape((g.c,) + g.pad_sp), pad_pieces, pad_jobs)
+        return padded(xn, work[:g.padded_elems].reshape((g.c,) + g.pad_sp), pad_pieces, split_pad)
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
@@ -255,7 +254,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
                 planes = (g.n * g.c,)
                 images = padded(x.reshape(planes + g.in_sp),
                                 scratch.view(np.float32)[:g.n * g.padded_elems].reshape(planes + g.pad_sp),
-                                batch_pad_pieces, batch_pad_jobs)
+                                batch_pad_pieces, batch_split_pad)
             batch_job.set(x=images.ctypes.data, y=y_at, ldy=cols, res=y_at if res is None else res.ctypes.data,
                           lo=float(lo), hi=float(hi),
                           variant=packed_gemm.variant(res is not None, (lo, hi) != (-np.inf, np.inf)))

@@ -112,6 +112,26 @@ def phase_pad_job(x: np.ndarray, phases: np.ndarray, pb, strides, blocks) -> nat
                                  phase=int(np.prod(phases.shape[2:])))
 
 
+class SplitPad:
+    """The phase_pad_job of a kernel that pads the same shapes on every run: made on the first run
+    the kernel takes, rebound to the arrays of each later one."""
+
+    def __init__(self, pb, strides, blocks) -> None:
+        self._pb, self._strides, self._blocks = pb, tuple(strides), blocks
+        self._job: native_jobs.NativeJob | None = None
+
+    def job(self, x: np.ndarray, phases: np.ndarray) -> native_jobs.NativeJob | None:
+        """The job padding x into phases (as phase_pad_job takes them), bound to both; None where
+        the kernel does not take them (the caller pads another way)."""
+        if self._strides not in ((1, 1), (2, 2)) or not fits(x, phases[0, 0]):
+            return None
+        if self._job is None:
+            self._job = phase_pad_job(x, phases, self._pb, self._strides, self._blocks)
+        else:
+            self._job.set(x=x.ctypes.data, y=phases.ctypes.data)
+        return self._job
+
+
 def fits(x: np.ndarray, y: np.ndarray) -> bool:
     """Pads this kernel takes: float32 planes, both C-contiguous, where the kernel runs."""
     return (x.ndim >= 2 and x.ndim == y.ndim and x.dtype == y.dtype == np.float32 and x.flags.c_contiguous

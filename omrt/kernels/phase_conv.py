@@ -301,8 +301,8 @@ def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     rows of MIN_PHASE_COLUMNS or more: kernels of 3x3 or more over at most MAX_CHANNELS inputs, and
     unpadded 1x1 ones of one image (stride 1 read in place, strided ones from their sampled
     pixels) over at most POINTWISE_MAX_CHANNELS inputs, where the packed kernel does not take
-    them. The shape alone decides the planned workspace, so
-    it does not depend on whether the micro-kernel runs where the model is compiled."""
+    them. The shape alone decides the planned workspace, so it does not depend on whether the
+    micro-kernel runs where the model is compiled."""
     if len(g.kernel) != 2 or g.group != 1 or not const_weights or np.dtype(dtype) not in (np.float16, np.float32):
         return False
     if phase_shape(g)[4] < MIN_PHASE_COLUMNS:
@@ -416,20 +416,15 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     # on the first run that can take it, where Python tasks would hand the GIL between the threads:
     # ResNet-50's 128->128 3x3/2 on 56x56 alone on two threads 0.730 -> 0.626 ms (ResNet-50 and
     # DenseNet-121 as a whole equal: 21.40 / 21.40 and 17.87 / 17.90 ms).
-    split_pads: list = []
+    split_pad = pad_jit.SplitPad(g.pb, g.strides, channel_pieces)
 
     def pad_calls(xn: np.ndarray, phases: np.ndarray) -> list[Callable[[], None]] | None:
         """The compiled calls that pad image xn into the phases, bound to both: on the caller, or
         as one job over the threads' channel ranges; None where numpy pads."""
         if len(channel_pieces) == 1:
             return _phase_fills(g, xn, phases)
-        if _unpadded_1x1(g) or not pad_jit.fits(xn, phases[0, 0]):
-            return None
-        if not split_pads:
-            split_pads.append(pad_jit.phase_pad_job(xn, phases, g.pb, g.strides, channel_pieces))
-        split_pad = split_pads[0]
-        split_pad.set(x=xn.ctypes.data, y=phases.ctypes.data)
-        return [functools.partial(split_pad.run, pool)]
+        job = None if _unpadded_1x1(g) else split_pad.job(xn, phases)
+        return None if job is None else [functools.partial(job.run, pool)]
 
     def run(inputs, outputs, scratch):
         last = repeat[0]

@@ -99,3 +99,24 @@ def test_phase_pad_job_pads_blocks_of_channels_into_the_phases(two_threads, stri
 def test_phase_pad_job_leaves_other_strides_to_numpy() -> None:
     x = np.zeros((2, 9, 9), np.float32)
     assert pad_jit.phase_pad_job(x, np.zeros((3, 3, 2, 3, 3), np.float32), (0, 0), (3, 3), [(0, 2)]) is None
+
+
+def test_split_pad_binds_one_job_to_each_run_s_arrays(two_threads) -> None:
+    """The job is made once and padded into whichever arrays the run gives; strides the compiled
+    pad does not take get None (the caller pads another way)."""
+    from omrt.kernels.parallel import get_pool, split
+
+    rng = np.random.default_rng(9)
+    split_pad = pad_jit.SplitPad((1, 1), (2, 2), split(4, 2))
+    jobs = []
+    for _ in range(2):
+        x = rng.standard_normal((4, 9, 9)).astype(np.float32)
+        got = np.full((2, 2, 4, 6, 6), np.nan, np.float32)
+        want = np.zeros_like(got)
+        pad_phases(x, want, (1, 1), (2, 2))
+        jobs.append(split_pad.job(x, got))
+        jobs[-1].run(get_pool())
+        np.testing.assert_array_equal(got, want)
+    assert jobs[0] is jobs[1]
+    other = pad_jit.SplitPad((0, 0), (3, 3), [(0, 2)])
+    assert other.job(np.zeros((2, 9, 9), np.float32), np.zeros((3, 3, 2, 3, 3), np.float32)) is None

@@ -66,11 +66,12 @@ def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
-@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1], FLAT_SHAPES[0], FLAT_SHAPES[2], CHUNKED, POINTWISE[1],
-                                 POINTWISE[2]])
+@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[1], SHAPES[4], FLAT_SHAPES[0], FLAT_SHAPES[2], CHUNKED,
+                                 POINTWISE[1], POINTWISE[2]])
 def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) -> None:
-    """Both threads pad a channel range of the phases, then take blocks of chunks of output rows
-    or, where the phases fit in one chunk, blocks of output channels."""
+    """Both threads pad a channel range of the phases (as Python tasks for strides the compiled
+    pad does not take), then take blocks of chunks of output rows or, where the phases fit in one
+    chunk, blocks of output channels."""
     monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
     monkeypatch.setattr(phase_conv, "PAD_SPLIT_BYTES", 0)
     spec, ins, want = _case(np.random.default_rng(2), *cfg, residual=True)
