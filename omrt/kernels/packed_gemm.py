@@ -173,13 +173,14 @@ def _gemm_ir(group: int, gather: bool) -> str:
         chunk_x = "  %xk = getelementptr i64, ptr %koff_all, i64 %kb"
         x_arg, table_args = "ptr %x", ", ptr %xk, ptr %xc, ptr %yc"
         column = "getelementptr i64, ptr %coff_all, i64 %c0"
-        y_column = "getelementptr i64, ptr %ycoff_all, i64 %c0"
+        y_columns = ("\n  %yc = getelementptr i64, ptr %ycoff_all, i64 %c0",
+                     "\n  %yt = getelementptr i64, ptr %ycoff_all, i64 %c0")
     else:
         name, tables, callee = "gemm", "", "group"
         chunk_x = "  %xo = mul i64 %kb, %ldx\n  %xk = getelementptr float, ptr %x, i64 %xo"
         x_arg, table_args = "ptr %xc", ""
         column = "getelementptr float, ptr %xk, i64 %c0"
-        y_column = "getelementptr float, ptr %y, i64 %c0"   # unused: plain groups store at col0 + j
+        y_columns = ("", "")   # plain groups store at col0 + j
     args = f"ptr %wq, {x_arg}, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %c0"
     epilogue = f"ptr %res, float %lo, float %hi, i64 %variant{table_args}"
     tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, group))
@@ -225,16 +226,14 @@ cols:
   %fits = icmp ule i64 %c_next, %n
   br i1 %fits, label %full, label %tail
 full:
-  %xc = {column}
-  %yc = {y_column}
+  %xc = {column}{y_columns[0]}
   %ao = mul i64 %c0, {pw}
   %ac = getelementptr float, ptr %acc, i64 %ao
   call void @{callee}{group}({args}, i1 %first, i1 %last, i1 %trans, {epilogue})
   br label %cols
 tail:
   %r = sub i64 %n, %c0
-  %xt = {column}
-  %yt = {y_column}
+  %xt = {column}{y_columns[1]}
   %ato = mul i64 %c0, {pw}
   %at = getelementptr float, ptr %acc, i64 %ato
   switch i64 %r, label %chunk_done [{tail_cases}]
