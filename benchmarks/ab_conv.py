@@ -11,13 +11,12 @@ Prints each median (ms), its ratio to onnxruntime's and the largest difference f
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from ab_models import parse
 from bench_conv_kernel import CASES, FLUSH_BYTES, conv_case, omrt_conv
-from common import ort_session
+from common import alternate, ort_session
 
 
 def main() -> None:
@@ -42,21 +41,11 @@ def main() -> None:
     runs["onnxruntime"] = lambda: sess.run(None, {"x": x})
     ref = sess.run(None, {"x": x})[0]
     flush = np.zeros(FLUSH_BYTES // 4, np.float32) if args.cold else None
-    for run in runs.values():
-        for _ in range(3):
-            run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            if flush is not None:
-                np.add(flush, 1.0, out=flush)
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+    times = alternate(runs, args.repeats, before=None if flush is None else lambda: np.add(flush, 1.0, out=flush))
     base = float(np.median(times["onnxruntime"]))
     for name, samples in times.items():
         err = f"  max|diff| {np.abs(outputs[name] - ref).max():.1e}" if name in outputs else ""
-        print(f"{args.case} {name:>12} {np.median(samples) * 1e3:8.3f} ms   omrt/ort {np.median(samples) / base:.3f}{err}")
+        print(f"{args.case} {name:>12} {np.median(samples):8.3f} ms   omrt/ort {np.median(samples) / base:.3f}{err}")
 
 
 if __name__ == "__main__":

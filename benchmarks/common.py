@@ -44,14 +44,18 @@ def ort_session(model_bytes: bytes, threads: int = THREADS, profile_prefix: str 
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
-def alternate(runs: dict[str, Callable[[], object]], repeats: int = 20, warmup: int = 3) -> dict[str, np.ndarray]:
-    """Time each callable `repeats` times, interleaved so drift hits all of them alike (ms)."""
+def alternate(runs: dict[str, Callable[[], object]], repeats: int = 20, warmup: int = 3,
+              before: Callable[[], object] | None = None) -> dict[str, np.ndarray]:
+    """Time each callable `repeats` times, interleaved so drift hits all of them alike (ms);
+    `before` runs ahead of each timed call, untimed (a cache flush)."""
     for fn in runs.values():
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(repeats):
         for key, fn in runs.items():
+            if before is not None:
+                before()
             start = time.perf_counter()
             fn()
             samples[key].append((time.perf_counter() - start) * 1e3)
