@@ -118,10 +118,12 @@ def packed_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
 
 
 def packed_workspace(g: ConvGeom) -> int:
-    """The padded image and its columns (nothing for a 1x1 stride-1 unpadded conv)."""
+    """The padded image and its columns (nothing for a 1x1 stride-1 unpadded conv); at least a copy
+    of an unpadded image, which the gather tables read from where the input is not contiguous, and
+    a padded image per image where a batch runs as one product."""
     if g.direct_view:
         return 0
-    one_image = g.padded_elems + g.c * g.k_size * g.p_size
+    one_image = max(g.padded_elems + g.c * g.k_size * g.p_size, g.c * int(np.prod(g.in_sp)))
     return max(one_image, g.n * g.padded_elems if batch_product(g) else 0) * g.itemsize
 
 

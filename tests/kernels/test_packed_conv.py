@@ -246,3 +246,14 @@ def test_batch_tables_put_each_image_in_its_place() -> None:
     np.testing.assert_array_equal(tables.coff[pixels:2 * pixels], g.c * pixels + np.arange(pixels))
     np.testing.assert_array_equal(tables.ycoff[2 * pixels:], 2 * g.m * pixels + np.arange(pixels))
     np.testing.assert_array_equal(tables.koff, np.arange(g.c) * pixels)
+
+
+def test_a_kernel_smaller_than_its_stride_has_room_to_copy_a_strided_view() -> None:
+    """2x2 taps at stride 3 read far fewer pixels than the image holds: the workspace still takes
+    the contiguous copy the tables read where the input is a view with gaps."""
+    spec, ins, want = _spec(np.random.default_rng(13), 256, 64, (30, 30), (2, 2), {"strides": [3, 3]})
+    assert spec.attrs.get("_packed")
+    wide = np.full(ins[0].shape[:3] + (ins[0].shape[3] + 4,), np.nan, np.float32)
+    wide[..., 2:-2] = ins[0]
+    got = run_in_view(spec, [wide[..., 2:-2]] + ins[1:])
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
