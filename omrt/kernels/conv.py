@@ -209,11 +209,13 @@ def _winograd_wins(g: ConvGeom, dtype: np.dtype) -> bool:
 def _packed_over_phase(g: ConvGeom, dtype: np.dtype) -> bool:
     """On one thread (a batch lane), a conv the packed kernel also takes goes there where the
     direct conv's tiles are less than PHASE_MIN_FILL full (phase_conv.tile_fill) and it has two
-    panels of outputs or more. One thread, packed against phases: SqueezeNet's 64->256 3x3 on
-    13x13 (75 % full) 0.270 -> 0.226 ms, 48->192 0.148 -> 0.135; kept as phase convs:
+    panels of outputs or more. One thread, packed against phases (Zen 5 VM): SqueezeNet's 64->256
+    3x3 on 13x13 (75 % full) 0.270 -> 0.226 ms, 48->192 0.148 -> 0.135; kept as phase convs:
     Inception-v1's 96->208 on 14x14 (88 %) 0.318 against 0.323, DenseNet's 128->32 on 7x7 (one
-    panel) 0.025 against 0.031. On two threads the phase conv's blocks split better (packed_conv.
-    beats_winograd)."""
+    panel) 0.025 against 0.031. Since the flat row ends on a tile of its own width, 13x13 maps fill
+    85 % and stay phase convs (Zen 4 VM, phases against packed: 64->256 0.559 against 0.583 ms,
+    48->192 0.313 against 0.324). On two threads the phase conv's blocks split better
+    (packed_conv.beats_winograd)."""
     return (packed_eligible(g, dtype, True) and g.m >= 2 * packed_gemm.PANEL_ROWS
             and tile_fill(g) < PHASE_MIN_FILL)
 

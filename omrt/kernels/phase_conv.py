@@ -11,7 +11,11 @@ phase row holds the taps of any output row), so a 14-wide map fills its vectors 
 wide one. It keeps 8 output channels (4 with AVX2) x VECTORS vectors of that row in registers,
 loads the tap's pixels as vectors, broadcasts one weight per output channel, and stores each
 vector as one masked store per output row it covers, the extra columns left out, adding the
-residual and applying Relu or Clip on the way. The kernels keep the weights regrouped by 8
+residual and applying Relu or Clip on the way. The flat row's last few outputs take a tile of one
+vector or half of one (TILE_SHAPES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5
+tiles' FMAs rather than 7: one Zen 4 thread, ResNet-50's 256->1024 1x1 on 14x14 1.128 -> 1.022
+ms, 512->128 on 28x28 (chunks of 7 rows) 1.108 -> 1.012; ResNet-50 on two threads 47.97 ->
+46.36 ms (benchmarks/ab_models.py, TAIL_TILES=0 against 1). The kernels keep the weights regrouped by 8
 output channels, one copy for all that build the same conv (packed_gemm.shared_panels): these
 convs' weights are small (37 KB for ResNet-50's stem, 590 KB for its 128->128 3x3/2, the largest
 in the light models).
@@ -82,15 +86,30 @@ def _rows(vl: int) -> int:
     return 8 if vl == 16 else 4
 
 
-def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
-    """One tile: `rows` output channels x VECTORS*vl consecutive outputs of the flat row, the
-    whole reduction; the residual added and the clamp applied on the way out where the variant
-    has them. Flat position p (output row p // wq, column p % wq) is output element
+def _tile_name(shape: str, with_res: bool, clamped: bool) -> str:
+    return f"tile_{shape}{int(with_res)}{int(clamped)}"
+
+
+# Tile shapes as (name, vectors, lanes per vector given the host's vector floats): the full tile,
+# and the narrower ones a flat row's last few outputs take (output maps of 14x14 leave 4 of a
+# 32-wide tile; the full tile would run all of its FMAs for them).
+TILE_SHAPES = (("full", VECTORS, 1), ("one", 1, 1), ("half", 1, 2))
+# 1: the flat row's last outputs take the narrowest tile that holds them (0: the full tile).
+TAIL_TILES = 1
+
+
+def _tile_shapes() -> tuple[tuple[str, int, int], ...]:
+    return TILE_SHAPES if int(TAIL_TILES) else TILE_SHAPES[:1]
+
+
+def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped: bool) -> str:
+    """One tile: mr output channels x vectors*vl consecutive outputs of the flat row, the whole
+    reduction; the residual added and the clamp applied on the way out where the variant has
+    them. Flat position p (output row p // wq, column p % wq) is output element
     p - (p // wq) * gap, so a vector's lanes go out as up to SEGMENTS masked stores, one per
     output row it touches, the columns past the row's end (gap of them) left out."""
     v, m1, iv = f"<{vl} x float>", f"<{vl} x i1>", f"<{vl} x i32>"
-    mr = _rows(vl)
-    out = [f"define internal void @tile{int(with_res)}{int(clamped)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
+    out = [f"define internal void @{_tile_name(shape, with_res, clamped)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
            "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, i64 %pos, i64 %wq, i64 %ow, float %lo, "
            "float %hi) alwaysinline {", "entry:"]
     # masks compare 32-bit lanes: one 16-lane compare, where 64-bit lanes take two and the loop
@@ -99,7 +118,7 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
     out += llvm_jit.splat("lov", "%lo", vl)
     out += llvm_jit.splat("hiv", "%hi", vl)
     out += ["  %gap = sub i64 %wq, %ow", "  %ow32 = trunc i64 %ow to i32", "  %wq32 = trunc i64 %wq to i32"]
-    for j in range(VECTORS):
+    for j in range(vectors):
         out.append(f"  %mk{j} = icmp slt <{vl} x i32> {llvm_jit.lanes32(vl, j * vl)}, %cs")
         # lanes of segment s: [start, start + valid) with start = 0 / wq - x0 + (s - 1) * wq and
         # valid = ow - x0 / ow, where the vector starts at column x0 of output row r0
@@ -125,15 +144,15 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
         out += llvm_jit.splat(f"bv{r}", f"%bs{r}", vl)
     out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %entry], [%k_next, %loop]"]
     for r in range(mr):
-        for j in range(VECTORS):
+        for j in range(vectors):
             out.append(f"  %a{r}_{j} = phi {v} [%bv{r}, %entry], [%n{r}_{j}, %loop]")
     out += ["  %oq = getelementptr i64, ptr %off, i64 %k", "  %xo = load i64, ptr %oq, align 8"]
-    for j in range(VECTORS):
+    for j in range(vectors):
         out += [f"  %xo{j} = add i64 %xo, {j * vl}", f"  %xq{j} = getelementptr float, ptr %x, i64 %xo{j}",
                 f"  %xv{j} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %xq{j}, i32 4, {m1} %mk{j}, "
                 f"{v} zeroinitializer)"]
     out.append(f"  %wo = mul i64 %k, {mr}")
-    out += llvm_jit.broadcast_fmas(vl, "%wp", "%wo", mr, [f"%xv{j}" for j in range(VECTORS)], "w")
+    out += llvm_jit.broadcast_fmas(vl, "%wp", "%wo", mr, [f"%xv{j}" for j in range(vectors)], "w")
     out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"),
             "done:"]
     # one block per (vector, segment), skipped where none of its lanes is an output; within it
@@ -142,7 +161,7 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
         out += [f"  %dr{r} = mul i64 {r}, %ldy", f"  %ok{r} = icmp slt i64 {r}, %rows"]
         out += llvm_jit.splat(f"oks{r}", f"%ok{r}", vl, "i1")
     ints = f"i{vl}"
-    for j in range(VECTORS):
+    for j in range(vectors):
         for seg in range(SEGMENTS):
             sj = f"{j}_{seg}"
             out += [f"  %bits{sj} = bitcast {m1} %sm{sj} to {ints}", f"  %any{sj} = icmp ne {ints} %bits{sj}, 0",
@@ -170,17 +189,32 @@ def _tile_ir(vl: int, with_res: bool, clamped: bool) -> str:
 def _module_ir(vl: int) -> str:
     """`conv`: chunks r0:r1 of `chunk` output rows of one image (the last one may be shorter),
     panels p0:p1 of output channels, tile by tile along each chunk's flat row."""
-    v, m1 = f"<{vl} x float>", f"<{vl} x i1>"
     mr, width = _rows(vl), VECTORS * vl
+    variants = [(r, c) for r in (False, True) for c in (False, True)]
     tile_calls = "\n".join(
-        f"t{r}{c}:\n  call void @tile{r}{c}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, ptr %rp, ptr %bq, i64 %k, i64 %ldy, "
-        f"i64 %rows, i64 %cols, i64 %c, i64 %wq, i64 %ow, float %lo, float %hi)\n  br label %tile_done"
-        for r in (0, 1) for c in (0, 1))
+        f"{_tile_name(shape, r, c)}:\n  call void @{_tile_name(shape, r, c)}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, "
+        "ptr %rp, ptr %bq, i64 %k, i64 %ldy, i64 %rows, i64 %cols, i64 %c, i64 %wq, i64 %ow, float %lo, float %hi)\n"
+        "  br label %tile_done"
+        for shape, _, _ in _tile_shapes() for r, c in variants)
+    # the tile for what is left of the flat row: half a vector, one, or the full tile
+    cases = " ".join(f"i64 {4 * i + 2 * r + c}, label %{_tile_name(shape, r, c)}"
+                     for i, (shape, _, _) in enumerate(_tile_shapes()) for r, c in variants)
+    pick, which = [], "0"
+    for i, (_, vectors, per) in enumerate(_tile_shapes()[1:], 1):
+        pick += [f"  %left{i} = icmp ule i64 %cols, {vectors * vl // per}",
+                 f"  %which{i} = select i1 %left{i}, i64 {4 * i}, i64 {which}"]
+        which = f"%which{i}"
+    pick += [f"  %which = add i64 {which}, %variant",
+             f"  switch i64 %which, label %{_tile_name('full', False, False)} [{cases}]"]
+    declared = []
+    for lanes in sorted({vl // per for _, _, per in _tile_shapes()}):
+        v, m1 = f"<{lanes} x float>", f"<{lanes} x i1>"
+        declared += [f"declare {v} @llvm.fma.v{lanes}f32({v}, {v}, {v})",
+                     f"declare {v} @llvm.masked.load.v{lanes}f32.p0(ptr, i32, {m1}, {v})",
+                     f"declare void @llvm.masked.store.v{lanes}f32.p0({v}, ptr, i32, {m1})"]
     return "\n\n".join([
-        f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
-        f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {m1}, {v})",
-        f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {m1})",
-        *[_tile_ir(vl, r, c) for r in (False, True) for c in (False, True)],
+        *declared,
+        *[_tile_ir(vl // per, mr, shape, vectors, r, c) for shape, vectors, per in _tile_shapes() for r, c in variants],
         f"""define void @conv(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %p0, i64 %p1, i64 %m, i64 %k,
                   i64 %r0, i64 %r1, i64 %chunk, i64 %oh, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo,
                   float %hi) {{
@@ -220,7 +254,7 @@ tiles:
   %xc = getelementptr float, ptr %xr, i64 %c
   %yp = getelementptr float, ptr %yr, i64 %c
   %rp = getelementptr float, ptr %rr, i64 %c
-  switch i64 %variant, label %t00 [i64 1, label %t01 i64 2, label %t10 i64 3, label %t11]
+{chr(10).join(pick)}
 {tile_calls}
 tile_done:
 {llvm_jit.next_iteration("c", width, "%span", "tiles", "panel_done")}
@@ -252,7 +286,7 @@ _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
 def _kernel():
-    return llvm_jit.compile_module("phase_conv", _module_ir, {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
+    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}", _module_ir, {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
 
 
 def phase_shape(g: ConvGeom) -> tuple[int, ...]:
@@ -351,13 +385,18 @@ def work_split(g: ConvGeom, panels: int, parts: int) -> tuple[int, bool]:
 
 def tile_fill(g: ConvGeom) -> float:
     """Share of the tiles' lanes that hold outputs on a map that runs as one chunk (the rest are
-    the gaps between output rows and the last tile's tail): 13x13 outputs on 15-wide phase rows,
-    169 of 224 lanes."""
+    the gaps between output rows and the last tile's unused lanes): 13x13 outputs on 15-wide
+    phase rows, 169 of 200 lanes with AVX-512 (six full tiles and half a vector)."""
+    vl = llvm_jit.vector_floats()
+    if not vl:
+        return 1.0
     wq = phase_shape(g)[4]
     oh, ow = g.out_sp
     span = (oh - 1) * wq + ow
-    width = VECTORS * llvm_jit.vector_floats()
-    return oh * ow / (-(-span // width) * width) if width else 1.0
+    width = VECTORS * vl
+    full, left = divmod(span, width)
+    last = min((vectors * vl // per for _, vectors, per in _tile_shapes() if vectors * vl // per >= left), default=width)
+    return oh * ow / (full * width + (last if left else 0))
 
 
 def tap_offsets(g: ConvGeom) -> np.ndarray:

@@ -78,6 +78,26 @@ def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) 
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
+@pytest.mark.parametrize("width", [33, 36, 40, 41, 48, 49, 63, 64])
+@pytest.mark.parametrize("residual", [False, True])
+def test_last_tile_of_each_width_stores_every_output(width: int, residual: bool) -> None:
+    """The flat row's last few outputs go to a tile of half a vector, of one, or the full one
+    (with AVX-512: 1-8, 9-16 and 17-32 left); each stores every output it holds, with the
+    residual and clamp, and nothing past the row."""
+    cfg = (1, 24, 20, (1, width), (1, 1), {})
+    spec, ins, want = _case(np.random.default_rng(width), *cfg, residual=residual)
+    assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True)
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+@pytest.mark.parametrize("cfg", [(1, 64, 40, (14, 14), (1, 1), {}), (1, 48, 24, (7, 7), (1, 1), {}),
+                                 (1, 32, 16, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]})])
+def test_small_maps_end_on_a_narrow_tile(cfg) -> None:
+    """14x14 and 7x7 maps, whose flat rows end 4 and 17 outputs past a full tile."""
+    spec, ins, want = _case(np.random.default_rng(9), *cfg, residual=True)
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
 @pytest.mark.parametrize("cfg", [SHAPES[5], SHAPES[7], POINTWISE[0], POINTWISE[2]])
 def test_phase_conv_runs_again_on_the_same_buffers(cfg) -> None:
     """Run again on the buffers it was last set up for (as a loaded model does), the conv pads the
@@ -195,7 +215,8 @@ def test_work_split_keeps_a_chunks_phases_in_l2(c: int, hw: int, kernel: int, st
 
 
 @pytest.mark.parametrize("c,m,hw,packed", [
-    (64, 256, 13, True),     # SqueezeNet's: 13x13 fills 75 % of the phase conv's lanes
+    (64, 128, 7, True),      # 7x7 fills 77 % of the phase conv's lanes
+    (64, 256, 13, False),    # SqueezeNet's: 13x13 fills 85 % (a narrow last tile)
     (96, 208, 14, False),    # Inception-v1's: 14x14 fills 88 %
     (128, 32, 7, False),     # DenseNet's: one panel of outputs
 ])
