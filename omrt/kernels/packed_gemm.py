@@ -37,8 +37,17 @@ from omrt.kernels import llvm_jit, native_jobs
 PANEL_ROWS = 32
 COLUMN_GROUP = 6         # columns per group with AVX-512 (12 accumulators); AVX2 takes 2 (8 of 16 registers)
 K_CHUNK = 128
-# Floats ahead of the current k at which the panel is prefetched (4 KB: a DRAM latency's worth).
-PREFETCH_FLOATS = 1024
+# Floats ahead of the current k at which the panel is prefetched, into L2 (prefetcht1): the next
+# K chunk, which then has a whole chunk's column groups to arrive from memory, and stays out of
+# L1 until it is read. Was 4 KB ahead into L1, so the chunk's first column group waited on the
+# rest. One Zen 4 thread, weights from memory (shapes interleaved in one process): 2048x512 by
+# 49 columns 1.31 -> 1.19 ms, 512x2048 by 49 1.26 -> 1.11, 512x4608 by 49 2.64 -> 2.45, 1024x256
+# by 196 1.20 -> 1.17; Winograd's 36 products of 512x512 by 16 tiles 4.10 -> 3.07, 256x256 by 16
+# 1.03 -> 0.82, 128x128 by 49 0.79 -> 0.68. ResNet-50 at batch 1 on two threads, its packed convs
+# alone (benchmarks/ab_models.py) 41.48 / 41.68 -> 41.06 / 40.73 ms; with Winograd's products,
+# against onnxruntime (bench_models.py, runs alternated): 1.032 / 1.048 -> 0.998 / 0.994,
+# DenseNet-121 0.910 / 0.895 -> 0.886 / 0.886, Inception-v1 0.719 / 0.698 -> 0.679 / 0.691.
+PREFETCH_FLOATS = K_CHUNK * PANEL_ROWS
 
 
 def _column_group(vl: int) -> int:
@@ -80,7 +89,7 @@ def _group_ir(vl: int, nb: int, gather: bool = False) -> str:
     for line in range(pw * 4 // 64):
         out += [f"  %pfo{line} = add i64 %wo, {PREFETCH_FLOATS + line * 16}",
                 f"  %pfp{line} = getelementptr float, ptr %wp, i64 %pfo{line}",
-                f"  call void @llvm.prefetch.p0(ptr %pfp{line}, i32 0, i32 3, i32 1)"]
+                f"  call void @llvm.prefetch.p0(ptr %pfp{line}, i32 0, i32 2, i32 1)"]
     for p in range(vectors):
         out += [f"  %wo{p} = add i64 %wo, {p * vl}", f"  %wq{p} = getelementptr float, ptr %wp, i64 %wo{p}",
                 f"  %w{p} = load {v}, ptr %wq{p}, align 4"]
