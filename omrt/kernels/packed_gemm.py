@@ -37,17 +37,20 @@ from omrt.kernels import llvm_jit, native_jobs
 PANEL_ROWS = 32
 COLUMN_GROUP = 6         # columns per group with AVX-512 (12 accumulators); AVX2 takes 2 (8 of 16 registers)
 K_CHUNK = 128
-# Floats ahead of the current k at which the panel is prefetched, into L2 (prefetcht1): the next
-# K chunk, which then has a whole chunk's column groups to arrive from memory, and stays out of
-# L1 until it is read. Was 4 KB ahead into L1, so the chunk's first column group waited on the
-# rest. One Zen 4 thread, weights from memory (shapes interleaved in one process): 2048x512 by
-# 49 columns 1.31 -> 1.19 ms, 512x2048 by 49 1.26 -> 1.11, 512x4608 by 49 2.64 -> 2.45, 1024x256
+# The weights are prefetched into L2 (prefetcht1) one K chunk ahead: the chunk read next, which
+# then has a whole chunk's column groups to arrive from memory, and stays out of L1 until it is
+# read. Was 4 KB ahead into L1, so the chunk's first column group waited on the rest. One Zen 4
+# thread, weights from memory (shapes interleaved in one process): 2048x512 by 49 columns 1.31 ->
+# 1.19 ms, 512x2048 by 49 1.26 -> 1.11, 512x4608 by 49 2.64 -> 2.45, 1024x256
 # by 196 1.20 -> 1.17; Winograd's 36 products of 512x512 by 16 tiles 4.10 -> 3.07, 256x256 by 16
 # 1.03 -> 0.82, 128x128 by 49 0.79 -> 0.68. ResNet-50 at batch 1 on two threads, its packed convs
 # alone (benchmarks/ab_models.py) 41.48 / 41.68 -> 41.06 / 40.73 ms; with Winograd's products,
 # against onnxruntime (bench_models.py, runs alternated): 1.032 / 1.048 -> 0.998 / 0.994,
 # DenseNet-121 0.910 / 0.895 -> 0.886 / 0.886, Inception-v1 0.719 / 0.698 -> 0.679 / 0.691.
-PREFETCH_FLOATS = K_CHUNK * PANEL_ROWS
+# Past the last panel of a thread's range, the chunk read next is the first panel's of the next
+# matrix, not the memory that follows (another thread's panels): half the panels of Winograd's
+# 36 products, one thread, weights from memory, 256x256 by 16 tiles 0.52-0.54 -> 0.49-0.50 ms,
+# 512x512 by 16 1.75-1.80 -> 1.64-1.73, 128x128 by 49 0.42-0.45 -> 0.39-0.41.
 
 
 def _column_group(vl: int) -> int:
@@ -62,7 +65,7 @@ def _group_ir(vl: int, nb: int, gather: bool = False) -> str:
     pw = PANEL_ROWS
     vectors = PANEL_ROWS // vl
     name, tables = (f"ggroup{nb}", ", ptr %koff, ptr %coff, ptr %ycoff") if gather else (f"group{nb}", "")
-    out = [f"define internal void @{name}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
+    out = [f"define internal void @{name}(ptr %wp, ptr %pf, ptr %x, ptr %y, ptr %bias, ptr %acc, i64 %k_n, "
            f"i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %col0, i1 %first, i1 %last, i1 %trans, ptr %res, "
            f"float %lo, float %hi, i64 %variant{tables}) alwaysinline {{", "entry:"]
     if gather:
@@ -87,8 +90,8 @@ def _group_ir(vl: int, nb: int, gather: bool = False) -> str:
             out.append(f"  %a{j}_{p} = phi {v} [%s{j}_{p}, %start], [%n{j}_{p}, %loop]")
     out.append(f"  %wo = mul i64 %k, {pw}")
     for line in range(pw * 4 // 64):
-        out += [f"  %pfo{line} = add i64 %wo, {PREFETCH_FLOATS + line * 16}",
-                f"  %pfp{line} = getelementptr float, ptr %wp, i64 %pfo{line}",
+        out += [f"  %pfo{line} = add i64 %wo, {line * 16}",
+                f"  %pfp{line} = getelementptr float, ptr %pf, i64 %pfo{line}",
                 f"  call void @llvm.prefetch.p0(ptr %pfp{line}, i32 0, i32 2, i32 1)"]
     for p in range(vectors):
         out += [f"  %wo{p} = add i64 %wo, {p * vl}", f"  %wq{p} = getelementptr float, ptr %wp, i64 %wo{p}",
@@ -190,7 +193,7 @@ def _gemm_ir(group: int, gather: bool) -> str:
         x_arg, table_args = "ptr %xc", ""
         column = "getelementptr float, ptr %xk, i64 %c0"
         y_columns = ("", "")   # plain groups store at col0 + j
-    args = f"ptr %wq, {x_arg}, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %c0"
+    args = f"ptr %wq, ptr %pf, {x_arg}, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %c0"
     epilogue = f"ptr %res, float %lo, float %hi, i64 %variant{table_args}"
     tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, group))
     tail_args = args.replace("ptr %xc", "ptr %xt").replace("ptr %ac", "ptr %at")
@@ -228,6 +231,18 @@ chunk:
   %pkb = add i64 %pk, %kb
   %wo = mul i64 %pkb, {pw}
   %wq = getelementptr float, ptr %wp, i64 %wo
+  ; the chunk read next: the one after this (this panel's next, or the next panel's first), or
+  ; past the last panel of the range, the first panel's first chunk of the next matrix
+  %klw = mul i64 %kl, {pw}
+  %pf_on = getelementptr float, ptr %wq, i64 %klw
+  %p_after = add i64 %p, 1
+  %range_end = icmp uge i64 %p_after, %p1
+  %wrap = and i1 %last, %range_end
+  %p0k = mul i64 %p0, %k
+  %p0w = mul i64 %p0k, {pw}
+  %next_item = add i64 %w_step, %p0w
+  %pf_wrap = getelementptr float, ptr %wp, i64 %next_item
+  %pf = select i1 %wrap, ptr %pf_wrap, ptr %pf_on
   br label %cols
 cols:
   %c0 = phi i64 [0, %chunk], [%c_next, %full]
