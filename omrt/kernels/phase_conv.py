@@ -67,7 +67,7 @@ POINTWISE_MAX_CHANNELS = 2048
 MIN_PHASE_COLUMNS = 8
 # Phase bytes a chunk of output rows reads, at most: they stay in the core's L2 across its panels.
 CHUNK_BYTES = 512 * 1024
-PAD_SPLIT_BYTES = 1 << 20
+PAD_SPLIT_BYTES = 512 * 1024
 # 1: where the kernel finishes the output itself, its blocks run as one native job (0: as Python
 # tasks, each calling the kernel).
 NATIVE_TASKS = 1
@@ -430,9 +430,13 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     # Padding into the phases runs on the caller; from PAD_SPLIT_BYTES of phases the
     # threads pad channel ranges each (the conv alone on two threads: ResNet-50's 128->128 3x3/2 on
     # 56x56 0.733 -> 0.680 ms, DenseNet's 128->32 on 56x56 0.641 -> 0.612; on SqueezeNet's 16
-    # channels of 55x55, 0.2 MB, a split cost 5 us).
+    # channels of 55x55, 0.2 MB, a split cost 5 us; from 512 KB rather than 1 MB, ResNet-50's
+    # 0.6 MB stem 1.52 -> 1.46 ms). A strided 1x1 conv's pixels are sampled on the caller by
+    # their compiled pass whatever their size: split, numpy samples them (ResNet-50's 256->512
+    # 1x1/2 in the model 1.23 -> 1.33 ms).
     phase_floats = int(np.prod(shape))
-    channel_pieces = split(g.c, parts if phase_floats * 4 >= PAD_SPLIT_BYTES else 1)
+    split_pad_ok = phase_floats * 4 >= PAD_SPLIT_BYTES and not _unpadded_1x1(g)
+    channel_pieces = split(g.c, parts if split_pad_ok else 1)
     # The kernel adds the residual and applies the activation as it stores, where the activation
     # is a clamp (Relu, Clip or none) and no bias comes at run time (that must go first, in finish).
     clamp = epi.clamp
@@ -462,7 +466,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
         as one job over the threads' channel ranges; None where numpy pads."""
         if len(channel_pieces) == 1:
             return _phase_fills(g, xn, phases)
-        job = None if _unpadded_1x1(g) else split_pad.job(xn, phases)
+        job = split_pad.job(xn, phases)
         return None if job is None else [functools.partial(job.run, pool)]
 
     def run(inputs, outputs, scratch):

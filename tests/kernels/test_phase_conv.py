@@ -70,8 +70,8 @@ def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
                                  POINTWISE[1], POINTWISE[2]])
 def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) -> None:
     """Both threads pad a channel range of the phases (as Python tasks for strides the compiled
-    pad does not take), then take blocks of chunks of output rows or, where the phases fit in one
-    chunk, blocks of output channels."""
+    pad does not take; a strided 1x1 conv's pixels are sampled on the caller), then take blocks
+    of chunks of output rows or, where the phases fit in one chunk, blocks of output channels."""
     monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
     monkeypatch.setattr(phase_conv, "PAD_SPLIT_BYTES", 0)
     spec, ins, want = _case(np.random.default_rng(2), *cfg, residual=True)
