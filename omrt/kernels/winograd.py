@@ -66,6 +66,19 @@ CHANNEL_SPLIT_MAX_TILES = 32  # tiles of the whole batch up to which output chan
 # (`bench_conv_kernel.py --cold`), in the model VGG-19 batch 1 76.5-77.6 -> 75.6-76.2 ms and
 # ResNet-50 batch 8 176.2-181.3 -> 173.0-175.7.
 STREAMED_WEIGHT_BYTES = 16 * 1024 * 1024
+# Tiles per row, and input channels, up to which the compiled input transform reads the tiles
+# where they lie in the padded input (winograd_jit.transform_in_tiles) instead of gathering them
+# into 36 rows first, a numpy copy of one tile row's few floats at a time (85-125 us of a 0.75 ms
+# conv for ResNet-50's 256->256 on 14x14, 4 tiles a row). One conv alone on two threads
+# (benchmarks/ab_conv.py, IN_PLACE_MAX_TILES=0 against 8, the VM's fast state): ResNet-50's
+# 256->256 on 14x14 0.925 / 0.885 -> 0.878 / 0.835 ms, 128->128 on 28x28 0.800 / 0.793 -> 0.720 /
+# 0.744, Inception-v1's 160->320 on 13x13 0.833 / 0.840 -> 0.714 / 0.772. Inside ResNet-50
+# (benchmarks/ab_ops.py): equal in the fast state (-0.03 and -0.20 ms for those convs), and in a
+# slow moment 8.38 -> 6.63 ms for the five 256->256 and 5.39 -> 3.97 for the three 128->128.
+# With 14 tiles a row (64->64 on 56x56) reading in place lost 3-8 %, and with 512 channels
+# (VGG-19's 14x14 and 28x28 convs: the model 97.0 -> 99.1 ms).
+IN_PLACE_MAX_TILES = 8
+IN_PLACE_MAX_CHANNELS = 256
 
 
 def _streamed(g: ConvGeom) -> bool:
@@ -186,6 +199,7 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     o_off = b_off + b_w * g.n * t
     # The transforms as compiled row passes (omrt.kernels.winograd_jit) or as Kronecker GEMMs.
     compiled = jit.enabled()
+    in_place_tiles = compiled and tw <= IN_PLACE_MAX_TILES and c <= IN_PLACE_MAX_CHANNELS
     # ... and the move into the output with bias, residual and activation as one compiled pass
     one_pass = epi.one_pass if compiled and np.dtype(dtype) == np.float32 else None
     zeros = np.zeros(m, dtype=dtype)
@@ -250,6 +264,10 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
             """B^T d B of the tiles of images n0.. and tile rows r0.. (input channels c0:c1 of them):
             (36, C, tiles) in b, a: scratch of the same size."""
             cols = ni * rb * tw
+            if in_place_tiles:
+                v = b[:36 * c * cols].reshape(36, c, cols)
+                winograd_jit.transform_in_tiles(buf, v, n0, ni, r0, rb, tw, c0, c1)
+                return v
             d = a[:36 * c * cols].reshape(36, c, cols)[:, c0:c1]
             tiles = as_strided(buf[n0, c0:, 4 * r0:], (6, 6, c1 - c0, ni, rb, tw),
                                (s2, s3, s1, s0, 4 * s2, 4 * s3), writeable=False)

@@ -188,11 +188,14 @@ def test_conv_winograd_prepack(small_winograd, hw, pads) -> None:
     spec.consts.update(packed[1])
     spec.inputs[1] = TensorSpec(packed[1][1].shape, packed[1][1].dtype)
     got = run_in_view(spec, [ins[0], packed[1][1], ins[2]])
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    # Winograd's float32 rounding grows with a tile's largest values, not with each output's own
+    # (outputs up to 67 here, near-zero ones 1e-4 off)
+    tol = {"rtol": 1e-3, "atol": max(1e-4, 4e-6 * np.abs(want).max())}
+    np.testing.assert_allclose(got, want, **tol)
     u = wino_weight(ins[1])    # transformed weights given at run time (never packed)
     runtime_w = make_spec("Conv", [ins[0], u, ins[2]], [want], dict(attrs, _winograd=1))
     got = run_op(runtime_w, [ins[0], u, ins[2]])[0]
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(got, want, **tol)
 
 
 def _winograd(spec: OpSpec) -> bool:
