@@ -41,9 +41,9 @@ K_CHUNK = 128
 # then has a whole chunk's column groups to arrive from memory, and stays out of L1 until it is
 # read. Was 4 KB ahead into L1, so the chunk's first column group waited on the rest. One Zen 4
 # thread, weights from memory (shapes interleaved in one process): 2048x512 by 49 columns 1.31 ->
-# 1.19 ms, 512x2048 by 49 1.26 -> 1.11, 512x4608 by 49 2.64 -> 2.45, 1024x256
-# by 196 1.20 -> 1.17; Winograd's 36 products of 512x512 by 16 tiles 4.10 -> 3.07, 256x256 by 16
-# 1.03 -> 0.82, 128x128 by 49 0.79 -> 0.68. ResNet-50 at batch 1 on two threads, its packed convs
+# 1.19 ms, 512x2048 by 49 1.26 -> 1.11, 512x4608 by 49 2.64 -> 2.45, 1024x256 by 196 1.20 ->
+# 1.17; Winograd's 36 products of 512x512 by 16 tiles 4.10 -> 3.07, 256x256 by 16 1.03 -> 0.82,
+# 128x128 by 49 0.79 -> 0.68. ResNet-50 at batch 1 on two threads, its packed convs
 # alone (benchmarks/ab_models.py) 41.48 / 41.68 -> 41.06 / 40.73 ms; with Winograd's products,
 # against onnxruntime (bench_models.py, runs alternated): 1.032 / 1.048 -> 0.998 / 0.994,
 # DenseNet-121 0.910 / 0.895 -> 0.886 / 0.886, Inception-v1 0.719 / 0.698 -> 0.679 / 0.691.
@@ -193,7 +193,8 @@ def _gemm_ir(group: int, gather: bool) -> str:
         x_arg, table_args = "ptr %xc", ""
         column = "getelementptr float, ptr %xk, i64 %c0"
         y_columns = ("", "")   # plain groups store at col0 + j
-    args = f"ptr %wq, ptr %pf, {x_arg}, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m, i64 %c0"
+    args = (f"ptr %wq, ptr %pf, {x_arg}, ptr %y, ptr %bq, ptr %ac, i64 %kl, i64 %ldx, i64 %ldy, i64 %row0, i64 %m, "
+            "i64 %c0")
     epilogue = f"ptr %res, float %lo, float %hi, i64 %variant{table_args}"
     tail_cases = " ".join(f"i64 {r}, label %tail{r}" for r in range(1, group))
     tail_args = args.replace("ptr %xc", "ptr %xt").replace("ptr %ac", "ptr %at")

@@ -15,10 +15,10 @@ residual and applying Relu or Clip on the way. The flat row's last few outputs t
 vector or half of one (TILE_SHAPES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5
 tiles' FMAs rather than 7: one Zen 4 thread, ResNet-50's 256->1024 1x1 on 14x14 1.128 -> 1.022
 ms, 512->128 on 28x28 (chunks of 7 rows) 1.108 -> 1.012; ResNet-50 on two threads 47.97 ->
-46.36 ms (benchmarks/ab_models.py, TAIL_TILES=0 against 1). The kernels keep the weights regrouped by 8
-output channels, one copy for all that build the same conv (packed_gemm.shared_panels): these
-convs' weights are small (37 KB for ResNet-50's stem, 590 KB for its 128->128 3x3/2, the largest
-in the light models).
+46.36 ms (benchmarks/ab_models.py, TAIL_TILES=0 against 1). The kernels keep the weights
+regrouped by 8 output channels, one copy for all that build the same conv
+(packed_gemm.shared_panels): these convs' weights are small (37 KB for ResNet-50's stem, 590 KB
+for its 128->128 3x3/2, the largest in the light models).
 
 One Zen 5 thread, batch 1, against onnxruntime's 0.99 / 0.13 / 0.24 ms: ResNet-50's 3->64 7x7/2
 on 224x224 2.12 ms (phases, im2col, GEMM) -> 1.10, ShuffleNet's 3->24 3x3/2 0.31 -> 0.14,
@@ -99,6 +99,7 @@ TAIL_TILES = 1
 
 
 def _tile_shapes() -> tuple[tuple[str, int, int], ...]:
+    """The tile shapes the kernel is built with, widest first."""
     return TILE_SHAPES if int(TAIL_TILES) else TILE_SHAPES[:1]
 
 
@@ -286,7 +287,8 @@ _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
 def _kernel():
-    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}", _module_ir, {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
+    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}", _module_ir,
+                                   {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
 
 
 def phase_shape(g: ConvGeom) -> tuple[int, ...]:
@@ -395,7 +397,8 @@ def tile_fill(g: ConvGeom) -> float:
     span = (oh - 1) * wq + ow
     width = VECTORS * vl
     full, left = divmod(span, width)
-    last = min((vectors * vl // per for _, vectors, per in _tile_shapes() if vectors * vl // per >= left), default=width)
+    last = min((lanes for lanes in (vectors * vl // per for _, vectors, per in _tile_shapes()) if lanes >= left),
+               default=width)
     return oh * ow / (full * width + (last if left else 0))
 
 
