@@ -70,6 +70,12 @@ GATHER_COLUMNS = 1
 # Padded-image bytes from which the threads pad channel ranges each (below, the caller pads alone).
 PAD_SPLIT_BYTES = 512 * 1024
 STRIDED_MIN_OUTPUTS = 64
+# 1: a 1x1 stride-2 unpadded conv's columns (every other pixel) come from one compiled pass on the
+# caller (pad_jit, as the phase conv samples its strided 1x1 convs); 0: numpy's strided copy, split
+# over the threads as Python tasks. Inside ResNet-50 at batch 1 (benchmarks/ab_ops.py): 512->1024
+# 1x1/2 1.313 -> 1.157 ms, 1024->2048 1x1/2 1.286 -> 1.139; alone on two threads 1.26-1.29 ->
+# 1.19-1.21 and 1.24-1.27 -> 1.18.
+SAMPLED_PASS = 1
 
 
 def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
@@ -208,6 +214,7 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
     batch_job = (packed_gemm.job(weights, g.n * cols, task_blocks(weights.count, batch_parts, 1, flops * g.n), batch)
                  if batch is not None else None)
     split_pad = pad_jit.SplitPad(g.pb, (1, 1), pad_pieces)
+    sampled = bool(SAMPLED_PASS) and g.kernel == (1, 1) and g.strides == (2, 2) and not g.padded
     if in_place:
         left, right = edge_masks(g)
         jit.warm_up("columns_same3x3", lambda: columns_same3x3(
@@ -290,7 +297,10 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
                     src = buf[c0:c1]
                 np.copyto(x5[c0:c1], windows(src, g.kernel, g.out_sp, g.strides, g.dilations))
 
-            pool.run(columns, len(channel_pieces))
+            if sampled and pad_jit.fits(xn, x2.reshape((g.c,) + g.out_sp)):
+                pad_jit.pad_planes(xn, x2.reshape((g.c,) + g.out_sp), 0, 0, step=2)
+            else:
+                pool.run(columns, len(channel_pieces))
 
         def block(i: int) -> None:
             first, last = panels[i]

@@ -29,6 +29,7 @@ SHAPES = [
     (144, 32, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]}),    # one panel: threads take column pieces
     (128, 70, (31, 29), (3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 1]}),   # 225 columns, any map size
     (40, 64, (23, 23), (5, 5), {"strides": [2, 2]}),        # unpadded: read from the input itself
+    (260, 40, (13, 11), (1, 1), {"strides": [2, 2]}),       # odd sizes: every other pixel, the last one too
 ]
 
 
