@@ -297,8 +297,9 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
                     src = buf[c0:c1]
                 np.copyto(x5[c0:c1], windows(src, g.kernel, g.out_sp, g.strides, g.dilations))
 
-            if sampled and pad_jit.fits(xn, x2.reshape((g.c,) + g.out_sp)):
-                pad_jit.pad_planes(xn, x2.reshape((g.c,) + g.out_sp), 0, 0, step=2)
+            samples = x5.reshape((g.c,) + g.out_sp) if sampled else None
+            if samples is not None and pad_jit.fits(xn, samples):
+                pad_jit.pad_planes(xn, samples, 0, 0, step=2)
             else:
                 pool.run(columns, len(channel_pieces))
 
