@@ -360,6 +360,12 @@ def available() -> bool:
     return _kernel() is not None
 
 
+def gemm_address() -> int:
+    """The entry address of `gemm` (its arguments as multiply passes them), for compiled callers
+    (omrt.kernels.winograd_native); available() first."""
+    return native_jobs.address(_kernel()["gemm"])
+
+
 @dataclass(frozen=True)
 class PackedWeights:
     """W (batch, m, k) as (batch, panels, k, PANEL_ROWS) (pack_panels); bias (panels * PANEL_ROWS,)

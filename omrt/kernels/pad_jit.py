@@ -157,5 +157,13 @@ def bound_pad(x: np.ndarray, y: np.ndarray, top: int, left: int, fill: float = 0
                              step, fill)
 
 
+def pad_address() -> int | None:
+    """The entry address of the step-1 pad (pad_planes' arguments: x, y, planes, h, w, oh, ow, top,
+    left, step, fill), for compiled callers (omrt.kernels.winograd_native); None where the kernel
+    does not run."""
+    kernel = _kernel()
+    return None if kernel is None else native_jobs.address(kernel["pad1"])
+
+
 def _nothing() -> None:
     pass

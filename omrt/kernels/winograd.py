@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from omrt.kernels import jit, packed_gemm, winograd_jit
+from omrt.kernels import jit, packed_gemm, winograd_jit, winograd_native
 from omrt.kernels.conv_common import (
     CHANNEL_ALIGN, CHUNK_BYTES, MIN_PARALLEL_FLOPS, ConvGeom, finish, pad_into, split_inputs,
 )
@@ -79,6 +79,14 @@ STREAMED_WEIGHT_BYTES = 16 * 1024 * 1024
 # (VGG-19's 14x14 and 28x28 convs: the model 97.0 -> 99.1 ms).
 IN_PLACE_MAX_TILES = 8
 IN_PLACE_MAX_CHANNELS = 256
+
+
+# Where the GEMMs are packed (and the output pass compiled), the stages run as native jobs
+# (omrt.kernels.winograd_native) instead of Python tasks. ResNet-50 at batch 1, each op timed in
+# turn in both (benchmarks/ab_ops.py, 0 against 1): the five 256->256 on 14x14 4.54 -> 3.46 ms,
+# the three 128->128 on 28x28 2.46 -> 2.07, the three 64->64 on 56x56 3.13 -> 3.19 (their tiles
+# gathered by a compiled loop instead of numpy's copy); all ops 42.0 -> 40.4 ms.
+NATIVE_JOBS = 1
 
 
 def _streamed(g: ConvGeom) -> bool:
@@ -228,10 +236,26 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
     in_ranges = split(c, pool.size) if channels else []
     pad_parts = split(g.n * c, pool.size if pool.size > 1 and pad_n * isz > CHUNK_BYTES else 1)
     bshape = (m, 1, 1)
+    native = None
+    if NATIVE_JOBS and packed is not None and winograd_native.available():
+        geometry = dict(N=g.n, C=c, M=m, H=g.in_sp[0], W=g.in_sp[1], HO=ho, WO=wo, HP=hp, WP=wp, TOP=g.pb[0],
+                        LEFT=g.pb[1], TH=th, TW=tw, IN_PLACE=int(in_place_tiles), A_W=a_w, B_W=b_w)
+        if channels:
+            first, second, columns = in_ranges, ranges, g.n * t
+        else:
+            first, second = pad_parts, [run[:3] for run in runs]
+            columns = max((n1 - n0) * (r1 - r0) * tw for n0, n1, r0, r1 in tasks)
+        native = winograd_native.WinogradJobs(geometry, packed, one_pass, first, second, tasks, columns,
+                                              (0, a_off, b_off, o_off))
 
     def run(inputs, outputs, scratch):
         x, y = inputs[0], outputs[0]
         bias, res = split_inputs(inputs, epi.residual)
+        if native is not None:
+            b = b_const if b_const is not None else bias
+            if winograd_native.takes(x, y, res, b) and (b is None or b.size == m):
+                native.run(pool, x, y, b, res, scratch.view(dtype), threads > 1 or channels)
+                return
         u = u_const if u_const is not None else inputs[1]
         bvec = (b_const if b_const is not None else bias).reshape(bshape) if bias is not None else None
         work = scratch.view(dtype)

@@ -88,6 +88,23 @@ def transform_in_tiles(buf, v, n0, ni, r0, rb, tw, c0, c1):
 
 
 @jit.compiled
+def gather_tiles(buf, d, n0, ni, r0, rb, tw, c0, c1):
+    """d[6a + b, c, (n*rb + r)*tw + t] = buf[n0 + n, c, 4(r0 + r) + a, 4t + b] for channels c0:c1:
+    the 6x6 tiles of the padded input as transform_in's 36 rows, each input row read once."""
+    for c in range(c0, c1):
+        for n in range(ni):
+            img = buf[n0 + n, c]
+            for r in range(rb):
+                base = (n * rb + r) * tw
+                for a in range(6):
+                    src = img[4 * (r0 + r) + a]
+                    for b in range(6):
+                        row = d[6 * a + b, c]
+                        for t in range(tw):
+                            row[base + t] = src[4 * t + b]
+
+
+@jit.compiled
 def transform_in(d, v, start, stop):
     """v[a*6 + b, f] = (B^T D_f B)[a, b] for columns start:stop, D_f the 6x6 tile d[:, f]
     (row-major); d and v are (36, columns). Columns go in chunks that stay in L1."""
