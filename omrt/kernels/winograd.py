@@ -87,6 +87,10 @@ IN_PLACE_MAX_CHANNELS = 256
 # the three 128->128 on 28x28 2.46 -> 2.07, the three 64->64 on 56x56 3.13 -> 3.19 (their tiles
 # gathered by a compiled loop instead of numpy's copy); all ops 42.0 -> 40.4 ms.
 NATIVE_JOBS = 1
+# Blocks per thread of the native jobs' input and output channels (by_channel_blocks), taken as the
+# threads come free (omrt.kernels.parallel.task_blocks): ResNet-50's five 256->256 on 14x14 with a
+# busy loop on cpu0 half the time (ab_ops.py, 1 against 4) 4.92 -> 4.50 ms; without it equal.
+NATIVE_CHANNEL_BLOCKS = 4
 
 
 def _streamed(g: ConvGeom) -> bool:
@@ -241,7 +245,8 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
         geometry = dict(N=g.n, C=c, M=m, H=g.in_sp[0], W=g.in_sp[1], HO=ho, WO=wo, HP=hp, WP=wp, TOP=g.pb[0],
                         LEFT=g.pb[1], TH=th, TW=tw, IN_PLACE=int(in_place_tiles), A_W=a_w, B_W=b_w)
         if channels:
-            first, second, columns = in_ranges, ranges, g.n * t
+            per = NATIVE_CHANNEL_BLOCKS * pool.size
+            first, second, columns = split(c, per), split(m, per, align), g.n * t
         else:
             first, second = pad_parts, [run[:3] for run in runs]
             columns = max((n1 - n0) * (r1 - r0) * tw for n0, n1, r0, r1 in tasks)

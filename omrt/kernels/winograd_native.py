@@ -23,7 +23,7 @@ from omrt.kernels import jit, native_jobs, packed_gemm, pad_jit, winograd_jit
 # The argument slots; the tables follow them in the same array, at the offsets their slots hold.
 (LENGTH, X, Y, RES, BIAS, BUF, WORK_A, WORK_B, WORK_O, N, C, M, H, W, HO, WO, HP, WP, TOP, LEFT, TH, TW,
  IN_PLACE, PANELS, PANEL_BIAS, W_STEP, ACC, ACC_FLOATS, GEMM, PAD, ACT, LO, HI, HAS_RES, FIRST_TABLE,
- SECOND_TABLE, TASKS, A_W, B_W, SLOT_COUNT) = range(40)
+ SECOND_TABLE, TASKS, A_W, B_W, TILES_IN, TILES_OUT, SLOT_COUNT) = range(42)
 
 if jit.numba is not None:
     import numba
@@ -75,10 +75,10 @@ def _pad(s, first, last):
                       s[TOP], s[LEFT], np.int64(1), _ZERO))
 
 
-@jit.inlined
-def _tiles_in(s, v_at, d_at, n0, ni, r0, rb, c0, c1):
+def tiles_in(a, v_at, d_at, n0, ni, r0, rb, c0, c1):
     """B^T d B of the tiles of images n0.. and tile rows r0.. (input channels c0:c1) into
     (36, C, columns) at v_at: read in place, or gathered into (36, C, columns) at d_at first."""
+    s = _slots(a)
     c, tw = s[C], s[TW]
     cols = ni * rb * tw
     buf = numba.carray(_floats_at(s[BUF]), (s[N], c, s[HP], s[WP]))
@@ -103,10 +103,10 @@ def _gemm(s, v_at, mo_at, cols, lo, hi, acc_at):
                        np.int64(0)))
 
 
-@jit.inlined
-def _tiles_out(s, mo_at, o_at, cols, lo, hi, n0, r0, rb):
+def tiles_out(a, mo_at, o_at, cols, lo, hi, n0, r0, rb):
     """A^T M A of (36, cols, hi - lo) at mo_at, through (16, ...) at o_at, into output channels
     lo:hi of the tiles of images n0.. and tile rows r0..: bias, residual and activation on the way."""
+    s = _slots(a)
     mb = hi - lo
     shape = (s[N], s[M], s[HO], s[WO])
     mo = numba.carray(_floats_at(mo_at), (36, cols * mb))
@@ -141,9 +141,9 @@ def band_task(a, i):
         n0, r0 = s[q], s[q + 2]
         ni, rb = s[q + 1] - n0, s[q + 3] - r0
         cols = ni * rb * s[TW]
-        _tiles_in(s, b_at, a_at, n0, ni, r0, rb, np.int64(0), s[C])
+        _call_at(s[TILES_IN], (a, b_at, a_at, n0, ni, r0, rb, np.int64(0), s[C]))
         _gemm(s, b_at, a_at, cols, np.int64(0), s[M], acc_at)
-        _tiles_out(s, a_at, b_at, cols, np.int64(0), s[M], n0, r0, rb)
+        _call_at(s[TILES_OUT], (a, a_at, b_at, cols, np.int64(0), s[M], n0, r0, rb))
 
 
 def channel_in_task(a, i):
@@ -154,7 +154,7 @@ def channel_in_task(a, i):
     c0, c1 = s[at], s[at + 1]
     for n in range(s[N]):
         _pad(s, n * s[C] + c0, n * s[C] + c1)
-    _tiles_in(s, s[WORK_B], s[WORK_A], np.int64(0), s[N], np.int64(0), s[TH], c0, c1)
+    _call_at(s[TILES_IN], (a, s[WORK_B], s[WORK_A], np.int64(0), s[N], np.int64(0), s[TH], c0, c1))
 
 
 def channel_out_task(a, i):
@@ -166,25 +166,33 @@ def channel_out_task(a, i):
     cols = s[N] * s[TH] * s[TW]
     mo_at = s[WORK_A] + 4 * 36 * lo * cols
     _gemm(s, s[WORK_B], mo_at, cols, lo, hi, s[ACC] + 4 * i * s[ACC_FLOATS])
-    _tiles_out(s, mo_at, s[WORK_O] + 4 * 16 * lo * cols, cols, lo, hi, np.int64(0), np.int64(0), s[TH])
+    _call_at(s[TILES_OUT], (a, mo_at, s[WORK_O] + 4 * 16 * lo * cols, cols, lo, hi, np.int64(0), np.int64(0), s[TH]))
 
 
 _TASKS = {"pad": pad_task, "band": band_task, "channel_in": channel_in_task, "channel_out": channel_out_task}
+# The transforms, compiled once each and called by the tasks at their addresses: linked into every
+# task instead, they were compiled and optimized again for each (12 s on a cold cache, not 5).
+_STAGES = {"tiles_in": tiles_in, "tiles_out": tiles_out}
 _compiled: dict[str, int] | None = None
 
 
+def _cfunc(fn, signature) -> int:
+    """The entry address of fn compiled as a C function (kept in numba's disk cache)."""
+    try:
+        return numba.cfunc(signature, nopython=True, cache=True)(fn).address
+    except RuntimeError:  # numba found nowhere to keep its cache
+        return numba.cfunc(signature, nopython=True)(fn).address
+
+
 def _task_addresses() -> dict[str, int] | None:
-    """Each task's entry address, compiled once per process (numba's disk cache keeps them); None
-    where numba or the LLVM kernels they call are missing."""
+    """Each task's and stage's entry address, compiled once per process; None where numba or the
+    LLVM kernels they call are missing."""
     global _compiled
     if _compiled is None and numba is not None and packed_gemm.available() and native_jobs.functions():
-        signature = types.void(types.voidptr, types.int64)
-        compiled = {}
-        for name, fn in _TASKS.items():
-            try:
-                compiled[name] = numba.cfunc(signature, nopython=True, cache=True)(fn).address
-            except RuntimeError:  # numba found nowhere to keep its cache
-                compiled[name] = numba.cfunc(signature, nopython=True)(fn).address
+        stage = types.void(types.voidptr, *[types.int64] * 8)
+        task = types.void(types.voidptr, types.int64)
+        compiled = {name: _cfunc(fn, stage) for name, fn in _STAGES.items()}
+        compiled.update({name: _cfunc(fn, task) for name, fn in _TASKS.items()})
         _compiled = compiled
     return _compiled
 
@@ -227,7 +235,8 @@ class WinogradJobs:
         values = dict(geometry, LENGTH=length, FIRST_TABLE=first_at, SECOND_TABLE=second_at, TASKS=tasks_at,
                       PANELS=weights.addresses[0], PANEL_BIAS=weights.addresses[1], W_STEP=weights.panels[0].size,
                       ACC=self._acc.ctypes.data, ACC_FLOATS=acc_floats, GEMM=packed_gemm.gemm_address(),
-                      PAD=pad_jit.pad_address(), ACT=int(code))
+                      PAD=pad_jit.pad_address(), ACT=int(code), TILES_IN=addresses["tiles_in"],
+                      TILES_OUT=addresses["tiles_out"])
         for name, value in values.items():
             args[globals()[name]] = value
         floats = args.view(np.float32)
