@@ -56,7 +56,7 @@ def inlined(fn: Callable[..., Any]) -> Callable[..., Any]:
 def warm_up(key: str, call: Callable[[], object]) -> None:
     """Compile a loop for the argument types it will run with (or load it from numba's cache)
     while a kernel is built, by one call on tiny arrays of those types, so that loading a model
-    pays numba's compiler (about 3 s for ResNet-50's loops on a cold cache) and its first run
+    pays numba's compiler (seconds on a cold cache, once per machine) and its first run
     does not. Once per key and process."""
     if key in _warm or not enabled():
         return

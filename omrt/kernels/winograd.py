@@ -258,8 +258,9 @@ def wino_build(g: ConvGeom, u_const: np.ndarray | None, b_const: np.ndarray | No
         bias, res = split_inputs(inputs, epi.residual)
         if native is not None:
             b = b_const if b_const is not None else bias
-            if winograd_native.takes(x, y, res, b) and (b is None or b.size == m):
-                native.run(pool, x, y, b, res, scratch.view(dtype), threads > 1 or channels)
+            fits = (b is None or b.size == m) and (res is None or res.shape == y.shape)
+            if fits and winograd_native.takes(x, y, res, b):
+                native.run(pool, x, y, b, res, scratch.view(dtype), threads > 1)
                 return
         u = u_const if u_const is not None else inputs[1]
         bvec = (b_const if b_const is not None else bias).reshape(bshape) if bias is not None else None

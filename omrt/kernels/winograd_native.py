@@ -9,8 +9,8 @@ convs doubled where the native ones grew by a fifth (ResNet-50's three 64->64 on
 passes (omrt.kernels.winograd_jit) that calls the packed GEMM and the pad kernel at their entry
 addresses. Figures at omrt.kernels.winograd.NATIVE_JOBS.
 
-A kernel's arguments are one int64 array (the slots below), its tables of tasks beside it; the addresses of
-input, output, residual and bias are rewritten on each run.
+A kernel's arguments are one int64 array (the slots below), its tables of tasks beside it; the
+addresses of input, output, residual and bias are rewritten on each run.
 """
 from __future__ import annotations
 

@@ -133,28 +133,37 @@ def test_compiled_transforms_match_kronecker_matrices(start: int, stop: int) -> 
     assert np.isnan(o[:, :start]).all() and np.isnan(o[:, stop:]).all()
 
 
+def _tiles(buf: np.ndarray, n0: int, ni: int, r0: int, rb: int, tw: int, c0: int, c1: int):
+    """(column, the 6x6 tiles of channels c0:c1 there as (channels, 36)) for every tile of images
+    n0.. and tile rows r0.. of the padded images, in the transforms' column order."""
+    for n in range(ni):
+        for r in range(rb):
+            for t in range(tw):
+                tile = buf[n0 + n, c0:c1, 4 * (r0 + r):4 * (r0 + r) + 6, 4 * t:4 * t + 6]
+                yield (n * rb + r) * tw + t, tile.reshape(c1 - c0, 36)
+
+
 @pytest.mark.parametrize("n0,ni,r0,rb,c0,c1", [(0, 2, 0, 3, 0, 5), (1, 1, 1, 2, 2, 4), (0, 1, 2, 1, 4, 5)])
-def test_tiles_transformed_where_they_lie(n0: int, ni: int, r0: int, rb: int, c0: int, c1: int) -> None:
-    """transform_in_tiles reads each 6x6 tile (rows 4r.., columns 4t..) of the padded images and
-    writes B^T d B in transform_in's layout, for just the images, tile rows and channels asked."""
+def test_tiles_read_where_they_lie(n0: int, ni: int, r0: int, rb: int, c0: int, c1: int) -> None:
+    """For just the images, tile rows and channels asked, of each 6x6 tile (rows 4r.., columns
+    4t..) of the padded images: transform_in_tiles writes B^T d B in transform_in's layout, and
+    gather_tiles puts element (a, b) in row 6a + b (transform_in's input)."""
     from omrt.kernels import jit, winograd_jit
     from omrt.kernels.winograd import _WINO_IN
 
     if not jit.enabled():
         pytest.skip("numba is not available")
     tw, c = 3, 5
-    rng = np.random.default_rng(22)
-    buf = rng.standard_normal((2, c, 4 * 3 + 2, 4 * tw + 2), dtype=np.float32)
-    cols = ni * rb * tw
-    v = np.full((36, c, cols), np.nan, dtype=np.float32)
+    buf = np.random.default_rng(22).standard_normal((2, c, 4 * 3 + 2, 4 * tw + 2), dtype=np.float32)
+    v = np.full((36, c, ni * rb * tw), np.nan, dtype=np.float32)
+    d = v.copy()
     winograd_jit.transform_in_tiles(buf, v, n0, ni, r0, rb, tw, c0, c1)
-    for n in range(ni):
-        for r in range(rb):
-            for t in range(tw):
-                tiles = buf[n0 + n, c0:c1, 4 * (r0 + r):4 * (r0 + r) + 6, 4 * t:4 * t + 6].reshape(c1 - c0, 36)
-                want = _WINO_IN @ tiles.T.astype(np.float64)
-                np.testing.assert_allclose(v[:, c0:c1, (n * rb + r) * tw + t], want, rtol=1e-5, atol=1e-5)
-    assert np.isnan(v[:, :c0]).all() and np.isnan(v[:, c1:]).all()
+    winograd_jit.gather_tiles(buf, d, n0, ni, r0, rb, tw, c0, c1)
+    for col, tiles in _tiles(buf, n0, ni, r0, rb, tw, c0, c1):
+        np.testing.assert_allclose(v[:, c0:c1, col], _WINO_IN @ tiles.T.astype(np.float64), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(d[:, c0:c1, col], tiles.T)
+    for out in (v, d):
+        assert np.isnan(out[:, :c0]).all() and np.isnan(out[:, c1:]).all()
 
 
 @pytest.mark.parametrize("act,params", [("Relu", []), ("Clip", [-0.2, 0.3]), ("LeakyRelu", [0.2]),

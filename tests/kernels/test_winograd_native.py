@@ -87,21 +87,3 @@ def test_native_jobs_match_python_tasks(small_winograd, monkeypatch, x_shape, co
     np.testing.assert_array_equal(got[1], got[0])
     assert by_channel_blocks(conv_geom(spec), 2) == by_channels
 
-
-@pytest.mark.parametrize("n0,ni,r0,rb,c0,c1", [(0, 2, 0, 3, 0, 5), (1, 1, 1, 2, 2, 4)])
-def test_tiles_gathered_into_rows(n0: int, ni: int, r0: int, rb: int, c0: int, c1: int) -> None:
-    """gather_tiles puts element (a, b) of each 6x6 tile in row 6a + b, for just the images, tile
-    rows and channels asked."""
-    from omrt.kernels import winograd_jit
-
-    tw, c = 3, 5
-    buf = np.random.default_rng(23).standard_normal((2, c, 14, 4 * tw + 2), dtype=np.float32)
-    cols = ni * rb * tw
-    d = np.full((36, c, cols), np.nan, dtype=np.float32)
-    winograd_jit.gather_tiles(buf, d, n0, ni, r0, rb, tw, c0, c1)
-    for n in range(ni):
-        for r in range(rb):
-            for t in range(tw):
-                tile = buf[n0 + n, c0:c1, 4 * (r0 + r):4 * (r0 + r) + 6, 4 * t:4 * t + 6]
-                np.testing.assert_array_equal(d[:, c0:c1, (n * rb + r) * tw + t], tile.reshape(c1 - c0, 36).T)
-    assert np.isnan(d[:, :c0]).all() and np.isnan(d[:, c1:]).all()

@@ -1,0 +1,72 @@
+"""Whether a slow moment of the machine is compute or memory: alternate ResNet-50 batch-1 runs
+with a cache-resident matmul on each vCPU at once and a copy through memory.
+
+    python benchmarks/watch_states.py [--seconds 100]
+
+Each line: omrt's median of 10 runs, each vCPU's GFLOP/s on a 256x256 matmul (both at once,
+0.3 s), and the GB/s of a 128 MB copy (read plus write).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+import numpy as np
+
+import common  # noqa: F401  (puts the repository root on sys.path)
+from omrt.compiler import compile_onnx
+from omrt.om import write_om
+from omrt.session import InferenceSession
+from tests.support.light_models import random_input, randomized
+
+MATMUL = 256
+
+
+def vcpu_rate(cpu: int, seconds: float, rates: dict[int, float]) -> None:
+    """GFLOP/s of a one-thread matmul pinned to `cpu`, its operands in the caches."""
+    os.sched_setaffinity(0, {cpu})
+    a = np.random.default_rng(cpu).random((MATMUL, MATMUL), dtype=np.float32)
+    c = np.empty_like(a)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        np.matmul(a, a, out=c)
+        count += 1
+    rates[cpu] = count * 2 * MATMUL ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=100.0)
+    args = ap.parse_args()
+    model = randomized("resnet50", batch=1)
+    feeds = random_input(model)
+    session = InferenceSession(write_om(compile_onnx(model)))   # also puts BLAS on one thread
+    for _ in range(3):
+        session.run(None, feeds)
+    src = np.ones(32 << 20, np.float32)
+    dst = np.empty_like(src)
+    end = time.time() + args.seconds
+    while time.time() < end:
+        times = []
+        for _ in range(10):
+            start = time.perf_counter()
+            session.run(None, feeds)
+            times.append(time.perf_counter() - start)
+        rates: dict[int, float] = {}
+        threads = [threading.Thread(target=vcpu_rate, args=(cpu, 0.3, rates)) for cpu in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        start = time.perf_counter()
+        for _ in range(3):
+            np.copyto(dst, src)
+        copy = 3 * 2 * src.nbytes / (time.perf_counter() - start) / 1e9
+        print(f"resnet50 {1e3 * np.median(times):.1f} ms | matmul {rates[0]:.0f} {rates[1]:.0f} GFLOP/s | "
+              f"copy {copy:.1f} GB/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
