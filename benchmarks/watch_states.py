@@ -1,9 +1,10 @@
-"""Whether a slow moment of the machine is compute or memory: alternate ResNet-50 batch-1 runs
-with a cache-resident matmul on each vCPU at once and a copy through memory.
+"""What a slow moment of the machine slows: alternate ResNet-50 batch-1 runs (omrt on two
+threads and on one, onnxruntime on two) with a cache-resident matmul on each vCPU at once and a
+copy through memory.
 
     python benchmarks/watch_states.py [--seconds 100]
 
-Each line: omrt's median of 10 runs, each vCPU's GFLOP/s on a 256x256 matmul (both at once,
+Each line: the median of 8 runs of each, each vCPU's GFLOP/s on a 256x256 matmul (both at once,
 0.3 s), and the GB/s of a 128 MB copy (read plus write).
 """
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 
 import numpy as np
 
-import common  # noqa: F401  (puts the repository root on sys.path)
+from common import ort_session
 from omrt.compiler import compile_onnx
+from omrt.kernels import parallel
 from omrt.om import write_om
 from omrt.session import InferenceSession
 from tests.support.light_models import random_input, randomized
@@ -42,18 +44,27 @@ def main() -> None:
     args = ap.parse_args()
     model = randomized("resnet50", batch=1)
     feeds = random_input(model)
-    session = InferenceSession(write_om(compile_onnx(model)))   # also puts BLAS on one thread
-    for _ in range(3):
-        session.run(None, feeds)
+    om = write_om(compile_onnx(model))
+    two = InferenceSession(om)   # also puts BLAS on one thread
+    with parallel.serial_kernels():
+        one = InferenceSession(om)
+    ort = ort_session(model.SerializeToString())
+    runs = {"omrt": two.run, "omrt one thread": one.run, "onnxruntime": ort.run}
+    for run in runs.values():
+        for _ in range(3):
+            run(None, feeds)
     src = np.ones(32 << 20, np.float32)
     dst = np.empty_like(src)
     end = time.time() + args.seconds
     while time.time() < end:
-        times = []
-        for _ in range(10):
-            start = time.perf_counter()
-            session.run(None, feeds)
-            times.append(time.perf_counter() - start)
+        medians = []
+        for run in runs.values():
+            times = []
+            for _ in range(8):
+                start = time.perf_counter()
+                run(None, feeds)
+                times.append(time.perf_counter() - start)
+            medians.append(f"{1e3 * np.median(times):.1f}")
         rates: dict[int, float] = {}
         threads = [threading.Thread(target=vcpu_rate, args=(cpu, 0.3, rates)) for cpu in (0, 1)]
         for t in threads:
@@ -64,7 +75,7 @@ def main() -> None:
         for _ in range(3):
             np.copyto(dst, src)
         copy = 3 * 2 * src.nbytes / (time.perf_counter() - start) / 1e9
-        print(f"resnet50 {1e3 * np.median(times):.1f} ms | matmul {rates[0]:.0f} {rates[1]:.0f} GFLOP/s | "
+        print(f"resnet50 {' / '.join(medians)} ms ({' / '.join(runs)}) | matmul {rates[0]:.0f} {rates[1]:.0f} GFLOP/s | "
               f"copy {copy:.1f} GB/s", flush=True)
 
 
