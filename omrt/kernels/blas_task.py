@@ -21,7 +21,11 @@ _SYMBOLS = (("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64), ("scipy_cblas_
 _ROW_MAJOR, _NO_TRANS = 101, 111
 # 1: convs split by output channels run their blocks as a native job (0: as Python tasks).
 NATIVE_BLAS_TASKS = 1
-SLOTS = ("sgemm", "w", "x", "y", "bias", "res", "k", "n", "ldw", "ldx", "ldy", "lo", "hi", "with_res", "blocks")
+SLOTS = ("sgemm", "w", "x", "y", "bias", "res", "k", "n", "width", "ldw", "ldx", "ldy", "lo", "hi", "with_res",
+         "blocks")
+# Output bytes of one task's piece of columns: its epilogue rereads them from L2 (1 MB a Zen 4 core),
+# not from L3.
+PIECE_BYTES = 512 * 1024
 _found: list[tuple[int, int] | None] = []
 
 
@@ -47,24 +51,30 @@ def _sgemm() -> tuple[int, int] | None:
 
 
 def _module_ir(vl: int, bits: int) -> str:
-    """`task(args, i)`: sgemm (BLAS integers of `bits`) into rows blocks[i] of Y, then row by row
-    the bias, the residual (masked off without one) and the clamp, in place."""
+    """`task(args, i)`: rows blocks[i] of Y a piece of `width` columns at a time, each piece an
+    sgemm (BLAS integers of `bits`) and then, row by row while the piece is in cache, the bias,
+    the residual (masked off without one) and the clamp, in place."""
     v, iv, mask, n = f"<{vl} x float>", f"<{vl} x i32>", f"<{vl} x i1>", f"i{bits}"
     dims = [f"  %{name}{bits} = trunc i64 %{name} to {n}" if bits < 64 else f"  %{name}{bits} = add i64 %{name}, 0"
-            for name in ("count", "n", "k", "ldw", "ldx", "ldy")]
+            for name in ("count", "piece", "k", "ldw", "ldx", "ldy")]
     clamped, high = llvm_jit.clamp(vl, "%sum", "%lov", "%hiv", "")
-    body = [*dims, "  %w_off = mul i64 %first, %ldw", "  %wi = getelementptr float, ptr %w, i64 %w_off",
+    body = ["  %w_off = mul i64 %first, %ldw", "  %wi = getelementptr float, ptr %w, i64 %w_off",
             "  %y_off = mul i64 %first, %ldy", "  %yi = getelementptr float, ptr %y, i64 %y_off",
-            f"  call void %sgemm(i32 {_ROW_MAJOR}, i32 {_NO_TRANS}, i32 {_NO_TRANS}, {n} %count{bits}, {n} %n{bits}, "
-            f"{n} %k{bits}, float 1.0, ptr %wi, {n} %ldw{bits}, ptr %x, {n} %ldx{bits}, float 0.0, ptr %yi, "
-            f"{n} %ldy{bits})",
-            "  %n32 = trunc i64 %n to i32", *llvm_jit.splat("ns", "%n32", vl, "i32"),
             *llvm_jit.splat("lov", "%lo", vl), *llvm_jit.splat("hiv", "%hi", vl),
             "  %has_res = icmp ne i64 %with_res, 0", *llvm_jit.splat("res_on", "%has_res", vl, "i1"),
-            "  br label %row", "row:", "  %r = phi i64 [%first, %entry], [%r_next, %row_done]",
+            "  br label %columns", "columns:", "  %c = phi i64 [0, %entry], [%c_next, %piece_done]",
+            "  %left = sub i64 %n, %c", "  %short = icmp ult i64 %left, %width",
+            "  %piece = select i1 %short, i64 %left, i64 %width", *dims,
+            "  %xc = getelementptr float, ptr %x, i64 %c", "  %yc = getelementptr float, ptr %yi, i64 %c",
+            f"  call void %sgemm(i32 {_ROW_MAJOR}, i32 {_NO_TRANS}, i32 {_NO_TRANS}, {n} %count{bits}, "
+            f"{n} %piece{bits}, {n} %k{bits}, float 1.0, ptr %wi, {n} %ldw{bits}, ptr %xc, {n} %ldx{bits}, "
+            f"float 0.0, ptr %yc, {n} %ldy{bits})",
+            "  %n32 = trunc i64 %piece to i32", *llvm_jit.splat("ns", "%n32", vl, "i32"),
+            "  %yp0 = getelementptr float, ptr %y, i64 %c", "  %rp0 = getelementptr float, ptr %res, i64 %c",
+            "  br label %row", "row:", "  %r = phi i64 [%first, %columns], [%r_next, %row_done]",
             "  %bq = getelementptr float, ptr %bias, i64 %r", "  %b = load float, ptr %bq, align 4",
             *llvm_jit.splat("bs", "%b", vl), "  %ro = mul i64 %r, %ldy",
-            "  %yrow = getelementptr float, ptr %y, i64 %ro", "  %rrow = getelementptr float, ptr %res, i64 %ro",
+            "  %yrow = getelementptr float, ptr %yp0, i64 %ro", "  %rrow = getelementptr float, ptr %rp0, i64 %ro",
             "  br label %across", "across:", "  %j = phi i64 [0, %row], [%j_next, %across]",
             "  %j32 = trunc i64 %j to i32", *llvm_jit.splat("js", "%j32", vl, "i32"),
             f"  %cols = add {iv} %js, {llvm_jit.lanes32(vl)}", f"  %in = icmp slt {iv} %cols, %ns",
@@ -74,8 +84,9 @@ def _module_ir(vl: int, bits: int) -> str:
             f"  %rv = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rp, i32 4, {mask} %in_res, {v} zeroinitializer)",
             f"  %biased = fadd {v} %yv, %bs", f"  %sum = fadd {v} %biased, %rv",
             *clamped, f"  call void @llvm.masked.store.v{vl}f32.p0({v} {high}, ptr %yp, i32 4, {mask} %in)",
-            llvm_jit.next_iteration("j", vl, "%n", "across", "row_done"), "row_done:",
-            llvm_jit.next_iteration("r", 1, "%last", "row", "done"), "done:"]
+            llvm_jit.next_iteration("j", vl, "%piece", "across", "row_done"), "row_done:",
+            llvm_jit.next_iteration("r", 1, "%last", "row", "piece_done"), "piece_done:",
+            llvm_jit.next_iteration("c", "%width", "%n", "columns", "done"), "done:"]
     task = native_jobs.task_ir("", SLOTS, {"sgemm", "w", "x", "y", "bias", "res", "blocks"}, {"lo", "hi"}, body)
     return "\n".join([f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})",
                       f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})", task])
@@ -97,7 +108,15 @@ def job(m: int, k: int, n: int, blocks: list[tuple[int, int]]) -> native_jobs.Na
     kernel = _kernel()
     if kernel is None or m == 0 or n == 0 or k == 0:
         return None
-    return native_jobs.NativeJob(kernel["task"], SLOTS, blocks, sgemm=_sgemm()[0], k=k, n=n)
+    return native_jobs.NativeJob(kernel["task"], SLOTS, blocks, sgemm=_sgemm()[0], k=k, n=n,
+                                 width=piece_columns(max(b - a for a, b in blocks), n))
+
+
+def piece_columns(rows: int, n: int) -> int:
+    """Columns of each piece a task multiplies and finishes before the next: equal pieces, a whole
+    number of vectors wide, whose output rows fit in PIECE_BYTES."""
+    pieces = max(1, -(-rows * n * 4 // PIECE_BYTES))
+    return min(n, -(-(-(-n // pieces)) // 16) * 16)
 
 
 def fits(w: np.ndarray, x: np.ndarray, y: np.ndarray, bias: np.ndarray, res: np.ndarray | None) -> bool:

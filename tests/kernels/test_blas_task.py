@@ -10,12 +10,17 @@ from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_i
 pytestmark = pytest.mark.skipif(blas_task._kernel() is None, reason="no BLAS sgemm or compiled code found here")
 
 
+@pytest.mark.parametrize("piece_bytes", [blas_task.PIECE_BYTES, 8192])
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("lo,hi", [(0.0, np.inf), (-0.5, 0.25), (-np.inf, np.inf)])
-def test_blocks_match_numpy_with_bias_residual_and_clamp(two_threads, residual: bool, lo: float, hi: float) -> None:
-    """Row blocks of a strided view, the bias then the residual added, clamped, NaN kept."""
+def test_blocks_match_numpy_with_bias_residual_and_clamp(two_threads, monkeypatch, residual: bool, lo: float,
+                                                         hi: float, piece_bytes: int) -> None:
+    """Row blocks of a strided view, the bias then the residual added, clamped, NaN kept; whole, or
+    in pieces of columns (four of 32 and one of 22 at 8 KB)."""
+    monkeypatch.setattr(blas_task, "PIECE_BYTES", piece_bytes)
     rng = np.random.default_rng(0)
     m, k, n = 200, 96, 150
+    assert blas_task.piece_columns(67, n) == (32 if piece_bytes == 8192 else n)
     w = rng.standard_normal((m, k)).astype(np.float32)
     x = rng.standard_normal((k, n + 7)).astype(np.float32)[:, 3:3 + n]   # rows 157 floats apart
     bias = rng.standard_normal(m).astype(np.float32)
