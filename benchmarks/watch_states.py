@@ -7,8 +7,8 @@ copy through memory.
 Each line: the median of 8 runs of each, each vCPU's GFLOP/s on a 256x256 matmul (both at once,
 0.3 s), the GB/s of a 128 MB copy (read plus write), and the time a cache line takes to pass from
 one vCPU to the other and back, before and after the runs: where the host has put the two vCPUs
-(on a Zen 4 host: about 18 ns on one core's two hardware threads, 40 ns on two cores sharing an
-L3, 180 ns on two core complexes).
+(on a Zen 4 host: about 35 ns on one core's two hardware threads, 80 ns on two cores sharing an
+L3, 350 ns on two core complexes).
 """
 from __future__ import annotations
 
