@@ -44,6 +44,14 @@ out:
 """
 
 
+def compiled_player():
+    """The ping-pong's `player(a, parity, n)` as a ctypes function."""
+    compiled = llvm_jit._compile(_PING_PONG, {"player": [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]})
+    if compiled is None:
+        raise SystemExit("probe_vcpus: no LLVM IR compiler here")
+    return compiled["player"]
+
+
 def round_trip_ns(player, trips: int = 200_000) -> float:
     line = np.zeros(16, np.int64)
     other = threading.Thread(target=player, args=(line.ctypes.data, 1, trips))
@@ -80,10 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    compiled = llvm_jit._compile(_PING_PONG, {"player": [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]})
-    if compiled is None:
-        raise SystemExit("probe_vcpus: no LLVM IR compiler here")
-    player = compiled["player"]
+    player = compiled_player()
     round_trip_ns(player, 10_000)
     for _ in range(args.rounds):
         trips = [round_trip_ns(player) for _ in range(3)]

@@ -5,15 +5,14 @@ copy through memory.
     python benchmarks/watch_states.py [--seconds 100]
 
 Each line: the median of 8 runs of each, each vCPU's GFLOP/s on a 256x256 matmul (both at once,
-0.3 s), the GB/s of a 128 MB copy (read plus write), and the time a cache line takes to pass from
-one vCPU to the other and back, before and after the runs: where the host has put the two vCPUs
-(on a Zen 4 host: about 35 ns on one core's two hardware threads, 80 ns on two cores sharing an
-L3, 350 ns on two core complexes).
+0.3 s), the GB/s of a 128 MB copy (read plus write), and probe_vcpus.py's round trip of a cache line
+between two threads before and after the runs: where the host has put the two vCPUs (on a Zen 4
+host: about 35 ns on one core's two hardware threads, 80 ns on two cores sharing an L3, 350 ns on
+two core complexes).
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import threading
 import time
@@ -21,60 +20,15 @@ import time
 import numpy as np
 
 from common import ort_session
+from probe_vcpus import compiled_player, round_trip_ns
 from omrt.compiler import compile_onnx
-from omrt.kernels import llvm_jit, parallel
+from omrt.kernels import parallel
 from omrt.om import write_om
 from omrt.session import InferenceSession
 from tests.support.light_models import random_input, randomized
 
 MATMUL = 256
-HANDOFFS = 30_000
-# `pingpong(counter, parity, rounds)`: `rounds` times, wait for the counter's parity, then bump it.
-PINGPONG_IR = """
-declare void @llvm.x86.sse2.pause()
-define void @pingpong(ptr %counter, i64 %parity, i64 %rounds) {
-entry:
-  br label %poll
-poll:
-  %i = phi i64 [0, %entry], [%i, %wait], [%next, %turn]
-  %value = load atomic i64, ptr %counter acquire, align 8
-  %side = and i64 %value, 1
-  %mine = icmp eq i64 %side, %parity
-  br i1 %mine, label %turn, label %wait
-wait:
-  call void @llvm.x86.sse2.pause()
-  br label %poll
-turn:
-  %bumped = add i64 %value, 1
-  store atomic i64 %bumped, ptr %counter release, align 8
-  %next = add i64 %i, 1
-  %more = icmp ult i64 %next, %rounds
-  br i1 %more, label %poll, label %done
-done:
-  ret void
-}
-"""
-
-
-def round_trip_ns() -> float:
-    """Nanoseconds for a cache line to go from vCPU 0 to vCPU 1 and back (threads pinned to each)."""
-    pingpong = llvm_jit.compile_module("watch_pingpong", lambda vl: PINGPONG_IR,
-                                       {"pingpong": [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]})
-    if pingpong is None:
-        return float("nan")
-    counter = np.zeros(8, np.int64)
-
-    def side(cpu: int) -> None:
-        os.sched_setaffinity(0, {cpu})
-        pingpong["pingpong"](counter.ctypes.data, cpu, HANDOFFS)
-
-    threads = [threading.Thread(target=side, args=(cpu,)) for cpu in (0, 1)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return (time.perf_counter() - start) / HANDOFFS * 1e9
+TRIPS = 30_000
 
 
 def vcpu_rate(cpu: int, seconds: float, rates: dict[int, float]) -> None:
@@ -104,11 +58,12 @@ def main() -> None:
     for run in runs.values():
         for _ in range(3):
             run(None, feeds)
+    player = compiled_player()
     src = np.ones(32 << 20, np.float32)
     dst = np.empty_like(src)
     end = time.time() + args.seconds
     while time.time() < end:
-        before = round_trip_ns()
+        before = round_trip_ns(player, TRIPS)
         medians = []
         for run in runs.values():
             times = []
@@ -117,7 +72,7 @@ def main() -> None:
                 run(None, feeds)
                 times.append(time.perf_counter() - start)
             medians.append(f"{1e3 * np.median(times):.1f}")
-        after = round_trip_ns()
+        after = round_trip_ns(player, TRIPS)
         rates: dict[int, float] = {}
         threads = [threading.Thread(target=vcpu_rate, args=(cpu, 0.3, rates)) for cpu in (0, 1)]
         for t in threads:
