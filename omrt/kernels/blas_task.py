@@ -116,7 +116,8 @@ def piece_columns(rows: int, n: int) -> int:
     """Columns of each piece a task multiplies and finishes before the next: equal pieces, a whole
     number of vectors wide, whose output rows fit in PIECE_BYTES."""
     pieces = max(1, -(-rows * n * 4 // PIECE_BYTES))
-    return min(n, -(-(-(-n // pieces)) // 16) * 16)
+    per_piece = -(-n // pieces)
+    return min(n, -(-per_piece // 16) * 16)
 
 
 def fits(w: np.ndarray, x: np.ndarray, y: np.ndarray, bias: np.ndarray, res: np.ndarray | None) -> bool:

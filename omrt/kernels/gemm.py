@@ -19,8 +19,8 @@ from omrt.kernels.parallel import FEATURE_ALIGN, get_pool, lead_split, split
 
 # Smaller products stay on the calling thread. Batch 1 inside each model, weights coming from
 # memory (two threads, one thread -> split): ShuffleNet's 544->1000 layer (1.1e6 flops, 2.2 MB of
-# weights) 0.24 -> 0.41 ms, Inception-v1's 1024->1000 (2.0e6) 0.40 -> 0.37, ResNet-50's
-# 2048->1000 (4.1e6, 8 MB) 0.52 -> 0.41-0.44, where two cores stream more than one.
+# weights) 0.24 -> 0.41 ms; Inception-v1's 1024->1000 (2.0e6) 0.40 -> 0.37 in one run, left on
+# one thread; ResNet-50's 2048->1000 (4.1e6, 8 MB) 0.52 -> 0.41-0.44, two cores streaming more.
 MIN_PARALLEL_FLOPS = 3e6
 
 
