@@ -86,4 +86,3 @@ def test_native_jobs_match_python_tasks(small_winograd, monkeypatch, x_shape, co
     np.testing.assert_allclose(got[1], want, **tol)
     np.testing.assert_array_equal(got[1], got[0])
     assert by_channel_blocks(conv_geom(spec), 2) == by_channels
-
