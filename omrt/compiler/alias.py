@@ -1,4 +1,4 @@
-"""Which tensors share bytes: zero-copy views, Concats written in place, in-place elementwise ops.
+"""Which tensors share bytes: zero-copy views, Concats written in place, ops written over an input.
 
 Tensors that share bytes are merged into one group (union-find with byte offsets); the group
 becomes one block for the planner, each tensor at its offset inside it. Model inputs are never
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from omrt.compiler.ir import Graph
+from omrt.kernels.base import OVERWRITES
 
 VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"}
 
@@ -87,29 +88,41 @@ def find_views(graph: Graph, work: set[str]) -> Sharing:
     return share
 
 
-def find_inplace(graph: Graph, share: Sharing, work: set[str], last: dict[str, int]) -> None:
-    """Let elementwise outputs take over a work input whose group is read for the last time.
+def find_inplace(graph: Graph, share: Sharing, work: set[str], last: dict[str, int],
+                 overwritable: list[tuple[int, ...]] | None = None) -> None:
+    """Let an op's output take over a work input whose group is read for the last time: any input
+    of an elementwise op, the inputs `overwritable[k]` of op k (a fused Conv's residual), which
+    is then told which one it took (attribute OVERWRITES).
 
     `last` maps group root -> last step that reads it; it is updated as groups merge.
     """
     for k, node in enumerate(graph.nodes):
-        if node.op_type not in INPLACE_OPS or k in share.views:
+        chosen = overwritable[k] if overwritable else ()
+        if (node.op_type not in INPLACE_OPS and not chosen) or k in share.views:
             continue
         out = node.outputs[0] if node.outputs else ""
         if out not in work:
             continue
         info = graph.tensors[out]
-        slots = node.inputs[:2] if node.op_type in ("Sum", "Max", "Min", "Mean") else node.inputs
-        for name in slots:
+        if chosen:
+            slots = [node.inputs[i] if i < len(node.inputs) else "" for i in chosen]
+        else:
+            slots = node.inputs[:2] if node.op_type in ("Sum", "Max", "Min", "Mean") else node.inputs
+        for index, name in enumerate(slots):
             if name not in work or graph.tensors[name].shape != info.shape or graph.tensors[name].dtype != info.dtype:
                 continue
             root, out_root = share.find(name), share.find(out)
             if root == out_root or last.get(root, -1) != k:
                 continue
+            if chosen and any(other in work and share.find(other) == root
+                              for i, other in enumerate(node.inputs) if other != name or i != chosen[index]):
+                continue  # read elsewhere by the op (a conv of the tensor it adds): not element for element
             merged_last = max(last.get(root, k), last.get(out_root, k))
             share.union(name, out)  # the output takes exactly the input's bytes
             last[share.find(root)] = merged_last
             share.inplace += 1
+            if chosen:
+                node.attrs[OVERWRITES] = chosen[index]
             break
 
 

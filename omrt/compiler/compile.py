@@ -34,7 +34,7 @@ from omrt.compiler.spec import op_spec
 from omrt.compiler.weights import WeightBlob
 from omrt.constants import ACL_DYNAMIC_TENSOR_NAME, ACL_ERROR_INVALID_PARAM
 from omrt.errors import OmrtError
-from omrt.kernels import workspace_bytes
+from omrt.kernels import overwritable_inputs, workspace_bytes
 from omrt.om.model import GraphPlan, OfflineModel, TensorDesc
 
 STAGES = ("import", "fold", "simplify", "fuse", "prepack", "place", "emit")
@@ -164,8 +164,9 @@ def _compile_graph(proto: onnx.ModelProto, input_shape: dict[str, list[int]], bl
     with _timed(timings, "place"):
         output_names = separate_outputs(graph)
         graph.toposort()
-        scratch = [workspace_bytes(op_spec(graph, n)) for n in graph.nodes]
-        placement = place(graph, scratch)
+        specs = [op_spec(graph, n) for n in graph.nodes]
+        placement = place(graph, [workspace_bytes(spec) for spec in specs],
+                          [overwritable_inputs(spec) for spec in specs])
     progress.step("place")
     with _timed(timings, "emit"):
         plan = emit(graph, placement, blob, output_names, options.input_format, batch)

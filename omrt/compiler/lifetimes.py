@@ -34,8 +34,9 @@ def _nbytes(graph: Graph, name: str) -> int:
     return count * info.dtype.itemsize  # type: ignore[union-attr]
 
 
-def place(graph: Graph, scratch: list[int]) -> Placement:
-    """Offsets for every work tensor and every op's scratch; `scratch[k]` is op k's bytes."""
+def place(graph: Graph, scratch: list[int], overwritable: list[tuple[int, ...]] | None = None) -> Placement:
+    """Offsets for every work tensor and every op's scratch; `scratch[k]` is op k's bytes, and
+    `overwritable[k]` the inputs whose bytes op k's kernel lets its output take (base.register)."""
     outputs, inputs = set(graph.outputs), set(graph.inputs)
     work = {o for n in graph.nodes for o in n.outputs if o and o not in outputs and o not in inputs}
     share = find_views(graph, work)
@@ -56,7 +57,7 @@ def place(graph: Graph, scratch: list[int]) -> Placement:
     for name in work:
         root = share.find(name)
         group_last[root] = max(group_last.get(root, -1), last[name])
-    find_inplace(graph, share, work, group_last)
+    find_inplace(graph, share, work, group_last, overwritable)
 
     groups: dict[str, list[str]] = {}
     for name in work:

@@ -5,6 +5,7 @@ from omrt.kernels.base import (  # noqa: F401
     TensorSpec,
     build_kernel,
     is_supported,
+    overwritable_inputs,
     prepack,
     register,
     run_op,

@@ -56,6 +56,9 @@ class Kernel(Protocol):
 KernelFactory = Callable[[OpSpec], Kernel]
 WorkspaceFn = Callable[[OpSpec], int]
 PrepackFn = Callable[[OpSpec], "tuple[dict[str, Any], dict[int, np.ndarray]] | None"]
+OverwritesFn = Callable[[OpSpec], "tuple[int, ...]"]
+# The attribute the compiler sets on an op whose output took the bytes of input number <value>.
+OVERWRITES = "_overwrites"
 
 
 @dataclass
@@ -63,22 +66,27 @@ class _Entry:
     factory: KernelFactory
     workspace: WorkspaceFn | None = None
     prepack: PrepackFn | None = None
+    overwrites: OverwritesFn | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
-def register(*op_types: str, workspace: WorkspaceFn | None = None, prepack: PrepackFn | None = None):
+def register(*op_types: str, workspace: WorkspaceFn | None = None, prepack: PrepackFn | None = None,
+             overwrites: OverwritesFn | None = None):
     """Class/function decorator: `factory(spec) -> kernel` serves the given ONNX op types.
 
     `workspace(spec)` returns the scratch bytes the kernel needs (planned by the compiler).
     `prepack(spec)` may return (attrs to add, {input index: new constant value}) so the compiler
     stores weights in the layout the kernel runs fastest on; the kernel must accept both forms.
+    `overwrites(spec)` names inputs whose bytes the output may take where the input is read for
+    the last time; the compiler then sets the attribute OVERWRITES to the index it chose, and the
+    kernel must give the same results with that input and its output in the same bytes.
     """
 
     def deco(factory: KernelFactory) -> KernelFactory:
         for op in op_types:
-            _REGISTRY[op] = _Entry(factory, workspace, prepack)
+            _REGISTRY[op] = _Entry(factory, workspace, prepack, overwrites)
         return factory
 
     return deco
@@ -127,6 +135,15 @@ def prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] | None
     if entry is None or entry.prepack is None:
         return None
     return entry.prepack(spec)
+
+
+def overwritable_inputs(spec: OpSpec) -> tuple[int, ...]:
+    """Inputs of a non-elementwise op whose bytes its output may take (see register)."""
+    _load_all()
+    entry = _REGISTRY.get(spec.op_type)
+    if entry is None or entry.overwrites is None:
+        return ()
+    return tuple(entry.overwrites(spec))
 
 
 def run_op(spec: OpSpec, inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:

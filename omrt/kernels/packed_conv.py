@@ -330,4 +330,8 @@ def packed_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, ep
             job.run(pool)
         else:
             pool.run(block, len(panels))
+
+    # The native jobs gather each residual element just before they scatter the output element
+    # to its place (conv._conv_overwrites); the Python blocks add it after the product.
+    run.residual_first = job is not None
     return run

@@ -12,7 +12,7 @@ wide one. It keeps 8 output channels (4 with AVX2) x VECTORS vectors of that row
 loads the tap's pixels as vectors, broadcasts one weight per output channel, and stores each
 vector as one masked store per output row it covers, the extra columns left out, adding the
 residual and applying Relu or Clip on the way. The flat row's last few outputs take a tile of one
-vector or half of one (TILE_SHAPES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5
+vector or half of one (NARROW_TILES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5
 tiles' FMAs rather than 7: one Zen 4 thread, ResNet-50's 256->1024 1x1 on 14x14 1.128 -> 1.022
 ms, 512->128 on 28x28 (chunks of 7 rows) 1.108 -> 1.012; ResNet-50 on two threads 47.97 ->
 46.36 ms (benchmarks/ab_models.py, TAIL_TILES=0 against 1). The kernels keep the weights
@@ -66,7 +66,11 @@ POINTWISE_MAX_CHANNELS = 2048
 # Phase rows narrower than this would let one vector's lanes fall in more than SEGMENTS output rows.
 MIN_PHASE_COLUMNS = 8
 # Phase bytes a chunk of output rows reads, at most: they stay in the core's L2 across its panels.
-CHUNK_BYTES = 512 * 1024
+# Half of it (256 KB) sped up ResNet-50's 64->256 1x1 convs on 56x56 in the model (benchmarks/
+# ab_ops.py on a loaded Zen 4 VM, one thread 7.52 -> 6.68 ms for the four, two threads 6.92 ->
+# 5.63) and slowed its 128->512 on 28x28 and 512->128 (+0.3 to +0.8); the whole model was no faster
+# (benchmarks/ab_models.py, 66.3 against 67.1 ms).
+PHASE_CHUNK_BYTES = 512 * 1024
 PAD_SPLIT_BYTES = 512 * 1024
 # 1: where the kernel finishes the output itself, its blocks run as one native job (0: as Python
 # tasks, each calling the kernel).
@@ -77,7 +81,10 @@ NATIVE_TASKS = 1
 # 3.05 / 3.04 / 3.16 -> 2.82 / 2.76 / 2.90 ms (its expand 1x1 convs and 13x13 squeeze convs split);
 # DenseNet-121 19.65 -> 19.31, Inception-v1 11.00 -> 10.80, ShuffleNet 2.72 -> 2.67.
 MIN_SPLIT_FLOPS = 2e6
-VECTORS = 2            # vectors of the flat row per tile
+# Vectors of the flat row per tile. Three (24 accumulators with AVX-512) measured no better in
+# ResNet-50 on one thread (benchmarks/ab_ops.py, VECTORS=2 -> 3: 95.4 -> 95.8 ms, 256->1024 on
+# 14x14 8.39 -> 9.38, most other 1x1 convs 0.1-0.25 faster).
+VECTORS = 2
 SEGMENTS = 3           # output rows one vector's lanes may fall in (phase rows of MIN_PHASE_COLUMNS or more)
 
 
@@ -93,14 +100,15 @@ def _tile_name(shape: str, with_res: bool, clamped: bool) -> str:
 # Tile shapes as (name, vectors, lanes per vector given the host's vector floats): the full tile,
 # and the narrower ones a flat row's last few outputs take (output maps of 14x14 leave 4 of a
 # 32-wide tile; the full tile would run all of its FMAs for them).
-TILE_SHAPES = (("full", VECTORS, 1), ("one", 1, 1), ("half", 1, 2))
+NARROW_TILES = (("one", 1, 1), ("half", 1, 2))
 # 1: the flat row's last outputs take the narrowest tile that holds them (0: the full tile).
 TAIL_TILES = 1
 
 
 def _tile_shapes() -> tuple[tuple[str, int, int], ...]:
     """The tile shapes the kernel is built with, widest first."""
-    return TILE_SHAPES if int(TAIL_TILES) else TILE_SHAPES[:1]
+    full = ("full", int(VECTORS), 1)
+    return (full, *NARROW_TILES) if int(TAIL_TILES) else (full,)
 
 
 def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped: bool) -> str:
@@ -190,7 +198,7 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
 def _module_ir(vl: int) -> str:
     """`conv`: chunks r0:r1 of `chunk` output rows of one image (the last one may be shorter),
     panels p0:p1 of output channels, tile by tile along each chunk's flat row."""
-    mr, width = _rows(vl), VECTORS * vl
+    mr, width = _rows(vl), int(VECTORS) * vl
     variants = [(r, c) for r in (False, True) for c in (False, True)]
     tile_calls = "\n".join(
         f"{_tile_name(shape, r, c)}:\n  call void @{_tile_name(shape, r, c)}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, "
@@ -287,7 +295,7 @@ _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
 def _kernel():
-    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}", _module_ir,
+    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}_{int(VECTORS)}", _module_ir,
                                    {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
 
 
@@ -371,16 +379,16 @@ def work_split(g: ConvGeom, panels: int, parts: int) -> tuple[int, bool]:
     """(output rows per chunk, whether threads take blocks of panels rather than of chunks).
 
     A chunk's flat row runs through every tile of every panel, so its phase rows should stay in
-    L2 (CHUNK_BYTES), and the fewer chunks, the fewer part-empty tiles at chunk ends. A map whose
-    phases fit runs as one chunk with threads on blocks of panels; a larger one as equal chunks,
-    a multiple of the threads, threads on blocks of them."""
+    L2 (PHASE_CHUNK_BYTES), and the fewer chunks, the fewer part-empty tiles at chunk ends. A
+    map whose phases fit runs as one chunk with threads on blocks of panels; a larger one as equal
+    chunks, a multiple of the threads, threads on blocks of them."""
     oh = g.out_sp[0]
-    if _chunk_bytes(g, oh) <= CHUNK_BYTES and (panels >= parts or parts == 1):
+    if _chunk_bytes(g, oh) <= PHASE_CHUNK_BYTES and (panels >= parts or parts == 1):
         return oh, parts > 1
     pieces = parts
     while True:
         rows = -(-oh // pieces)
-        if rows == 1 or _chunk_bytes(g, rows) <= CHUNK_BYTES:
+        if rows == 1 or _chunk_bytes(g, rows) <= PHASE_CHUNK_BYTES:
             return rows, False
         pieces += parts
 
@@ -395,7 +403,7 @@ def tile_fill(g: ConvGeom) -> float:
     wq = phase_shape(g)[4]
     oh, ow = g.out_sp
     span = (oh - 1) * wq + ow
-    width = VECTORS * vl
+    width = int(VECTORS) * vl
     full, left = divmod(span, width)
     last = min((lanes for lanes in (vectors * vl // per for _, vectors, per in _tile_shapes()) if lanes >= left),
                default=width)
@@ -530,4 +538,9 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
                            None if rn is None else rn[m0:m1, rows])
 
             pool.run(task, len(blocks))
+
+    # With a clamp for activation (and no bias at run time, conv._bias_fixed) the kernel reads
+    # each residual element just before it writes the output element in its place, so the two may
+    # share bytes (conv._conv_overwrites).
+    run.residual_first = clamp is not None
     return run

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from omrt.compiler import compile_onnx
 from omrt.compiler.alias import Sharing
 from omrt.compiler.options import CompileOptions
+from omrt.kernels.base import OVERWRITES
 from omrt.om import write_om
 from omrt.session import InferenceSession
 from tests.compiler.compiler_checks import check_bounds, check_no_clobber
@@ -136,3 +138,40 @@ def test_offsets_compose_through_nested_unions():
     assert [share.offset(n) for n in ("outer", "inner", "leaf", "alias")] == [0, 128, 192, 192]
     share.union("lone", "leaf")  # "lone" takes leaf's bytes: its group goes under leaf's root
     assert share.find("lone") == "outer" and share.offset("lone") == 192
+
+
+def _residual_block(out_reads_t: bool = False, conv_reads_t: bool = False):
+    """t = Relu(Conv(x)); u = Relu(Conv(t)); y = Relu(Conv(u) + t), the add and Relu fused into
+    that conv with t as its residual; then out = Conv(y) (+ t, read once more), all 1x1 convs
+    over 40 channels of 9x30 (the direct conv over stride phases)."""
+    nodes = [_conv("x", "w0", "c0"), helper.make_node("Relu", ["c0"], ["t"], name="t"),
+             _conv("t" if conv_reads_t else "u", "w2", "c2"),
+             helper.make_node("Add", ["c2", "t"], ["s"], name="s"), helper.make_node("Relu", ["s"], ["y"], name="y"),
+             _conv("y", "w3", "c3")]
+    if not conv_reads_t:
+        nodes[2:2] = [_conv("t", "w1", "c1"), helper.make_node("Relu", ["c1"], ["u"], name="u")]
+    if out_reads_t:
+        nodes.append(helper.make_node("Add", ["c3", "t"], ["out"], name="out"))
+    inits = [_w(f"w{i}", 40, 40) for i in range(4)]
+    x_shape = [1, 40, 9, 30]
+    model = _build(nodes, x_shape, ["out" if out_reads_t else "c3"], inits)
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 40
+    g = _compile_and_compare(model, tuple(x_shape))
+    return next(op for op in g.ops
+                if op.op_type == "Conv" and op.attrs.get("_residual") and op.inputs[0].desc.name != "y")
+
+
+def test_a_residual_read_for_the_last_time_gives_the_conv_its_bytes():
+    """A fused conv that adds the residual as it stores writes its output over the residual when
+    nothing reads the residual afterwards: one tensor's bytes, not two."""
+    block = _residual_block()
+    assert block.attrs.get(OVERWRITES) == 3
+    assert block.outputs[0].loc == block.inputs[3].loc
+
+
+@pytest.mark.parametrize("out_reads_t,conv_reads_t", [(True, False), (False, True)])
+def test_a_residual_still_needed_keeps_its_bytes(out_reads_t: bool, conv_reads_t: bool) -> None:
+    """Not where a later op reads the residual, nor where the conv itself reads it as its input."""
+    block = _residual_block(out_reads_t, conv_reads_t)
+    assert OVERWRITES not in block.attrs
+    assert block.outputs[0].loc != block.inputs[3].loc

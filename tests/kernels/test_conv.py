@@ -9,6 +9,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from omrt.kernels import OpSpec, TensorSpec, build_kernel, prepack, run_op, workspace_bytes
+from omrt.kernels.base import OVERWRITES
+from omrt.kernels.conv import _conv_overwrites
 from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.epilogue import apply_activation
 from omrt.kernels.winograd import wino_weight
@@ -59,6 +61,22 @@ def run_in_view(spec: OpSpec, inputs: list[np.ndarray]) -> np.ndarray:
     assert (buf[:32] == 7).all() and (buf[32 + size:] == 7).all()
     assert (scratch[nbytes:] == 0x7F).all()
     return first
+
+
+def run_over_residual(spec: OpSpec, inputs: list[np.ndarray]) -> np.ndarray:
+    """Run a conv as the compiler plans it where its output took the residual's bytes (attribute
+    OVERWRITES): the output array holds the residual when the kernel starts; twice, each time
+    from the residual again."""
+    spec.attrs[OVERWRITES] = len(inputs) - 1
+    kernel = build_kernel(spec)
+    nbytes = workspace_bytes(spec)
+    results = []
+    for _ in range(2):
+        out = inputs[-1].copy()
+        kernel(list(inputs[:-1]) + [out], [out], np.zeros(nbytes, np.uint8) if nbytes else None)
+        results.append(out)
+    np.testing.assert_array_equal(results[0], results[1])
+    return results[0]
 
 
 @pytest.mark.parametrize("name,case", list(cases_for("Conv", "ConvTranspose")))
@@ -375,3 +393,19 @@ def test_grouped_conv_writing_shuffled_channels(kernel_paths, batch: int, const:
     spec = make_spec("Conv", [x, w, b], [want], dict(attrs, _activation="Relu", _shuffle_out=1),
                      {1: w, 2: b} if const else {})
     np.testing.assert_allclose(run_in_view(spec, [x, w, b]), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("act,bias_const", [("Sigmoid", True), ("Relu", False)])
+def test_a_path_that_adds_the_residual_after_its_product_keeps_it_aside(act: str, bias_const: bool) -> None:
+    """Given its output in the residual's bytes, a conv whose kernel cannot add the residual as it
+    stores (an activation other than a clamp, a bias given at run time) copies it aside first
+    and gives the same numbers; the compiler does not choose to share bytes for such a conv."""
+    rng = np.random.default_rng(7)
+    x, w, b = _rand(rng, 1, 40, 9, 30), _rand(rng, 20, 40, 1, 1), _rand(rng, 20)
+    res = _rand(rng, 1, 20, 9, 30)
+    want = ort_run("Conv", [x, w, b], {"kernel_shape": [1, 1]})[0] + res
+    want = 1 / (1 + np.exp(-want)) if act == "Sigmoid" else np.maximum(want, 0)
+    spec = make_spec("Conv", [x, w, b, res], [want], {"kernel_shape": [1, 1], "_activation": act, "_residual": 1},
+                     {1: w} | ({2: b} if bias_const else {}))
+    assert _conv_overwrites(spec) == ()
+    np.testing.assert_allclose(run_over_residual(spec, [x, w, b, res]), want, rtol=RTOL, atol=ATOL)

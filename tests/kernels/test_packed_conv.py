@@ -12,7 +12,8 @@ from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.conv_common import pad_into, windows
 from omrt.kernels.packed_conv import gather_tables, packed_eligible, strided_gather
 from omrt.kernels.phase_conv import phase_shaped
-from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view
+from omrt.kernels.conv import _conv_overwrites
+from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view, run_over_residual
 
 pytestmark = pytest.mark.skipif(not packed_gemm.available(), reason="packed micro-kernel not available here")
 
@@ -77,6 +78,23 @@ def test_packed_conv_residual_and_relu_on_two_threads(two_threads, monkeypatch, 
     monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
     spec, ins, want = _spec(np.random.default_rng(2), *cfg, residual=True, act="Relu")
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+@pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[2], SHAPES[3]])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_output_in_the_residuals_bytes(two_threads, monkeypatch, cfg, batch: int) -> None:
+    """The compiler may give a packed conv with a residual and Relu the residual's bytes for its
+    output: the micro-kernel gathers each residual element just before it stores the output
+    there, image by image or for the batch as one product."""
+    from omrt.kernels import packed_conv
+
+    monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
+    spec, ins, want = _spec(np.random.default_rng(6), *cfg, residual=True, act="Relu", batch=batch)
+    if not packed_eligible(conv_geom(spec), np.float32, True):
+        pytest.skip("not a packed conv at this batch")
+    assert _conv_overwrites(spec) == (3,)
+    got = run_over_residual(spec, ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
 @pytest.mark.parametrize("c,m,phases", [(64, 256, True), (48, 192, True), (160, 320, False)])

@@ -8,7 +8,8 @@ import pytest
 
 from omrt.kernels import build_kernel, phase_conv, workspace_bytes
 from omrt.kernels.conv_common import conv_geom, pad_phases
-from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view
+from omrt.kernels.conv import _conv_overwrites
+from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view, run_over_residual
 
 pytestmark = pytest.mark.skipif(phase_conv._kernel() is None, reason="phase micro-kernel not available here")
 
@@ -32,7 +33,7 @@ FLAT_SHAPES = [
     (1, 3, 9, (15, 21), (3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 1]}),    # phases 11 wide
     (1, 5, 3, (4, 8), (3, 3), {}),                                             # fewer outputs than a vector
 ]
-# Phases over CHUNK_BYTES: chunks of output rows
+# Phases over PHASE_CHUNK_BYTES: chunks of output rows
 CHUNKED = (1, 128, 24, (56, 56), (3, 3), {"pads": [1, 1, 1, 1]})
 # 1x1 unpadded: read where the input lies (stride 1) or from every stride-th pixel
 POINTWISE = [
@@ -76,6 +77,22 @@ def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) 
     monkeypatch.setattr(phase_conv, "PAD_SPLIT_BYTES", 0)
     spec, ins, want = _case(np.random.default_rng(2), *cfg, residual=True)
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+@pytest.mark.parametrize("cfg", [SHAPES[1], CHUNKED, POINTWISE[0], POINTWISE[2]])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_output_in_the_residuals_bytes(monkeypatch, cfg, threads: int) -> None:
+    """The compiler may give a phase conv with a residual and Relu the residual's bytes for its
+    output: the kernel reads each residual element just before it writes the output there."""
+    from omrt.kernels import parallel
+
+    parallel.get_pool()
+    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
+    spec, ins, want = _case(np.random.default_rng(5), *cfg, residual=True)
+    assert _conv_overwrites(spec) == (3,)
+    got = run_over_residual(spec, ins)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
 @pytest.mark.parametrize("width", [33, 36, 40, 41, 48, 49, 63, 64])
@@ -211,7 +228,7 @@ def test_work_split_keeps_a_chunks_phases_in_l2(c: int, hw: int, kernel: int, st
     g = conv_geom(spec)
     assert phase_conv.work_split(g, 4, parts) == want
     rows, _ = want
-    assert phase_conv._chunk_bytes(g, rows) <= phase_conv.CHUNK_BYTES
+    assert phase_conv._chunk_bytes(g, rows) <= phase_conv.PHASE_CHUNK_BYTES
 
 
 @pytest.mark.parametrize("c,m,hw,packed", [
