@@ -115,7 +115,7 @@ def find_inplace(graph: Graph, share: Sharing, work: set[str], last: dict[str, i
             if root == out_root or last.get(root, -1) != k:
                 continue
             if chosen and any(other in work and share.find(other) == root
-                              for i, other in enumerate(node.inputs) if other != name or i != chosen[index]):
+                              for i, other in enumerate(node.inputs) if i != chosen[index]):
                 continue  # read elsewhere by the op (a conv of the tensor it adds): not element for element
             merged_last = max(last.get(root, k), last.get(out_root, k))
             share.union(name, out)  # the output takes exactly the input's bytes

@@ -457,7 +457,7 @@ def _residual_aside(run, spec: OpSpec):
     """`run` given its residual in a buffer of its own: a path that writes its output before it
     reads the residual, where the compiler put both in the same bytes (a host where the micro-
     kernels do not run, a bias given at run time). The buffer is allocated once, at build."""
-    index = len(spec.inputs) - 1
+    index = int(spec.attr(OVERWRITES))
     aside = np.empty(spec.inputs[index].shape, spec.inputs[index].dtype)
 
     def copied(inputs, outputs, scratch):
