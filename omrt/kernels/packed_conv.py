@@ -45,7 +45,6 @@ from omrt.kernels.conv_common import (
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.parallel import Pool, split, task_blocks
 from omrt.kernels.window_jit import columns_same3x3
-from omrt.kernels.winograd import PACKED_MIN_CHANNELS
 
 MAX_COLUMNS = 64
 MIN_DEPTH = 256
@@ -61,9 +60,12 @@ COLUMN_PIECES = 1
 # 1: where the kernel finishes the output itself, its blocks of panels run as one native job (0: as
 # Python tasks, each calling the kernel).
 NATIVE_TASKS = 1
-# Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd): where Winograd's
-# own GEMMs would run on numpy.
-PACKED_OVER_WINOGRAD_INPUTS = PACKED_MIN_CHANNELS
+# Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd): chosen where
+# Winograd's own GEMMs ran on numpy below 128 channels. With them packed from 64 (winograd.
+# PACKED_MIN_CHANNELS) Winograd wins on some of these convs and loses on others (two threads,
+# benchmarks/ab_conv.py, this at 128 -> 64): SqueezeNet's 64->256 on 13x13 0.373 -> 0.396 ms,
+# Inception-v1's 96->208 on 14x14 0.500 -> 0.473, 112->224 0.618 -> 0.536; kept at 128.
+PACKED_OVER_WINOGRAD_INPUTS = 128
 # 1: the kernel reads a conv's columns where they lie in the (padded) input, through offset tables
 # (packed_gemm.Gather); 0: im2col into scratch first.
 GATHER_COLUMNS = 1
@@ -107,8 +109,8 @@ def beats_winograd(g: ConvGeom, dtype: np.dtype) -> bool:
     64->256 on 13x13 0.27-0.31 -> 0.23-0.25 ms, Inception-v1's 96->208 on 14x14 0.40-0.46 ->
     0.26-0.28, Inception-v1 batch 1 12.98 -> 12.06 ms). Why not Winograd: a map of at most
     WIDE_MAX_COLUMNS pixels is 16 tiles or fewer, padded to 16x16 (13x13 wastes a third), and
-    with fewer than PACKED_OVER_WINOGRAD_INPUTS inputs its GEMMs run on numpy, 36 small
-    products per call, while the transforms cost as much as them. One conv, caches flushed,
+    with fewer than PACKED_OVER_WINOGRAD_INPUTS inputs the transforms cost as much as its 36
+    small GEMMs (on numpy below 128 channels when this was measured). One conv, caches flushed,
     Winograd -> packed on one / two threads (`bench_conv_kernel.py --winograd --cold`):
     SqueezeNet's 64->256 on 13x13 0.47 -> 0.37 / 0.45 -> 0.31 ms, 48->192 0.43 -> 0.24 /
     0.32 -> 0.24; Inception-v1's 96->208 on 14x14 0.51 -> 0.44 / 0.52 -> 0.38, 112->224 equal.

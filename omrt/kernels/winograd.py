@@ -101,8 +101,16 @@ def _streamed(g: ConvGeom) -> bool:
 # Input and output channels from which the 36 GEMMs run on omrt.kernels.packed_gemm: one thread,
 # (36, M, C) @ (36, C, tiles) against numpy's batched matmul, hot / caches flushed: 256x256 by 16
 # tiles 0.48 / 0.79 -> 0.31 / 0.52 ms, 128x128 by 49 0.26 / 0.42 -> 0.24 / 0.34; 64x64 by 196
-# 0.24 / 0.36 -> 0.25 / 0.49 (short reductions: the kernel's per-group overhead shows).
-PACKED_MIN_CHANNELS = 128
+# 0.24 / 0.36 -> 0.25 / 0.49 (short reductions: the kernel's per-group overhead shows). Whole convs
+# of 64-127 channels still gain from 64 (was 128): their stages then run as native jobs
+# (NATIVE_JOBS), not Python tasks around numpy's GEMMs. Two threads, batch 1, 128 -> 64
+# (benchmarks/ab_conv.py --winograd): ResNet-50's 64->64 on 56x56 2.04 -> 1.79 ms, Inception-v1's
+# 96->128 on 27x27 1.74 -> 1.27, 64->192 on 55x55 4.10 -> 3.98; in ResNet-50 (ab_ops.py) its three
+# 64->64 6.50 -> 4.46 and 5.31 -> 4.67 ms, on one thread 6.24 -> 5.60. Models (ab_models.py, two
+# runs of each): ResNet-50 batch 1 56.2 / 57.3 -> 56.0 / 55.5 ms, Inception-v1 29.0 / 28.8 ->
+# 27.4 / 27.5, VGG-19 equal (129.8 / 131.0 -> 129.8 / 135.2); at batch 4 on one thread (as a
+# batch lane runs them) 64->64 on 56x56 equal (9.15 -> 9.37 / 9.24), 96->128 6.82 -> 5.82.
+PACKED_MIN_CHANNELS = 64
 
 
 def packed_gemm_wins(g: ConvGeom) -> bool:

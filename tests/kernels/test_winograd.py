@@ -194,8 +194,9 @@ def test_epilogue_on_the_way_out(kernel_paths, small_winograd, act, params, hw) 
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("cin,cout,packed", [(256, 256, True), (128, 512, True), (64, 256, False), (128, 32, False)])
-def test_packed_gemms_from_128_channels(cin: int, cout: int, packed: bool) -> None:
+@pytest.mark.parametrize("cin,cout,packed", [(256, 256, True), (128, 512, True), (64, 256, True), (96, 128, True),
+                                             (32, 256, False), (128, 32, False)])
+def test_packed_gemms_from_64_channels(cin: int, cout: int, packed: bool) -> None:
     from omrt.kernels.winograd import packed_gemm_wins
 
     x, y = np.zeros((1, cin, 14, 14), np.float32), np.zeros((1, cout, 14, 14), np.float32)
