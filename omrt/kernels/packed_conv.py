@@ -60,12 +60,14 @@ COLUMN_PIECES = 1
 # 1: where the kernel finishes the output itself, its blocks of panels run as one native job (0: as
 # Python tasks, each calling the kernel).
 NATIVE_TASKS = 1
-# Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd): chosen where
-# Winograd's own GEMMs ran on numpy below 128 channels. With them packed from 64 (winograd.
-# PACKED_MIN_CHANNELS) Winograd wins on some of these convs and loses on others (two threads,
-# benchmarks/ab_conv.py, this at 128 -> 64): SqueezeNet's 64->256 on 13x13 0.373 -> 0.396 ms,
-# Inception-v1's 96->208 on 14x14 0.500 -> 0.473, 112->224 0.618 -> 0.536; kept at 128.
-PACKED_OVER_WINOGRAD_INPUTS = 128
+# Inputs below which small-map 3x3 convs are kept from Winograd (beats_winograd). It was 128 while
+# Winograd's own GEMMs ran on numpy below 128 channels; with them packed from 64 (winograd.
+# PACKED_MIN_CHANNELS), two threads, batch 1 (benchmarks/ab_conv.py, 128 -> 64): SqueezeNet's
+# 64->256 on 13x13 0.373 -> 0.396 ms, Inception-v1's 96->208 on 14x14 0.500 -> 0.473, 112->224
+# 0.618 -> 0.536. At 96 (ab_ops.py, 128 -> 96, Inception-v1's on 13x13 in the model): 96->208
+# 0.505 -> 0.430, 112->224 0.609 -> 0.426; the model (ab_models.py, two runs of each) 27.0 / 26.7
+# -> 25.7 / 25.4 ms, batch 8 equal (173.5 / 177.5 against 176.2 / 157.7).
+PACKED_OVER_WINOGRAD_INPUTS = 96
 # 1: the kernel reads a conv's columns where they lie in the (padded) input, through offset tables
 # (packed_gemm.Gather); 0: im2col into scratch first.
 GATHER_COLUMNS = 1
