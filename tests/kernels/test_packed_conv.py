@@ -99,8 +99,9 @@ def test_output_in_the_residuals_bytes(two_threads, monkeypatch, cfg, batch: int
 
 @pytest.mark.parametrize("c,m,phases", [(64, 256, True), (48, 192, True), (160, 320, False)])
 def test_small_maps_with_few_inputs_go_to_the_phase_conv_rather_than_winograd(c: int, m: int, phases: bool) -> None:
-    """3x3 same convs on 13x13 take the direct conv over stride phases (flat rows) below 128
-    inputs, on plain weights; from 128 Winograd's GEMMs are packed and it keeps them."""
+    """3x3 same convs on 13x13 take the direct conv over stride phases (flat rows) below
+    PACKED_OVER_WINOGRAD_INPUTS (96) inputs, on plain weights; above it they go to Winograd, whose
+    GEMMs are packed."""
     rng = np.random.default_rng(4)
     x, w = _rand(rng, 1, c, 13, 13), _rand(rng, m, c, 3, 3)   # distinct filters: no repeats to share
     spec = make_spec("Conv", [x, w], [np.zeros((1, m, 13, 13), np.float32)],
