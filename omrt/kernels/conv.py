@@ -1,6 +1,9 @@
 """Conv: convolution as GEMM over planned scratch.
 
 Paths, chosen once at build time:
+  * 1x1, stride 1, no padding, group 1, over a batch: omrt.kernels.pixel_gemm (an IR micro-kernel
+    with vectors along the pixels, straight on the NCHW view, the epilogue as it stores, on
+    weights the compiler stored packed).
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
   * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_jit
     (compiled loops; 3x3 stride-1 "same" ones read in place), without them omrt.kernels.depthwise_cl
@@ -46,6 +49,7 @@ from omrt.kernels.parallel import get_pool, lead_split, split
 from omrt.kernels.phase_conv import (
     phase_build, phase_eligible, phase_shape, phase_shaped, phase_workspace, tile_fill,
 )
+from omrt.kernels.pixel_gemm import pixel_build, pixel_eligible, pixel_shape
 from omrt.kernels.repeated import conv_repeats, repeated_conv_build, repeated_conv_workspace
 from omrt.kernels.stacked_images import stack_eligible, stacked_build, stacked_workspace
 from omrt.kernels.tap_gemm import tap_gemm_build, tap_gemm_eligible, tap_gemm_workspace
@@ -236,7 +240,7 @@ def _conv_prepack(spec: OpSpec) -> tuple[dict[str, Any], dict[int, np.ndarray]] 
         if packed_gemm_wins(g) and np.dtype(dtype) == np.float32:
             return {"_winograd": 1, "_packed": 1, "kernel_shape": [3, 3]}, {1: packed_gemm.pack_panels(u)}
         return {"_winograd": 1}, {1: u}
-    if packed_shape(g, dtype, True) and not phase_shaped(g, dtype, True):
+    if packed_shape(g, dtype, True) and not phase_shaped(g, dtype, True) or pixel_shape(g, dtype, True):
         return ({"_packed": 1, "kernel_shape": list(g.kernel)},
                 {1: packed_gemm.pack_panels(w.reshape(g.m, g.c * g.k_size))})
     return None
@@ -437,8 +441,8 @@ def _residual_in_kernel(spec: OpSpec) -> bool:
     g, dtype = conv_geom(spec), np.dtype(spec.outputs[0].dtype)
     if dtype != np.float32 or g.depthwise or Epilogue(spec.attrs).clamp is None or not _bias_fixed(spec):
         return False
-    if spec.attr("_packed"):
-        return packed_eligible(g, dtype, True)
+    if spec.attr("_packed") or pixel_shape(g, dtype, True):
+        return packed_eligible(g, dtype, True) or pixel_eligible(g, dtype, True)
     return phase_eligible(g, dtype, True)
 
 
@@ -499,6 +503,8 @@ def _conv_build(spec: OpSpec):
     if spec.attr("_packed"):
         if packed_eligible(g, dtype, True):
             return packed_build(g, w_const, b_const, epi, get_pool())
+        if pixel_eligible(g, dtype, True) and not shuffled:
+            return pixel_build(g, w_const, b_const, epi, get_pool())
         w_const = packed_gemm.unpack_panels(w_const, g.m).reshape((g.m, g.c) + g.kernel)
     repeats = None if shuffled else conv_repeats(spec)
     if repeats is not None:
