@@ -7,11 +7,13 @@ output is one lane of a scattered store. Over a batch these convs ran on BLAS im
 clamp in a second pass over the output. Here an input row's pixels are the vectors, loaded
 straight from X, each multiplied by micro_rows weights broadcast from the packed panel (the
 weights of one k for a block of rows lie together), and the tile of accumulators goes to Y's
-rows with plain vector stores, the clamp applied on the way out. The bias and residual start the
-sums, so a residual that shares Y's bytes is read before any of it is written. The phase conv
-(omrt.kernels.phase_conv) runs the same kind of tile over one image and keeps batch 1, where it
-was as fast (ResNet-50 batch 1 on two threads, benchmarks/ab_models.py, two runs of each: 37.6 /
-37.5 ms with it, 38.2 / 37.7 with this kernel).
+rows with plain vector stores, the clamp applied on the way out. The bias starts the sums; the
+residual, which may share Y's bytes, is added as each tile is stored where the reduction is one
+K chunk, and otherwise starts the first chunk's sums, so it is read before that tile is written
+(at the end rather than the start, its loads off the first FMAs' path; one thread, the kernel
+alone: ResNet-50's 64->256 on 56x56 over four images 6.43 -> 6.30 ms, eight 15.2 -> 14.6,
+128->512 on 28x28 over four 5.19 -> 5.04). The phase conv (omrt.kernels.phase_conv) runs the
+same kind of tile over one image and keeps batch 1 (MIN_IMAGES).
 
 Four images on one thread (a batch lane), against BLAS (benchmarks/ab_conv.py --batch 4, one
 thread, Zen 4 VM): ResNet-50's 64->256 on 56x56 5.16 -> 4.67 ms, 256->1024 on 14x14 4.89 ->
@@ -38,6 +40,11 @@ from omrt.kernels.parallel import Pool, lead_split
 # 1: batches of 1x1 convs on maps of MIN_COLUMNS pixels or more run here (0: on BLAS).
 PIXEL_GEMM = 1
 MIN_COLUMNS = 64
+# Batch 1 keeps the phase conv: ResNet-50 on two threads, this kernel from one image against it
+# (benchmarks/ab_models.py, two runs of each) 38.2 / 37.7 against 37.6 / 37.5 ms; per op
+# (ab_ops.py, MIN_IMAGES=1) the expanding convs lose (64->256 on 56x56 2.71 -> 2.98 ms, 128->512
+# on 28x28 2.39 -> 2.70, 256->1024 on 14x14 3.96 -> 4.15) and the reducing ones gain 0.1 ms or less.
+MIN_IMAGES = 2
 VECTORS = 3             # pixel vectors per tile
 K_CHUNK = 256           # reduction rows per chunk: a block of rows' weights for it stay in L1
 CHUNK_BYTES = 192 * 1024  # X bytes of one column chunk's K chunk (L2 on the hosts measured)
@@ -59,7 +66,8 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
     name = f"tile{nv}{'m' if masked else ''}"
     out = [f"define internal void @{name}(ptr %wp, ptr %x, ptr %y, ptr %bias, ptr %res, i64 %k_n, i64 %ldx, "
            f"i64 %ldy, i1 %first, i1 %last, i1 %with_res, {v} %lov, {v} %hiv, i32 %tail) alwaysinline {{",
-           "entry:"]
+           "entry:", "  %not_last = xor i1 %last, true", "  %early_res = and i1 %with_res, %not_last",
+           "  %late_first = and i1 %with_res, %first", "  %late_res = and i1 %late_first, %last"]
     if masked:
         out += llvm_jit.splat("ts", "%tail", vl, "i32")
         out.append(f"  %mask = icmp slt <{vl} x i32> {llvm_jit.lanes32(vl)}, %ts")
@@ -75,16 +83,18 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
             return [f"  call void @llvm.masked.store.v{vl}f32.p0({v} {value}, ptr {ptr}, i32 4, {mask} %mask)"]
         return [f"  store {v} {value}, ptr {ptr}, align 4"]
 
+    out += llvm_jit.splat("late", "%late_res", vl, "i1")
+    for i in range(rows):
+        out += [f"  %ro{i} = mul i64 %ldy, {i}"]
+        for j in range(nv):
+            out += [f"  %rpo{i}_{j} = add i64 %ro{i}, {j * vl}",
+                    f"  %rp{i}_{j} = getelementptr float, ptr %res, i64 %rpo{i}_{j}"]
     out.append("  br i1 %first, label %from_bias, label %from_y")
     out.append("from_bias:")
     for i in range(rows):
         out += [f"  %bq{i} = getelementptr float, ptr %bias, i64 {i}", f"  %bs{i} = load float, ptr %bq{i}, align 4"]
         out += llvm_jit.splat(f"bv{i}", f"%bs{i}", vl)
-        out += [f"  %ro{i} = mul i64 %ldy, {i}"]
-        for j in range(nv):
-            out += [f"  %rpo{i}_{j} = add i64 %ro{i}, {j * vl}",
-                    f"  %rp{i}_{j} = getelementptr float, ptr %res, i64 %rpo{i}_{j}"]
-    out.append("  br i1 %with_res, label %add_res, label %start")
+    out.append("  br i1 %early_res, label %add_res, label %start")
     out.append("add_res:")
     for i in range(rows):
         for j in range(nv):
@@ -128,7 +138,13 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
     out += ["  ret void", "finish:"]
     for i in range(rows):
         for j in range(nv):
-            lines, value = llvm_jit.clamp(vl, f"%n{i}_{j}", "%lov", "%hiv", f"{i}_{j}")
+            lane_mask = "%late"
+            if masked and j == nv - 1:
+                out.append(f"  %late_tail{i} = and {mask} %late, %mask")
+                lane_mask = f"%late_tail{i}"
+            out += [f"  %lr{i}_{j} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rp{i}_{j}, i32 4, {mask} {lane_mask}, "
+                    f"{v} zeroinitializer)", f"  %f{i}_{j} = fadd {v} %n{i}_{j}, %lr{i}_{j}"]
+            lines, value = llvm_jit.clamp(vl, f"%f{i}_{j}", "%lov", "%hiv", f"{i}_{j}")
             out += lines + store(value, f"%sq{i}_{j}", j)
     out += ["  ret void", "}"]
     return "\n".join(out)
@@ -253,8 +269,9 @@ def pixel_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     of ROW_ALIGN outputs and at least MIN_COLUMNS pixels: the convs whose weights the compiler
     stores packed for this kernel (conv._conv_prepack). The shape alone decides, so a model
     compiled on one host runs on any."""
-    return (bool(PIXEL_GEMM) and g.n > 1 and g.direct_view and g.group == 1 and g.kernel == (1, 1) and const_weights
-            and np.dtype(dtype) == np.float32 and g.m % ROW_ALIGN == 0 and g.p_size >= MIN_COLUMNS)
+    return (bool(PIXEL_GEMM) and g.n >= MIN_IMAGES and g.direct_view and g.group == 1 and g.kernel == (1, 1)
+            and const_weights and np.dtype(dtype) == np.float32 and g.m % ROW_ALIGN == 0
+            and g.p_size >= MIN_COLUMNS)
 
 
 def pixel_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
