@@ -84,11 +84,12 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
         return [f"  store {v} {value}, ptr {ptr}, align 4"]
 
     out += llvm_jit.splat("late", "%late_res", vl, "i1")
-    for i in range(rows):
-        out += [f"  %ro{i} = mul i64 %ldy, {i}"]
+    for i in range(rows):   # vector j of row i: at offset %o{i}_{j} in Y and in the residual
+        out.append(f"  %ro{i} = mul i64 %ldy, {i}")
         for j in range(nv):
-            out += [f"  %rpo{i}_{j} = add i64 %ro{i}, {j * vl}",
-                    f"  %rp{i}_{j} = getelementptr float, ptr %res, i64 %rpo{i}_{j}"]
+            out += [f"  %o{i}_{j} = add i64 %ro{i}, {j * vl}",
+                    f"  %rp{i}_{j} = getelementptr float, ptr %res, i64 %o{i}_{j}",
+                    f"  %yp{i}_{j} = getelementptr float, ptr %y, i64 %o{i}_{j}"]
     out.append("  br i1 %first, label %from_bias, label %from_y")
     out.append("from_bias:")
     for i in range(rows):
@@ -103,10 +104,7 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
     out.append("  br label %start")
     out.append("from_y:")
     for i in range(rows):
-        out.append(f"  %yo{i} = mul i64 %ldy, {i}")
         for j in range(nv):
-            out += [f"  %ypo{i}_{j} = add i64 %yo{i}, {j * vl}",
-                    f"  %yp{i}_{j} = getelementptr float, ptr %y, i64 %ypo{i}_{j}"]
             out += load(f"%yp{i}_{j}", j, f"yv{i}_{j}")
     out += ["  br label %start", "start:"]
     for i in range(rows):
@@ -125,16 +123,11 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
     out.append(f"  %wo = mul i64 %k, {PANEL_ROWS}")
     out += llvm_jit.broadcast_fmas(vl, "%wp", "%wo", rows, vectors, "w")
     out += [llvm_jit.next_iteration("k", 1, "%k_n", "loop", "done"), "done:"]
-    for i in range(rows):
-        out.append(f"  %so{i} = mul i64 %ldy, {i}")
-        for j in range(nv):
-            out += [f"  %sqo{i}_{j} = add i64 %so{i}, {j * vl}",
-                    f"  %sq{i}_{j} = getelementptr float, ptr %y, i64 %sqo{i}_{j}"]
     out.append("  br i1 %last, label %finish, label %partial")
     out.append("partial:")
     for i in range(rows):
         for j in range(nv):
-            out += store(f"%n{i}_{j}", f"%sq{i}_{j}", j)
+            out += store(f"%n{i}_{j}", f"%yp{i}_{j}", j)
     out += ["  ret void", "finish:"]
     for i in range(rows):
         for j in range(nv):
@@ -145,7 +138,7 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
             out += [f"  %lr{i}_{j} = call {v} @llvm.masked.load.v{vl}f32.p0(ptr %rp{i}_{j}, i32 4, {mask} {lane_mask}, "
                     f"{v} zeroinitializer)", f"  %f{i}_{j} = fadd {v} %n{i}_{j}, %lr{i}_{j}"]
             lines, value = llvm_jit.clamp(vl, f"%f{i}_{j}", "%lov", "%hiv", f"{i}_{j}")
-            out += lines + store(value, f"%sq{i}_{j}", j)
+            out += lines + store(value, f"%yp{i}_{j}", j)
     out += ["  ret void", "}"]
     return "\n".join(out)
 

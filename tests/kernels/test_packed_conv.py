@@ -13,7 +13,7 @@ from omrt.kernels.conv_common import pad_into, windows
 from omrt.kernels.packed_conv import gather_tables, packed_eligible, strided_gather
 from omrt.kernels.phase_conv import phase_shaped
 from omrt.kernels.conv import _conv_overwrites
-from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view, run_over_residual
+from tests.kernels.test_conv import ATOL, RTOL, _rand, as_stored, make_spec, ort_run, run_in_view, run_over_residual
 
 pytestmark = pytest.mark.skipif(not packed_gemm.available(), reason="packed micro-kernel not available here")
 
@@ -48,12 +48,7 @@ def _spec(rng, c, m, hw, k, attrs, bias_const=True, residual=False, act=None, dt
     ins = [a.astype(dtype) for a in ins]
     consts = {1: ins[1]} | ({2: ins[2]} if bias_const else {})
     spec = make_spec("Conv", ins, [want.astype(dtype)], fused, consts)
-    stored = prepack(spec)    # as the compiler stores the weights
-    if stored is not None:
-        spec.attrs.update(stored[0])
-        spec.consts.update(stored[1])
-        ins[1] = stored[1][1]
-        spec.inputs[1] = TensorSpec(ins[1].shape, ins[1].dtype)
+    as_stored(spec, ins)    # the weights as the compiler stores them
     return spec, ins, want
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import TensorSpec, packed_gemm, pixel_gemm, prepack
+from omrt.kernels import packed_gemm, pixel_gemm
 from omrt.kernels.conv import _conv_overwrites
 from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.parallel import get_pool
-from tests.kernels.test_conv import ATOL, RTOL, _rand, make_spec, ort_run, run_in_view, run_over_residual
+from tests.kernels.test_conv import ATOL, RTOL, _rand, as_stored, make_spec, ort_run, run_in_view, run_over_residual
 
 pytestmark = pytest.mark.skipif(not pixel_gemm.available(), reason="pixel micro-kernel not available here")
 
@@ -83,12 +83,7 @@ def _conv_case(rng, n, c, m, hw, bias_const=True, residual=False, activation=Non
         attrs.update(_activation="LeakyRelu", _activation_params=[0.1])
     consts = {1: ins[1]} | ({2: ins[2]} if bias_const else {})
     spec = make_spec("Conv", ins, [want], attrs, consts)
-    stored = prepack(spec)    # as the compiler stores the weights
-    if stored is not None:
-        spec.attrs.update(stored[0])
-        spec.consts.update(stored[1])
-        ins[1] = stored[1][1]
-        spec.inputs[1] = TensorSpec(ins[1].shape, ins[1].dtype)
+    as_stored(spec, ins)    # the weights as the compiler stores them
     return spec, ins, want
 
 
