@@ -276,7 +276,8 @@ def pixel_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, epi
     """The conv as a PixelJob over the panels the compiler stored (packed_gemm.pack_panels of the
     (m, c) weights): threads take blocks of output channels of one image, or, with at least as
     many images as threads, whole images. The bias, residual and clamp in the kernel where the
-    activation is a clamp and no bias comes at run time; otherwise finished after."""
+    activation is a clamp, no bias comes at run time and the residual is laid out as the output
+    (which may be a channel range of a larger tensor); otherwise finished after."""
     in_kernel = epi.clamp is not None
     by_images = g.n >= pool.size
     blocks = [(0, g.m)] if by_images else lead_split(g.m, pool.size, ROW_ALIGN, g.image_flops)
@@ -291,7 +292,7 @@ def pixel_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, epi
         late_bias = None if b_const is not None or bias is None else bias.reshape(g.m, 1)
         x3, y3 = x.reshape(g.n, g.c, g.p_size), y.reshape(g.n, g.m, g.p_size)
         r3 = None if res is None else res.reshape(y3.shape)
-        if late_bias is None and in_kernel:
+        if late_bias is None and in_kernel and (r3 is None or r3.strides == y3.strides):
             job.run(pool, x3, y3, r3, threaded, clamp)
             return
         job.run(pool, x3, y3, None, threaded, unclamped)

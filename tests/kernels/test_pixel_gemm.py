@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import packed_gemm, pixel_gemm
+from omrt.kernels import build_kernel, packed_gemm, pixel_gemm
 from omrt.kernels.conv import _conv_overwrites
 from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.parallel import get_pool
@@ -132,3 +132,16 @@ def test_stored_panels_run_without_the_kernel(kernel_paths) -> None:
     assert spec.attrs["_packed"] and ins[1].ndim == 4
     assert pixel_gemm.pixel_eligible(conv_geom(spec), np.float32, True) is (kernel_paths == "compiled")
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+def test_output_in_a_channel_range_of_a_larger_tensor() -> None:
+    """The output may be a channel range of a larger tensor (a concat the compiler writes in
+    place), its images further apart than the residual's: the kernel still adds the residual
+    each image at its own place."""
+    spec, ins, want = _conv_case(np.random.default_rng(8), 3, 40, 24, (9, 30), residual=True, activation="Relu")
+    kernel = build_kernel(spec)
+    whole = np.full((3, 40, 9, 30), 5.0, np.float32)
+    out = whole[:, 8:32]
+    kernel(ins, [out], None)
+    np.testing.assert_allclose(out, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert (whole[:, :8] == 5).all() and (whole[:, 32:] == 5).all()
