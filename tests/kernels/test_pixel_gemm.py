@@ -1,7 +1,8 @@
 """1x1 convs over a batch with vectors along pixels (omrt.kernels.pixel_gemm): the job against
 numpy at row tails, K chunks, column chunks, several images, a residual in Y's own bytes and both
 vector widths; the conv through build_kernel against onnxruntime, with run-time bias, other
-activations, two threads and the output over the residual."""
+activations, two threads, the output over the residual or in a channel range of a larger tensor,
+and the stored panels on a host without the kernel."""
 from __future__ import annotations
 
 import numpy as np
