@@ -235,23 +235,21 @@ class PixelJob:
     W as pack_panels stores it."""
 
     def __init__(self, panels: np.ndarray, bias: np.ndarray | None, m: int, k: int, n: int, images: int,
-                 blocks: list[tuple[int, int]], clamp: tuple[float, float]) -> None:
+                 blocks: list[tuple[int, int]]) -> None:
         kernel = _kernel()
         assert kernel is not None and m % ROW_ALIGN == 0
         bias = np.zeros(m, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32).reshape(m)
         self.job = native_jobs.NativeJob(kernel["task"], SLOTS, list(blocks) * images, keep=(panels, bias),
                                          w=panels.ctypes.data, bias=bias.ctypes.data, k=k, n=n,
-                                         blocks_per_image=len(blocks), column_chunk=column_chunk(k, n),
-                                         lo=float(clamp[0]), hi=float(clamp[1]))
+                                         blocks_per_image=len(blocks), column_chunk=column_chunk(k, n))
 
-    def run(self, pool: Any, x: np.ndarray, y: np.ndarray, res: np.ndarray | None, threaded: bool = True,
-            clamp: tuple[float, float] | None = None) -> None:
-        """x (images, k, n), y and res (images, m, n), each image's rows contiguous; `clamp`, where
-        given, in place of the one the job was made with."""
+    def run(self, pool: Any, x: np.ndarray, y: np.ndarray, res: np.ndarray | None, clamp: tuple[float, float],
+            threaded: bool = True) -> None:
+        """y = clamp(W @ x + bias + res): x (images, k, n), y and res (images, m, n), each image's
+        rows contiguous."""
         y_at = y.ctypes.data
-        if clamp is not None:
-            self.job.set(lo=float(clamp[0]), hi=float(clamp[1]))
-        self.job.set(x=x.ctypes.data, y=y_at, res=y_at if res is None else res.ctypes.data,
+        self.job.set(lo=float(clamp[0]), hi=float(clamp[1]), x=x.ctypes.data, y=y_at,
+                     res=y_at if res is None else res.ctypes.data,
                      ldx=x.strides[-2] // 4, ldy=y.strides[-2] // 4, x_image=x.strides[0] // 4,
                      y_image=y.strides[0] // 4, with_res=int(res is not None))
         self.job.run(pool, threaded)
@@ -278,12 +276,12 @@ def pixel_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, epi
     many images as threads, whole images. The bias, residual and clamp in the kernel where the
     activation is a clamp, no bias comes at run time and the residual is laid out as the output
     (which may be a channel range of a larger tensor); otherwise finished after."""
-    in_kernel = epi.clamp is not None
+    clamp = epi.clamp
+    in_kernel = clamp is not None
     by_images = g.n >= pool.size
     blocks = [(0, g.m)] if by_images else lead_split(g.m, pool.size, ROW_ALIGN, g.image_flops)
     unclamped = (-np.inf, np.inf)
-    clamp = epi.clamp if in_kernel else unclamped
-    job = PixelJob(panels.reshape(panels.shape[-3:]), b_const, g.m, g.c, g.p_size, g.n, blocks, clamp)
+    job = PixelJob(panels.reshape(panels.shape[-3:]), b_const, g.m, g.c, g.p_size, g.n, blocks)
     threaded = pool.size > 1 and g.image_flops * g.n >= MIN_PARALLEL_FLOPS
 
     def run(inputs, outputs, scratch):
@@ -293,9 +291,9 @@ def pixel_build(g: ConvGeom, panels: np.ndarray, b_const: np.ndarray | None, epi
         x3, y3 = x.reshape(g.n, g.c, g.p_size), y.reshape(g.n, g.m, g.p_size)
         r3 = None if res is None else res.reshape(y3.shape)
         if late_bias is None and in_kernel and (r3 is None or r3.strides == y3.strides):
-            job.run(pool, x3, y3, r3, threaded, clamp)
+            job.run(pool, x3, y3, r3, clamp, threaded)
             return
-        job.run(pool, x3, y3, None, threaded, unclamped)
+        job.run(pool, x3, y3, None, unclamped, threaded)
         finish(epi, y3, late_bias, r3)
 
     run.residual_first = in_kernel

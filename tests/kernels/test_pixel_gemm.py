@@ -38,12 +38,12 @@ def test_job_matches_numpy(request, cfg, avx2: bool) -> None:
         request.getfixturevalue("avx2_width")
     m, k, n, images, blocks = cfg
     w, b, x, res, want = _job_case(np.random.default_rng(m + k), m, k, n, images)
-    job = pixel_gemm.PixelJob(packed_gemm.pack_panels(w)[0], b, m, k, n, images, blocks, (-0.5, 2.0))
+    job = pixel_gemm.PixelJob(packed_gemm.pack_panels(w)[0], b, m, k, n, images, blocks)
     y = np.full((images, m, n), 7.0, np.float32)
-    job.run(get_pool(), x, y, res, threaded=False)
+    job.run(get_pool(), x, y, res, (-0.5, 2.0), threaded=False)
     np.testing.assert_allclose(y, want, rtol=RTOL, atol=ATOL * np.sqrt(k))
     in_place = res.copy()   # the residual's bytes are Y's: each tile reads it before it stores
-    job.run(get_pool(), x, in_place, in_place, threaded=False)
+    job.run(get_pool(), x, in_place, in_place, (-0.5, 2.0), threaded=False)
     np.testing.assert_array_equal(in_place, y)
 
 
@@ -54,9 +54,9 @@ def test_column_chunks_cover_the_row(monkeypatch) -> None:
     chunk = pixel_gemm.column_chunk(k, n)
     assert chunk < n and chunk % (pixel_gemm.VECTORS * 8) == 0
     w, b, x, res, want = _job_case(np.random.default_rng(3), m, k, n, 2)
-    job = pixel_gemm.PixelJob(packed_gemm.pack_panels(w)[0], b, m, k, n, 2, [(0, 24)], (-0.5, 2.0))
+    job = pixel_gemm.PixelJob(packed_gemm.pack_panels(w)[0], b, m, k, n, 2, [(0, 24)])
     y = np.empty((2, m, n), np.float32)
-    job.run(get_pool(), x, y, res, threaded=False)
+    job.run(get_pool(), x, y, res, (-0.5, 2.0), threaded=False)
     np.testing.assert_allclose(y, want, rtol=RTOL, atol=ATOL * np.sqrt(k))
 
 
