@@ -79,15 +79,19 @@ def run_over_residual(spec: OpSpec, inputs: list[np.ndarray]) -> np.ndarray:
     return results[0]
 
 
-def as_stored(spec: OpSpec, inputs: list[np.ndarray]) -> None:
-    """Give spec and inputs the weights as the compiler stores them (the prepack hook), where it
-    changes them."""
+def as_stored(spec: OpSpec, inputs: list[np.ndarray] | None = None) -> np.ndarray | None:
+    """Give spec (and `inputs`, where given) the weights as the compiler stores them (the prepack
+    hook), and return them; None where it leaves them as they are."""
     stored = prepack(spec)
-    if stored is not None:
-        spec.attrs.update(stored[0])
-        spec.consts.update(stored[1])
-        inputs[1] = stored[1][1]
-        spec.inputs[1] = TensorSpec(inputs[1].shape, inputs[1].dtype)
+    if stored is None:
+        return None
+    spec.attrs.update(stored[0])
+    spec.consts.update(stored[1])
+    weights = stored[1][1]
+    spec.inputs[1] = TensorSpec(weights.shape, weights.dtype)
+    if inputs is not None:
+        inputs[1] = weights
+    return weights
 
 
 @pytest.mark.parametrize("name,case", list(cases_for("Conv", "ConvTranspose")))

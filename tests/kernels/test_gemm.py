@@ -9,7 +9,7 @@ import pytest
 from omrt.kernels import run_op
 from omrt.kernels.epilogue import apply_activation
 from tests.kernels.node_cases import cases_for, run_case
-from tests.kernels.test_conv import ATOL, RTOL, make_spec, ort_run, run_in_view
+from tests.kernels.test_conv import ATOL, RTOL, as_stored, make_spec, ort_run, run_in_view
 
 
 @pytest.mark.parametrize("name,case", list(cases_for("Gemm", "MatMul")))
@@ -85,19 +85,6 @@ def test_float16_and_double() -> None:
             np.testing.assert_allclose(got.astype(np.float64), a.astype(np.float64) @ b, rtol=tol, atol=tol * 5)
 
 
-def _stored(spec):
-    """The spec with its weights as the compiler stores them (the prepack hook), or None."""
-    from omrt.kernels import TensorSpec, prepack
-
-    stored = prepack(spec)
-    if stored is None:
-        return None
-    spec.attrs.update(stored[0])
-    spec.consts.update(stored[1])
-    spec.inputs[1] = TensorSpec(stored[1][1].shape, stored[1][1].dtype)
-    return stored[1][1]
-
-
 @pytest.mark.parametrize("m", [2, 4, 9])
 @pytest.mark.parametrize("tb", [0, 1])
 @pytest.mark.parametrize("c_shape,beta", [(None, 1.0), ((70,), 1.0), ((1, 70), 0.5), ((), 2.0)])
@@ -127,7 +114,7 @@ def test_fully_connected_layers_run_on_packed_weights(monkeypatch, m, tb, c_shap
         from omrt.kernels import TensorSpec
         spec.inputs.insert(2, None)
         spec.inputs[3] = TensorSpec(res.shape, res.dtype)
-    panels = _stored(spec)
+    panels = as_stored(spec)
     assert panels is not None and panels.shape == packed_gemm.panels_shape(1, n, k)
     run_ins = [a, panels] + ins[2:] + ([None] if c_shape is None else []) + [res]
     np.testing.assert_allclose(run_in_view(spec, run_ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
@@ -141,7 +128,7 @@ def test_packed_weights_unpack_where_the_kernel_does_not_run(monkeypatch) -> Non
     attrs = {"transB": 1}
     want = ort_run("Gemm", ins, attrs)[0]
     spec = make_spec("Gemm", ins, [want], attrs, {1: ins[1], 2: ins[2]})
-    panels = _stored(spec)
+    panels = as_stored(spec)
     monkeypatch.setattr(packed_gemm, "available", lambda: False)
     np.testing.assert_allclose(run_in_view(spec, [ins[0], panels, ins[2]]), want, rtol=RTOL, atol=ATOL)
 
@@ -160,7 +147,7 @@ def test_other_gemms_keep_plain_weights(attrs, c_shape, const, rows) -> None:
     consts = {1: ins[1]} | ({2: ins[2]} if const else {})
     want = ort_run("Gemm", ins, attrs)[0]
     spec = make_spec("Gemm", ins, [want], attrs, consts)
-    assert _stored(spec) is None
+    assert as_stored(spec) is None
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=ATOL)
 
 
@@ -171,7 +158,7 @@ def test_packed_weights_of_the_wrong_shape_are_refused() -> None:
     rng = np.random.default_rng(6)
     ins = [_rand(rng, 3, 40), _rand(rng, 40, 20)]
     spec = make_spec("Gemm", ins, [np.zeros((3, 20), np.float32)], {}, {1: ins[1]})
-    panels = _stored(spec)
+    panels = as_stored(spec)
     bad = np.ascontiguousarray(panels[:, :, :-1])
     spec.consts[1] = bad
     spec.inputs[1] = TensorSpec(bad.shape, bad.dtype)
