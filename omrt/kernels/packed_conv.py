@@ -80,6 +80,13 @@ STRIDED_MIN_OUTPUTS = 64
 # 1x1/2 1.313 -> 1.157 ms, 1024->2048 1x1/2 1.286 -> 1.139; alone on two threads 1.26-1.29 ->
 # 1.19-1.21 and 1.24-1.27 -> 1.18.
 SAMPLED_PASS = 1
+# 0: strided 1x1 convs past MAX_COLUMNS outputs go to the phase conv, its vectors along the
+# sampled pixels (1: the packed kernel takes them up to WIDE_MAX_COLUMNS, one scattered store per
+# output). ResNet-50's 512->1024 1x1/2 on 28x28 (benchmarks/ab_conv.py ds28, packed -> phases,
+# two runs each): one thread 2.29 / 2.26 -> 2.04 / 2.03 ms, two 1.43 / 1.40 -> 1.30 / 1.30; inside
+# the model on two threads (ab_ops.py) 1.41 -> 1.34. Up to MAX_COLUMNS (1024->2048 1x1/2 on 14x14,
+# 49 outputs) the packed kernel stays ahead: 1.30 / 1.25 against 1.75 / 1.62.
+STRIDED_POINTWISE_WIDE = 0
 
 
 def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
@@ -92,7 +99,9 @@ def packed_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     if g.n != 1:
         return strided_gather(g) or batch_columns(g)
     depth, cols = g.c * g.k_size, g.p_size
-    return (cols <= MAX_COLUMNS and depth >= MIN_DEPTH or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH
+    sampled = g.k_size == 1 and max(g.strides) > 1 and not int(STRIDED_POINTWISE_WIDE)
+    return (cols <= MAX_COLUMNS and depth >= MIN_DEPTH
+            or cols <= WIDE_MAX_COLUMNS and depth >= WIDE_MIN_DEPTH and not sampled
             or cols <= WIDE_MAX_COLUMNS and depth >= MIN_DEPTH and g.same_3x3 or strided_gather(g))
 
 

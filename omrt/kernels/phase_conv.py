@@ -85,6 +85,13 @@ MIN_SPLIT_FLOPS = 2e6
 # ResNet-50 on one thread (benchmarks/ab_ops.py, VECTORS=2 -> 3: 95.4 -> 95.8 ms, 256->1024 on
 # 14x14 8.39 -> 9.38, most other 1x1 convs 0.1-0.25 faster).
 VECTORS = 2
+# 1: where the rows have no gap (1x1 stride-1 convs, read in place), tiles store each vector
+# whole, its lanes being consecutive outputs (0: split at the output rows as with a gap, two or
+# three masked stores and residual loads per vector on 14x14 maps). ResNet-50 on two threads,
+# batch 1 (benchmarks/ab_ops.py, FLAT_TILES=0 against 1, two runs): 256->1024 on 14x14 4.00 ->
+# 3.65 / 3.35 -> 3.18 ms, 64->256 on 56x56 2.39 -> 2.29 / 2.11 -> 2.03, 128->512 on 28x28 2.06
+# -> 2.00 in the second; sums of per-op medians 43.35 -> 42.84 / 37.74 -> 37.31.
+FLAT_TILES = 1
 SEGMENTS = 3           # output rows one vector's lanes may fall in (phase rows of MIN_PHASE_COLUMNS or more)
 
 
@@ -93,8 +100,8 @@ def _rows(vl: int) -> int:
     return 8 if vl == 16 else 4
 
 
-def _tile_name(shape: str, with_res: bool, clamped: bool) -> str:
-    return f"tile_{shape}{int(with_res)}{int(clamped)}"
+def _tile_name(shape: str, with_res: bool, clamped: bool, flat: bool) -> str:
+    return f"tile_{shape}{int(with_res)}{int(clamped)}{int(flat)}"
 
 
 # Tile shapes as (name, vectors, lanes per vector given the host's vector floats): the full tile,
@@ -111,14 +118,16 @@ def _tile_shapes() -> tuple[tuple[str, int, int], ...]:
     return (full, *NARROW_TILES) if int(TAIL_TILES) else (full,)
 
 
-def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped: bool) -> str:
+def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped: bool, flat: bool) -> str:
     """One tile: mr output channels x vectors*vl consecutive outputs of the flat row, the whole
     reduction; the residual added and the clamp applied on the way out where the variant has
     them. Flat position p (output row p // wq, column p % wq) is output element
     p - (p // wq) * gap, so a vector's lanes go out as up to SEGMENTS masked stores, one per
-    output row it touches, the columns past the row's end (gap of them) left out."""
+    output row it touches, the columns past the row's end (gap of them) left out. `flat`: the
+    rows have no gap (wq == ow: 1x1 stride-1 convs read in place), so each vector is one store."""
     v, m1, iv = f"<{vl} x float>", f"<{vl} x i1>", f"<{vl} x i32>"
-    out = [f"define internal void @{_tile_name(shape, with_res, clamped)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
+    segments = 1 if flat else SEGMENTS
+    out = [f"define internal void @{_tile_name(shape, with_res, clamped, flat)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
            "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, i64 %pos, i64 %wq, i64 %ow, float %lo, "
            "float %hi) alwaysinline {", "entry:"]
     # masks compare 32-bit lanes: one 16-lane compare, where 64-bit lanes take two and the loop
@@ -129,6 +138,9 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
     out += ["  %gap = sub i64 %wq, %ow", "  %ow32 = trunc i64 %ow to i32", "  %wq32 = trunc i64 %wq to i32"]
     for j in range(vectors):
         out.append(f"  %mk{j} = icmp slt <{vl} x i32> {llvm_jit.lanes32(vl, j * vl)}, %cs")
+        if flat:
+            out += [f"  %sm{j}_0 = and {m1} %mk{j}, %mk{j}", f"  %so{j}_0 = add i64 0, {j * vl}"]
+            continue
         # lanes of segment s: [start, start + valid) with start = 0 / wq - x0 + (s - 1) * wq and
         # valid = ow - x0 / ow, where the vector starts at column x0 of output row r0
         out += [f"  %p{j} = add i64 %pos, {j * vl}", f"  %r0_{j} = udiv i64 %p{j}, %wq",
@@ -171,7 +183,7 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
         out += llvm_jit.splat(f"oks{r}", f"%ok{r}", vl, "i1")
     ints = f"i{vl}"
     for j in range(vectors):
-        for seg in range(SEGMENTS):
+        for seg in range(segments):
             sj = f"{j}_{seg}"
             out += [f"  %bits{sj} = bitcast {m1} %sm{sj} to {ints}", f"  %any{sj} = icmp ne {ints} %bits{sj}, 0",
                     f"  br i1 %any{sj}, label %store{sj}, label %next{sj}", f"store{sj}:"]
@@ -199,22 +211,22 @@ def _module_ir(vl: int) -> str:
     """`conv`: chunks r0:r1 of `chunk` output rows of one image (the last one may be shorter),
     panels p0:p1 of output channels, tile by tile along each chunk's flat row."""
     mr, width = _rows(vl), int(VECTORS) * vl
-    variants = [(r, c) for r in (False, True) for c in (False, True)]
+    variants = [(r, c, f) for f in (False, True) for r in (False, True) for c in (False, True)]
     tile_calls = "\n".join(
-        f"{_tile_name(shape, r, c)}:\n  call void @{_tile_name(shape, r, c)}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, "
+        f"{_tile_name(shape, r, c, f)}:\n  call void @{_tile_name(shape, r, c, f)}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, "
         "ptr %rp, ptr %bq, i64 %k, i64 %ldy, i64 %rows, i64 %cols, i64 %c, i64 %wq, i64 %ow, float %lo, float %hi)\n"
         "  br label %tile_done"
-        for shape, _, _ in _tile_shapes() for r, c in variants)
+        for shape, _, _ in _tile_shapes() for r, c, f in variants)
     # the tile for what is left of the flat row: half a vector, one, or the full tile
-    cases = " ".join(f"i64 {4 * i + 2 * r + c}, label %{_tile_name(shape, r, c)}"
-                     for i, (shape, _, _) in enumerate(_tile_shapes()) for r, c in variants)
+    cases = " ".join(f"i64 {8 * i + 4 * f + 2 * r + c}, label %{_tile_name(shape, r, c, f)}"
+                     for i, (shape, _, _) in enumerate(_tile_shapes()) for r, c, f in variants)
     pick, which = [], "0"
     for i, (_, vectors, per) in enumerate(_tile_shapes()[1:], 1):
         pick += [f"  %left{i} = icmp ule i64 %cols, {vectors * vl // per}",
-                 f"  %which{i} = select i1 %left{i}, i64 {4 * i}, i64 {which}"]
+                 f"  %which{i} = select i1 %left{i}, i64 {8 * i}, i64 {which}"]
         which = f"%which{i}"
-    pick += [f"  %which = add i64 {which}, %variant",
-             f"  switch i64 %which, label %{_tile_name('full', False, False)} [{cases}]"]
+    pick += [f"  %which = add i64 {which}, %flat_variant",
+             f"  switch i64 %which, label %{_tile_name('full', False, False, False)} [{cases}]"]
     declared = []
     for lanes in sorted({vl // per for _, _, per in _tile_shapes()}):
         v, m1 = f"<{lanes} x float>", f"<{lanes} x i1>"
@@ -223,11 +235,16 @@ def _module_ir(vl: int) -> str:
                      f"declare void @llvm.masked.store.v{lanes}f32.p0({v}, ptr, i32, {m1})"]
     return "\n\n".join([
         *declared,
-        *[_tile_ir(vl // per, mr, shape, vectors, r, c) for shape, vectors, per in _tile_shapes() for r, c in variants],
+        *[_tile_ir(vl // per, mr, shape, vectors, r, c, f) for shape, vectors, per in _tile_shapes()
+          for r, c, f in variants],
         f"""define void @conv(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %p0, i64 %p1, i64 %m, i64 %k,
                   i64 %r0, i64 %r1, i64 %chunk, i64 %oh, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo,
                   float %hi) {{
 entry:
+  %no_gap = icmp eq i64 %wq, %ow
+  %flat_on = and i1 %no_gap, {"true" if int(FLAT_TILES) else "false"}
+  %flat_add = select i1 %flat_on, i64 4, i64 0
+  %flat_variant = add i64 %variant, %flat_add
   br label %chunk_top
 chunk_top:
   %q = phi i64 [%r0, %entry], [%q_next, %chunk_done]
@@ -295,7 +312,7 @@ _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
 def _kernel():
-    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}_{int(VECTORS)}", _module_ir,
+    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}_{int(VECTORS)}_{int(FLAT_TILES)}", _module_ir,
                                    {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
 
 

@@ -41,6 +41,7 @@ POINTWISE = [
     (1, 128, 16, (55, 55), (1, 1), {}),                                        # SqueezeNet's squeeze conv
     (1, 24, 36, (19, 33), (1, 1), {"strides": [2, 2]}),                        # sampled by the IR pass
     (1, 8, 10, (25, 40), (1, 1), {"strides": [3, 2]}),                         # sampled by numpy
+    (1, 512, 24, (28, 28), (1, 1), {"strides": [2, 2]}),                       # ResNet's 512->1024 1x1/2
 ]
 
 
@@ -112,6 +113,18 @@ def test_last_tile_of_each_width_stores_every_output(width: int, residual: bool)
 def test_small_maps_end_on_a_narrow_tile(cfg) -> None:
     """14x14 and 7x7 maps, whose flat rows end 4 and 17 outputs past a full tile."""
     spec, ins, want = _case(np.random.default_rng(9), *cfg, residual=True)
+    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+
+
+@pytest.mark.parametrize("flat", [0, 1])
+@pytest.mark.parametrize("cfg", [(1, 64, 40, (14, 14), (1, 1), {}), (1, 40, 24, (9, 30), (1, 1), {}),
+                                 (1, 16, 8, (5, 5), (1, 1), {})])
+def test_rows_without_gaps_store_whole_vectors(monkeypatch, cfg, flat: int) -> None:
+    """1x1 stride-1 convs' rows have no gap between them: their tiles store each vector whole
+    (FLAT_TILES) or split at the rows as other convs' tiles do; both store every output once, with
+    the residual and clamp."""
+    monkeypatch.setattr(phase_conv, "FLAT_TILES", flat)
+    spec, ins, want = _case(np.random.default_rng(11), *cfg, residual=True)
     np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
 
 
