@@ -127,7 +127,8 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
     rows have no gap (wq == ow: 1x1 stride-1 convs read in place), so each vector is one store."""
     v, m1, iv = f"<{vl} x float>", f"<{vl} x i1>", f"<{vl} x i32>"
     segments = 1 if flat else SEGMENTS
-    out = [f"define internal void @{_tile_name(shape, with_res, clamped, flat)}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
+    name = _tile_name(shape, with_res, clamped, flat)
+    out = [f"define internal void @{name}(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, "
            "ptr %bias, i64 %k_n, i64 %ldy, i64 %rows, i64 %cols, i64 %pos, i64 %wq, i64 %ow, float %lo, "
            "float %hi) alwaysinline {", "entry:"]
     # masks compare 32-bit lanes: one 16-lane compare, where 64-bit lanes take two and the loop
@@ -213,8 +214,9 @@ def _module_ir(vl: int) -> str:
     mr, width = _rows(vl), int(VECTORS) * vl
     variants = [(r, c, f) for f in (False, True) for r in (False, True) for c in (False, True)]
     tile_calls = "\n".join(
-        f"{_tile_name(shape, r, c, f)}:\n  call void @{_tile_name(shape, r, c, f)}(ptr %wpp, ptr %xc, ptr %off, ptr %yp, "
-        "ptr %rp, ptr %bq, i64 %k, i64 %ldy, i64 %rows, i64 %cols, i64 %c, i64 %wq, i64 %ow, float %lo, float %hi)\n"
+        f"{_tile_name(shape, r, c, f)}:\n  call void @{_tile_name(shape, r, c, f)}(ptr %wpp, ptr %xc, ptr %off, "
+        "ptr %yp, ptr %rp, ptr %bq, i64 %k, i64 %ldy, i64 %rows, i64 %cols, i64 %c, i64 %wq, i64 %ow, float %lo, "
+        "float %hi)\n"
         "  br label %tile_done"
         for shape, _, _ in _tile_shapes() for r, c, f in variants)
     # the tile for what is left of the flat row: half a vector, one, or the full tile
