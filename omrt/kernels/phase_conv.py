@@ -140,7 +140,6 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
     for j in range(vectors):
         out.append(f"  %mk{j} = icmp slt <{vl} x i32> {llvm_jit.lanes32(vl, j * vl)}, %cs")
         if flat:
-            out += [f"  %sm{j}_0 = and {m1} %mk{j}, %mk{j}", f"  %so{j}_0 = add i64 0, {j * vl}"]
             continue
         # lanes of segment s: [start, start + valid) with start = 0 / wq - x0 + (s - 1) * wq and
         # valid = ow - x0 / ow, where the vector starts at column x0 of output row r0
@@ -186,12 +185,14 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
     for j in range(vectors):
         for seg in range(segments):
             sj = f"{j}_{seg}"
-            out += [f"  %bits{sj} = bitcast {m1} %sm{sj} to {ints}", f"  %any{sj} = icmp ne {ints} %bits{sj}, 0",
+            # a flat tile's vector is one segment: its lanes' mask, at its own offset in the row
+            mask, offset = (f"%mk{j}", str(j * vl)) if flat else (f"%sm{sj}", f"%so{sj}")
+            out += [f"  %bits{sj} = bitcast {m1} {mask} to {ints}", f"  %any{sj} = icmp ne {ints} %bits{sj}, 0",
                     f"  br i1 %any{sj}, label %store{sj}, label %next{sj}", f"store{sj}:"]
             for r in range(mr):
                 t = f"{r}_{j}_{seg}"
-                out += [f"  %do{t} = add i64 %dr{r}, %so{sj}", f"  %dq{t} = getelementptr float, ptr %y, i64 %do{t}",
-                        f"  %cm{t} = and {m1} %sm{sj}, %oks{r}"]
+                out += [f"  %do{t} = add i64 %dr{r}, {offset}", f"  %dq{t} = getelementptr float, ptr %y, i64 %do{t}",
+                        f"  %cm{t} = and {m1} {mask}, %oks{r}"]
                 value = f"%n{r}_{j}"
                 if with_res:
                     out += [f"  %rq{t} = getelementptr float, ptr %res, i64 %do{t}",
