@@ -13,7 +13,9 @@ from omrt.kernels.conv_common import pad_into, windows
 from omrt.kernels.packed_conv import gather_tables, packed_eligible, strided_gather
 from omrt.kernels.phase_conv import phase_shaped
 from omrt.kernels.conv import _conv_overwrites
-from tests.kernels.test_conv import ATOL, RTOL, _rand, as_stored, make_spec, ort_run, run_in_view, run_over_residual
+from tests.kernels.test_conv import (
+    ATOL, RTOL, _rand, as_stored, assert_sums_close, make_spec, ort_run, run_in_view, run_over_residual,
+)
 
 pytestmark = pytest.mark.skipif(not packed_gemm.available(), reason="packed micro-kernel not available here")
 
@@ -61,7 +63,7 @@ def test_packed_conv_matches_onnxruntime(kernel_paths, cfg, bias_const: bool) ->
     assert spec.attrs.get("_packed")
     assert packed_eligible(conv_geom(spec), np.float32, True) is (kernel_paths == "compiled")
     # float32 sums over a thousand terms: both runtimes' rounding grows with the outputs' scale
-    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert_sums_close(run_in_view(spec, ins), want)
 
 
 @pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[2], (140, 20, (14, 14), (3, 3), {"pads": [1, 1, 1, 1]})])
@@ -72,7 +74,7 @@ def test_packed_conv_residual_and_relu_on_two_threads(two_threads, monkeypatch, 
 
     monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
     spec, ins, want = _spec(np.random.default_rng(2), *cfg, residual=True, act="Relu")
-    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert_sums_close(run_in_view(spec, ins), want)
 
 
 @pytest.mark.parametrize("cfg", [SHAPES[0], SHAPES[2], SHAPES[3]])
@@ -89,7 +91,7 @@ def test_output_in_the_residuals_bytes(two_threads, monkeypatch, cfg, batch: int
         pytest.skip("not a packed conv at this batch")
     assert _conv_overwrites(spec) == (3,)
     got = run_over_residual(spec, ins)
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert_sums_close(got, want)
 
 
 @pytest.mark.parametrize("c,m,phases", [(64, 256, True), (48, 192, True), (160, 320, False)])
@@ -195,7 +197,7 @@ def test_large_padded_images_are_padded_by_both_threads(two_threads, monkeypatch
     monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
     monkeypatch.setattr(packed_conv, "PAD_SPLIT_BYTES", 0)
     spec, ins, want = _spec(np.random.default_rng(8), *SHAPES[7], residual=True, act="Relu")
-    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert_sums_close(run_in_view(spec, ins), want)
 
 
 @pytest.mark.parametrize("c,m,k,stride,dtype,packed", [
@@ -226,7 +228,7 @@ def test_an_unpadded_input_in_a_strided_view_is_gathered_from_a_copy() -> None:
     wide = np.full(ins[0].shape[:3] + (ins[0].shape[3] + 4,), np.nan, np.float32)
     wide[..., 2:-2] = ins[0]
     got = run_in_view(spec, [wide[..., 2:-2]] + ins[1:])
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert_sums_close(got, want)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -246,7 +248,7 @@ def test_a_batch_runs_image_by_image_or_as_one_product(monkeypatch, threads: int
     spec, ins, want = _spec(np.random.default_rng(11), *cfg, bias_const=bias_const, residual=True, act="Relu",
                             batch=3)
     assert spec.attrs.get("_packed")
-    np.testing.assert_allclose(run_in_view(spec, ins), want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert_sums_close(run_in_view(spec, ins), want)
 
 
 def test_batch_tables_put_each_image_in_its_place() -> None:
@@ -271,4 +273,4 @@ def test_a_kernel_smaller_than_its_stride_has_room_to_copy_a_strided_view() -> N
     wide = np.full(ins[0].shape[:3] + (ins[0].shape[3] + 4,), np.nan, np.float32)
     wide[..., 2:-2] = ins[0]
     got = run_in_view(spec, [wide[..., 2:-2]] + ins[1:])
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=max(ATOL, 2e-6 * np.abs(want).max()))
+    assert_sums_close(got, want)
