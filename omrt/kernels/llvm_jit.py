@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from omrt.kernels import jit
 
@@ -85,6 +85,16 @@ def splat(name: str, scalar: str, vl: int, ty: str = "float") -> list[str]:
 def lanes(vl: int, start: int = 0) -> str:
     """The constant <vl x i64> vector start, start + 1, ..."""
     return "<" + ", ".join(f"i64 {start + i}" for i in range(vl)) + ">"
+
+
+def reduction_loop(vl: int, rows: int, cols: int, initial: Callable[[int, int], str], entry: str) -> list[str]:
+    """IR lines opening a micro-kernel's reduction loop, label `loop` over %k from 0: the
+    accumulators %a{i}_{j} (i < rows, j < cols, the names broadcast_fmas adds into) start as
+    initial(i, j) coming from label `entry`, then carry %n{i}_{j} from each step."""
+    v = f"<{vl} x float>"
+    return ["  br label %loop", "loop:", f"  %k = phi i64 [0, %{entry}], [%k_next, %loop]"] + [
+        f"  %a{i}_{j} = phi {v} [{initial(i, j)}, %{entry}], [%n{i}_{j}, %loop]"
+        for i in range(rows) for j in range(cols)]
 
 
 def broadcast_fmas(vl: int, src: str, base: str, count: int, vectors: list[str], tag: str) -> list[str]:

@@ -84,10 +84,7 @@ def _group_ir(vl: int, nb: int, gather: bool = False) -> str:
     for j in range(nb):
         for p in range(vectors):
             out.append(f"  %s{j}_{p} = phi {v} [%b{p}, %from_bias], [%al{j}_{p}, %from_acc]")
-    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %start], [%k_next, %loop]"]
-    for j in range(nb):
-        for p in range(vectors):
-            out.append(f"  %a{j}_{p} = phi {v} [%s{j}_{p}, %start], [%n{j}_{p}, %loop]")
+    out += llvm_jit.reduction_loop(vl, nb, vectors, lambda j, p: f"%s{j}_{p}", "start")
     out.append(f"  %wo = mul i64 %k, {pw}")
     for line in range(pw * 4 // 64):
         out += [f"  %pfo{line} = add i64 %wo, {line * 16}",

@@ -163,10 +163,7 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
     for r in range(mr):
         out += [f"  %bq{r} = getelementptr float, ptr %bias, i64 {r}", f"  %bs{r} = load float, ptr %bq{r}, align 4"]
         out += llvm_jit.splat(f"bv{r}", f"%bs{r}", vl)
-    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %entry], [%k_next, %loop]"]
-    for r in range(mr):
-        for j in range(vectors):
-            out.append(f"  %a{r}_{j} = phi {v} [%bv{r}, %entry], [%n{r}_{j}, %loop]")
+    out += llvm_jit.reduction_loop(vl, mr, vectors, lambda r, j: f"%bv{r}", "entry")
     out += ["  %oq = getelementptr i64, ptr %off, i64 %k", "  %xo = load i64, ptr %oq, align 8"]
     for j in range(vectors):
         out += [f"  %xo{j} = add i64 %xo, {j * vl}", f"  %xq{j} = getelementptr float, ptr %x, i64 %xo{j}",

@@ -110,10 +110,7 @@ def _tile_ir(vl: int, nv: int, masked: bool) -> str:
     for i in range(rows):
         for j in range(nv):
             out.append(f"  %s{i}_{j} = phi {v} [%bv{i}, %from_bias], [%br{i}_{j}, %add_res], [%yv{i}_{j}, %from_y]")
-    out += ["  br label %loop", "loop:", "  %k = phi i64 [0, %start], [%k_next, %loop]"]
-    for i in range(rows):
-        for j in range(nv):
-            out.append(f"  %a{i}_{j} = phi {v} [%s{i}_{j}, %start], [%n{i}_{j}, %loop]")
+    out += llvm_jit.reduction_loop(vl, rows, nv, lambda i, j: f"%s{i}_{j}", "start")
     out.append("  %xo = mul i64 %k, %ldx")
     vectors = []
     for j in range(nv):
