@@ -8,12 +8,12 @@ as soon as it starts. Here the image is padded once into its stride phases
 phase row; a table gives each tap's offset. The micro-kernel (LLVM IR, omrt.kernels.llvm_jit)
 runs along a flat row of outputs, row after row with the phase rows' extra columns in between (a
 phase row holds the taps of any output row), so a 14-wide map fills its vectors as well as a
-wide one. It keeps 8 output channels (4 with AVX2) x VECTORS vectors of that row in registers,
-loads the tap's pixels as vectors, broadcasts one weight per output channel, and stores each
-vector as one masked store per output row it covers, the extra columns left out, adding the
-residual and applying Relu or Clip on the way. The flat row's last few outputs take a tile of one
-vector or half of one (NARROW_TILES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5
-tiles' FMAs rather than 7: one Zen 4 thread, ResNet-50's 256->1024 1x1 on 14x14 1.128 -> 1.022
+wide one. It keeps 8 output channels (4 with AVX2) x VECTORS vectors of that row in registers (a
+1x1 conv over enough outputs: 16 x one vector, POINTWISE_ROWS), loads the tap's pixels as
+vectors, broadcasts one weight per output channel, and stores each vector as one masked store
+per output row it covers, the extra columns left out, adding the residual and applying Relu or
+Clip on the way. The flat row's last few outputs take a tile of one vector or half of one
+(NARROW_TILES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5 tiles' FMAs rather than 7: one Zen 4 thread, ResNet-50's 256->1024 1x1 on 14x14 1.128 -> 1.022
 ms, 512->128 on 28x28 (chunks of 7 rows) 1.108 -> 1.012; ResNet-50 on two threads 47.97 ->
 46.36 ms (benchmarks/ab_models.py, TAIL_TILES=0 against 1). The kernels keep the weights
 regrouped by 8 output channels, one copy for all that build the same conv
@@ -85,6 +85,17 @@ MIN_SPLIT_FLOPS = 2e6
 # ResNet-50 on one thread (benchmarks/ab_ops.py, VECTORS=2 -> 3: 95.4 -> 95.8 ms, 256->1024 on
 # 14x14 8.39 -> 9.38, most other 1x1 convs 0.1-0.25 faster).
 VECTORS = 2
+# Output channels of an unpadded 1x1 conv's tiles, one vector wide, where its outputs are
+# POINTWISE_MIN_PANELS or more panels of them exactly (AVX-512; 0: 8 x VECTORS as other convs):
+# each pixel vector loaded serves 16 broadcast weights rather than 8, and a flat row ends on
+# a narrower last tile. ResNet-50 at batch 1 (benchmarks/ab_ops.py, POINTWISE_ROWS=0 against 16):
+# one thread, sums of per-op medians 101.4 -> 97.9 ms (256->1024 on 14x14 8.36 -> 7.80, 128->512
+# on 28x28 5.45 -> 4.97, 64->256 on 56x56 6.34 -> 5.94); two threads 64->256 on 56x56 3.27 -> 2.96,
+# 256->512 1x1/2 1.91 -> 1.66, 128->512 on 28x28 2.90 -> 2.69, 256->64 on 56x56 1.55 -> 1.63; the
+# whole model (ab_models.py) 42.49 -> 41.22 and 44.80 -> 44.03 ms, DenseNet-121 39.57 -> 39.28.
+# SqueezeNet's squeeze convs (1-4 panels of 16) lost 0.02-0.06 ms each, hence the minimum.
+POINTWISE_ROWS = 16
+POINTWISE_MIN_PANELS = 8
 # 1: where the rows have no gap (1x1 stride-1 convs, read in place), tiles store each vector
 # whole, its lanes being consecutive outputs (0: split at the output rows as with a gap, two or
 # three masked stores and residual loads per vector on 14x14 maps). ResNet-50 on two threads,
@@ -100,6 +111,17 @@ def _rows(vl: int) -> int:
     return 8 if vl == 16 else 4
 
 
+def tile_shape(g: ConvGeom | None, vl: int) -> tuple[int, int]:
+    """(output channels, vectors) of g's tiles: POINTWISE_ROWS x one vector for an unpadded 1x1
+    conv whose outputs are POINTWISE_MIN_PANELS or more panels of POINTWISE_ROWS exactly (AVX-512),
+    else _rows x VECTORS."""
+    rows = int(POINTWISE_ROWS)
+    if (vl == 16 and rows and g is not None and _unpadded_1x1(g) and g.m % rows == 0
+            and g.m // rows >= POINTWISE_MIN_PANELS):
+        return rows, 1
+    return _rows(vl), int(VECTORS)
+
+
 def _tile_name(shape: str, with_res: bool, clamped: bool, flat: bool) -> str:
     return f"tile_{shape}{int(with_res)}{int(clamped)}{int(flat)}"
 
@@ -112,10 +134,11 @@ NARROW_TILES = (("one", 1, 1), ("half", 1, 2))
 TAIL_TILES = 1
 
 
-def _tile_shapes() -> tuple[tuple[str, int, int], ...]:
-    """The tile shapes the kernel is built with, widest first."""
-    full = ("full", int(VECTORS), 1)
-    return (full, *NARROW_TILES) if int(TAIL_TILES) else (full,)
+def _tile_shapes(vectors: int) -> tuple[tuple[str, int, int], ...]:
+    """The tile shapes a kernel of full tiles `vectors` wide is built with, widest first."""
+    full = ("full", vectors, 1)
+    narrow = tuple(shape for shape in NARROW_TILES if shape[1] < vectors * shape[2])
+    return (full, *narrow) if int(TAIL_TILES) else (full,)
 
 
 def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped: bool, flat: bool) -> str:
@@ -206,37 +229,37 @@ def _tile_ir(vl: int, mr: int, shape: str, vectors: int, with_res: bool, clamped
     return "\n".join(out)
 
 
-def _module_ir(vl: int) -> str:
+def _module_ir(vl: int, mr: int, vectors: int) -> str:
     """`conv`: chunks r0:r1 of `chunk` output rows of one image (the last one may be shorter),
-    panels p0:p1 of output channels, tile by tile along each chunk's flat row."""
-    mr, width = _rows(vl), int(VECTORS) * vl
+    panels p0:p1 of mr output channels, tile by tile (vectors wide) along each chunk's flat row."""
+    width = vectors * vl
+    shapes = _tile_shapes(vectors)
     variants = [(r, c, f) for f in (False, True) for r in (False, True) for c in (False, True)]
     tile_calls = "\n".join(
         f"{_tile_name(shape, r, c, f)}:\n  call void @{_tile_name(shape, r, c, f)}(ptr %wpp, ptr %xc, ptr %off, "
         "ptr %yp, ptr %rp, ptr %bq, i64 %k, i64 %ldy, i64 %rows, i64 %cols, i64 %c, i64 %wq, i64 %ow, float %lo, "
         "float %hi)\n"
         "  br label %tile_done"
-        for shape, _, _ in _tile_shapes() for r, c, f in variants)
+        for shape, _, _ in shapes for r, c, f in variants)
     # the tile for what is left of the flat row: half a vector, one, or the full tile
     cases = " ".join(f"i64 {8 * i + 4 * f + 2 * r + c}, label %{_tile_name(shape, r, c, f)}"
-                     for i, (shape, _, _) in enumerate(_tile_shapes()) for r, c, f in variants)
+                     for i, (shape, _, _) in enumerate(shapes) for r, c, f in variants)
     pick, which = [], "0"
-    for i, (_, vectors, per) in enumerate(_tile_shapes()[1:], 1):
-        pick += [f"  %left{i} = icmp ule i64 %cols, {vectors * vl // per}",
+    for i, (_, narrow, per) in enumerate(shapes[1:], 1):
+        pick += [f"  %left{i} = icmp ule i64 %cols, {narrow * vl // per}",
                  f"  %which{i} = select i1 %left{i}, i64 {8 * i}, i64 {which}"]
         which = f"%which{i}"
     pick += [f"  %which = add i64 {which}, %flat_variant",
              f"  switch i64 %which, label %{_tile_name('full', False, False, False)} [{cases}]"]
     declared = []
-    for lanes in sorted({vl // per for _, _, per in _tile_shapes()}):
+    for lanes in sorted({vl // per for _, _, per in shapes}):
         v, m1 = f"<{lanes} x float>", f"<{lanes} x i1>"
         declared += [f"declare {v} @llvm.fma.v{lanes}f32({v}, {v}, {v})",
                      f"declare {v} @llvm.masked.load.v{lanes}f32.p0(ptr, i32, {m1}, {v})",
                      f"declare void @llvm.masked.store.v{lanes}f32.p0({v}, ptr, i32, {m1})"]
     return "\n\n".join([
         *declared,
-        *[_tile_ir(vl // per, mr, shape, vectors, r, c, f) for shape, vectors, per in _tile_shapes()
-          for r, c, f in variants],
+        *[_tile_ir(vl // per, mr, shape, n, r, c, f) for shape, n, per in shapes for r, c, f in variants],
         f"""define void @conv(ptr %wp, ptr %x, ptr %off, ptr %y, ptr %res, ptr %bias, i64 %p0, i64 %p1, i64 %m, i64 %k,
                   i64 %r0, i64 %r1, i64 %chunk, i64 %oh, i64 %ow, i64 %wq, i64 %ldy, i64 %variant, float %lo,
                   float %hi) {{
@@ -311,8 +334,11 @@ def _task_ir() -> str:
 _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 12 + [ctypes.c_float] * 2
 
 
-def _kernel():
-    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}_{int(VECTORS)}_{int(FLAT_TILES)}", _module_ir,
+def _kernel(shape: tuple[int, int] | None = None):
+    """The compiled module for tiles of `shape` (tile_shape; by default other convs' shape)."""
+    mr, vectors = shape or tile_shape(None, llvm_jit.vector_floats())
+    return llvm_jit.compile_module(f"phase_conv{int(TAIL_TILES)}_{vectors}_{int(FLAT_TILES)}_{mr}",
+                                   lambda vl: _module_ir(vl, mr, vectors),
                                    {"conv": _ARGS, "task": native_jobs.TASK_ARGS})
 
 
@@ -376,7 +402,8 @@ def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
 
 def phase_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     """phase_shaped float32 convs, where the micro-kernel runs."""
-    return np.dtype(dtype) == np.float32 and phase_shaped(g, dtype, const_weights) and _kernel() is not None
+    return (np.dtype(dtype) == np.float32 and phase_shaped(g, dtype, const_weights)
+            and _kernel(tile_shape(g, llvm_jit.vector_floats())) is not None)
 
 
 def phase_workspace(g: ConvGeom) -> int:
@@ -420,9 +447,10 @@ def tile_fill(g: ConvGeom) -> float:
     wq = phase_shape(g)[4]
     oh, ow = g.out_sp
     span = (oh - 1) * wq + ow
-    width = int(VECTORS) * vl
+    vectors = tile_shape(g, vl)[1]
+    width = vectors * vl
     full, left = divmod(span, width)
-    last = min((lanes for lanes in (vectors * vl // per for _, vectors, per in _tile_shapes()) if lanes >= left),
+    last = min((lanes for lanes in (n * vl // per for _, n, per in _tile_shapes(vectors)) if lanes >= left),
                default=width)
     return oh * ow / (full * width + (last if left else 0))
 
@@ -441,8 +469,8 @@ def tap_offsets(g: ConvGeom) -> np.ndarray:
 
 
 def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, epi: Epilogue, pool: Pool):
-    vl = llvm_jit.vector_floats()
-    mr = _rows(vl)
+    tiles = tile_shape(g, llvm_jit.vector_floats())
+    mr = tiles[0]
     depth = g.c * g.k_size
     weights = packed_gemm.shared_panels(w_const.reshape(g.m, depth), mr)[0]
     panels = weights.shape[0]
@@ -450,7 +478,8 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     offsets = tap_offsets(g)
     shape = phase_shape(g)
     (oh_n, ow_n), wq = g.out_sp, shape[4]
-    conv = _kernel()["conv"]
+    kernel = _kernel(tiles)
+    conv = kernel["conv"]
     parts = pool.size if g.image_flops >= MIN_SPLIT_FLOPS else 1
     chunk, by_panels = work_split(g, panels, parts)
     chunks = -(-oh_n // chunk)
@@ -473,7 +502,7 @@ def phase_build(g: ConvGeom, w_const: np.ndarray, b_const: np.ndarray | None, ep
     plane = oh_n * ow_n
     # The tasks as a native job (omrt.kernels.native_jobs) where the kernel finishes the output
     # itself: threads run them without the GIL.
-    job = native_jobs.NativeJob(_kernel()["task"], SLOTS, blocks, (weights, offsets, bias), w=w_at, off=off_at,
+    job = native_jobs.NativeJob(kernel["task"], SLOTS, blocks, (weights, offsets, bias), w=w_at, off=off_at,
                                 bias=bias_at, m=g.m, k=depth, chunk=chunk, oh=oh_n, ow=ow_n, wq=wq, ldy=plane,
                                 by_panels=int(by_panels), panels=panels, chunks=chunks)
     native = bool(NATIVE_TASKS)

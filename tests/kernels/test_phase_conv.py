@@ -81,7 +81,45 @@ def test_phase_conv_on_two_threads_with_residual(two_threads, monkeypatch, cfg) 
     assert_sums_close(run_in_view(spec, ins), want)
 
 
-@pytest.mark.parametrize("cfg", [SHAPES[1], CHUNKED, POINTWISE[0], POINTWISE[2]])
+# 1x1 convs over 8 or more panels of POINTWISE_ROWS outputs: tiles of 16 channels x one vector (AVX-512)
+SIXTEEN_ROWS = [
+    (1, 64, 128, (14, 14), (1, 1), {}),                                      # 196 outputs: ends on half a vector
+    (1, 40, 128, (5, 10), (1, 1), {}),                                       # 50: three vectors and two outputs
+    (1, 24, 144, (19, 33), (1, 1), {"strides": [2, 2]}),                     # sampled pixels, 10 x 17
+    (1, 256, 128, (56, 56), (1, 1), {}),                                     # chunks of output rows
+]
+
+
+def test_tile_shape_takes_sixteen_rows_for_pointwise_convs_of_eight_panels() -> None:
+    def geom(m: int, kernel: int, pads: list[int]):
+        x, w = np.zeros((1, 32, 14, 14), np.float32), np.zeros((m, 32, kernel, kernel), np.float32)
+        out = 14 + sum(pads) // 2 - kernel + 1
+        return conv_geom(make_spec("Conv", [x, w], [np.zeros((1, m, out, out), np.float32)],
+                                   {"kernel_shape": [kernel] * 2, "pads": pads}, {1: w}))
+
+    assert phase_conv.tile_shape(geom(128, 1, [0] * 4), 16) == (16, 1)
+    assert phase_conv.tile_shape(geom(136, 1, [0] * 4), 16) == (8, 2)      # not a multiple of 16
+    assert phase_conv.tile_shape(geom(112, 1, [0] * 4), 16) == (8, 2)      # seven panels
+    assert phase_conv.tile_shape(geom(128, 3, [1] * 4), 16) == (8, 2)      # a 3x3 conv
+    assert phase_conv.tile_shape(geom(128, 1, [0] * 4), 8) == (4, 2)       # AVX2
+
+
+@pytest.mark.parametrize("cfg", SIXTEEN_ROWS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pointwise_tiles_of_sixteen_channels(monkeypatch, cfg, threads: int) -> None:
+    """Each panel of 16 channels stores every output of its tiles, the last one narrower, with the
+    residual and clamp, on one thread or two (blocks of panels, or of chunks of rows)."""
+    from omrt.kernels import parallel
+
+    parallel.get_pool()
+    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
+    spec, ins, want = _case(np.random.default_rng(13), *cfg, residual=True)
+    assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True)
+    assert_sums_close(run_in_view(spec, ins), want)
+
+
+@pytest.mark.parametrize("cfg", [SHAPES[1], CHUNKED, POINTWISE[0], POINTWISE[2], SIXTEEN_ROWS[0]])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_output_in_the_residuals_bytes(monkeypatch, cfg, threads: int) -> None:
     """The compiler may give a phase conv with a residual and Relu the residual's bytes for its
