@@ -13,10 +13,11 @@ wide one. It keeps 8 output channels (4 with AVX2) x VECTORS vectors of that row
 vectors, broadcasts one weight per output channel, and stores each vector as one masked store
 per output row it covers, the extra columns left out, adding the residual and applying Relu or
 Clip on the way. The flat row's last few outputs take a tile of one vector or half of one
-(NARROW_TILES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5 tiles' FMAs rather than 7: one Zen 4 thread, ResNet-50's 256->1024 1x1 on 14x14 1.128 -> 1.022
-ms, 512->128 on 28x28 (chunks of 7 rows) 1.108 -> 1.012; ResNet-50 on two threads 47.97 ->
-46.36 ms (benchmarks/ab_models.py, TAIL_TILES=0 against 1). The kernels keep the weights
-regrouped by 8 output channels, one copy for all that build the same conv
+(NARROW_TILES), so a 14x14 map, 4 outputs past six full tiles, runs 6.5 tiles' FMAs rather than
+7: one Zen 4 thread, ResNet-50's 256->1024 1x1 on 14x14 1.128 -> 1.022 ms, 512->128 on 28x28
+(chunks of 7 rows) 1.108 -> 1.012; ResNet-50 on two threads 47.97 -> 46.36 ms
+(benchmarks/ab_models.py, TAIL_TILES=0 against 1). The kernels keep the weights regrouped by
+their tiles' output channels, one copy for all that build the same conv
 (packed_gemm.shared_panels): these convs' weights are small (37 KB for ResNet-50's stem, 590 KB
 for its 128->128 3x3/2, the largest in the light models).
 
