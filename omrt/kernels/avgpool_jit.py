@@ -32,8 +32,7 @@ def _module_ir(vl: int) -> str:
                       f"{mask} %in{half}, {v} zeroinitializer)"]
         loads.append(f"  %s{half} = fadd {v} %l0{half}, %l1{half}")
     return f"""
-declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})
-declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})
+{chr(10).join(llvm_jit.masked_declarations(vl))}
 
 define void @avgpool2s2(ptr %x_all, ptr %y_all, i64 %planes, i64 %h, i64 %w, i64 %oh, i64 %ow) {{
 {llvm_jit.pool_loops_head(vl, llvm_jit.splat("quarter", "0x3FD0000000000000", vl))}

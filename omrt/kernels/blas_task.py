@@ -88,8 +88,7 @@ def _module_ir(vl: int, bits: int) -> str:
             llvm_jit.next_iteration("r", 1, "%last", "row", "piece_done"), "piece_done:",
             llvm_jit.next_iteration("c", "%width", "%n", "columns", "done"), "done:"]
     task = native_jobs.task_ir("", SLOTS, {"sgemm", "w", "x", "y", "bias", "res", "blocks"}, {"lo", "hi"}, body)
-    return "\n".join([f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})",
-                      f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})", task])
+    return "\n".join([*llvm_jit.masked_declarations(vl), task])
 
 
 def _kernel() -> dict[str, Any] | None:

@@ -82,6 +82,15 @@ def splat(name: str, scalar: str, vl: int, ty: str = "float") -> list[str]:
             f"  %{name} = shufflevector {vt} %{name}.s, {vt} poison, <{vl} x i32> zeroinitializer"]
 
 
+def masked_declarations(vl: int, fma: bool = False) -> list[str]:
+    """IR declarations of the <vl x float> masked load and store (and the fused multiply-add
+    where `fma`) that a module's kernels call."""
+    v, mask = f"<{vl} x float>", f"<{vl} x i1>"
+    return ([f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})"] if fma else []) + [
+        f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})",
+        f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})"]
+
+
 def lanes(vl: int, start: int = 0) -> str:
     """The constant <vl x i64> vector start, start + 1, ..."""
     return "<" + ", ".join(f"i64 {start + i}" for i in range(vl)) + ">"

@@ -63,7 +63,6 @@ def _module_ir(vl: int) -> str:
     (base = 2j - pad_left). C is the next vector's A, so it is carried and each vector loads two
     blocks; the first vector of a row, and any whose B leaves the row, load all three masked."""
     v = f"<{vl} x float>"
-    mask = f"<{vl} x i1>"
     evens = "<" + ", ".join(f"i32 {2 * i}" for i in range(vl)) + ">"
     odds = "<" + ", ".join(f"i32 {2 * i + 1}" for i in range(vl)) + ">"
     shifted = "<" + ", ".join(f"i32 {i + 1}" for i in range(vl)) + ">"
@@ -100,8 +99,7 @@ def _module_ir(vl: int) -> str:
                       + _clamp_ir("r1", "%r1s", "%r0", "%r2"))
     return f"""
 declare void @llvm.prefetch.p0(ptr, i32, i32, i32)
-declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})
-declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})
+{chr(10).join(llvm_jit.masked_declarations(vl))}
 
 define void @maxpool3s2(ptr %x_all, ptr %y_all, i64 %planes, i64 %h, i64 %w, i64 %oh, i64 %ow, i64 %pt, i64 %pl) {{
 {llvm_jit.pool_loops_head(vl, ["  %hm1 = sub i64 %h, 1"] + llvm_jit.splat("ninf", "0xFFF0000000000000", vl))}

@@ -83,10 +83,8 @@ def _phases_task_ir(step: int) -> str:
 
 
 def _module_ir(vl: int) -> str:
-    v, mask = f"<{vl} x float>", f"<{vl} x i1>"
-    return "\n".join([f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})",
-                      f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})",
-                      _pad_ir(vl, 1), _pad_ir(vl, 2), _phases_task_ir(1), _phases_task_ir(2)])
+    return "\n".join([*llvm_jit.masked_declarations(vl), _pad_ir(vl, 1), _pad_ir(vl, 2), _phases_task_ir(1),
+                      _phases_task_ir(2)])
 
 
 _ARGS = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 8 + [ctypes.c_float]

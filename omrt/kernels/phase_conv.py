@@ -252,12 +252,8 @@ def _module_ir(vl: int, mr: int, vectors: int) -> str:
         which = f"%which{i}"
     pick += [f"  %which = add i64 {which}, %flat_variant",
              f"  switch i64 %which, label %{_tile_name('full', False, False, False)} [{cases}]"]
-    declared = []
-    for lanes in sorted({vl // per for _, _, per in shapes}):
-        v, m1 = f"<{lanes} x float>", f"<{lanes} x i1>"
-        declared += [f"declare {v} @llvm.fma.v{lanes}f32({v}, {v}, {v})",
-                     f"declare {v} @llvm.masked.load.v{lanes}f32.p0(ptr, i32, {m1}, {v})",
-                     f"declare void @llvm.masked.store.v{lanes}f32.p0({v}, ptr, i32, {m1})"]
+    declared = [line for lanes in sorted({vl // per for _, _, per in shapes})
+                for line in llvm_jit.masked_declarations(lanes, fma=True)]
     return "\n\n".join([
         *declared,
         *[_tile_ir(vl // per, mr, shape, n, r, c, f) for shape, n, per in shapes for r, c, f in variants],

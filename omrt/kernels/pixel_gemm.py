@@ -200,10 +200,7 @@ def _task_ir(vl: int) -> str:
 
 
 def _module_ir(vl: int) -> str:
-    v, mask = f"<{vl} x float>", f"<{vl} x i1>"
-    parts = [f"declare {v} @llvm.fma.v{vl}f32({v}, {v}, {v})",
-             f"declare {v} @llvm.masked.load.v{vl}f32.p0(ptr, i32, {mask}, {v})",
-             f"declare void @llvm.masked.store.v{vl}f32.p0({v}, ptr, i32, {mask})"]
+    parts = llvm_jit.masked_declarations(vl, fma=True)
     parts += [_tile_ir(vl, nv, masked) for nv in range(1, VECTORS + 1) for masked in (False, True)]
     parts.append(_task_ir(vl))
     return "\n\n".join(parts)
