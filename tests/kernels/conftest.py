@@ -7,11 +7,21 @@ from omrt.kernels import parallel
 
 
 @pytest.fixture
-def two_threads(monkeypatch):
-    """Run kernels with a 2-thread pool whatever the machine has."""
+def kernel_pool(monkeypatch):
+    """kernel_pool(threads): kernels built after the call run on a pool of that many threads,
+    whatever the machine has, until the test ends (the process's own pool created first, so BLAS
+    is limited as it is for any kernel)."""
     parallel.get_pool()
-    monkeypatch.setattr(parallel, "_pool", parallel.Pool(2))
-    yield
+
+    def use(threads: int) -> None:
+        monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    return use
+
+
+@pytest.fixture
+def two_threads(kernel_pool):
+    """Run kernels with a 2-thread pool whatever the machine has."""
+    kernel_pool(2)
 
 
 @pytest.fixture(params=["packed GEMM", "numpy GEMM"])

@@ -89,15 +89,14 @@ def test_float16_and_double() -> None:
 @pytest.mark.parametrize("tb", [0, 1])
 @pytest.mark.parametrize("c_shape,beta", [(None, 1.0), ((70,), 1.0), ((1, 70), 0.5), ((), 2.0)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_fully_connected_layers_run_on_packed_weights(monkeypatch, m, tb, c_shape, beta, threads) -> None:
+def test_fully_connected_layers_run_on_packed_weights(kernel_pool, monkeypatch, m, tb, c_shape, beta, threads) -> None:
     """Constant weights stored as packed panels; A's rows read in place, Y stored row by row; the
     bias, Relu and a residual; blocks of output features over two threads."""
-    from omrt.kernels import gemm, packed_gemm, parallel
+    from omrt.kernels import gemm, packed_gemm
 
     if not packed_gemm.available():
         pytest.skip("packed micro-kernel not available here")
-    parallel.get_pool()
-    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    kernel_pool(threads)
     monkeypatch.setattr(gemm, "PACKED_MIN_PARALLEL_FLOPS", 0.0)
     rng = np.random.default_rng(3)
     k, n = 300, 70

@@ -234,15 +234,15 @@ def test_an_unpadded_input_in_a_strided_view_is_gathered_from_a_copy() -> None:
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("bias_const", [True, False])
 @pytest.mark.parametrize("cfg", [SHAPES[7], SHAPES[8], SHAPES[0], SHAPES[2]])
-def test_a_batch_runs_image_by_image_or_as_one_product(monkeypatch, threads: int, bias_const: bool, cfg) -> None:
+def test_a_batch_runs_image_by_image_or_as_one_product(kernel_pool, monkeypatch, threads: int, bias_const: bool,
+                                                       cfg) -> None:
     """Strided convs on large maps: each image padded and multiplied in turn; on small maps, and
     1x1 convs on small maps: one product over every image's columns, padded side by side (by both
     threads) or read where they lie; image by image where the bias comes at run time; each image
     with its own residual."""
-    from omrt.kernels import packed_conv, parallel
+    from omrt.kernels import packed_conv
 
-    parallel.get_pool()
-    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    kernel_pool(threads)
     monkeypatch.setattr(packed_conv, "MIN_PARALLEL_FLOPS", 0.0)
     monkeypatch.setattr(packed_conv, "PAD_SPLIT_BYTES", 0)
     spec, ins, want = _spec(np.random.default_rng(11), *cfg, bias_const=bias_const, residual=True, act="Relu",

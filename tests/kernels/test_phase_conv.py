@@ -106,13 +106,10 @@ def test_tile_shape_takes_sixteen_rows_for_pointwise_convs_of_eight_panels() -> 
 
 @pytest.mark.parametrize("cfg", SIXTEEN_ROWS)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_pointwise_tiles_of_sixteen_channels(monkeypatch, cfg, threads: int) -> None:
+def test_pointwise_tiles_of_sixteen_channels(kernel_pool, monkeypatch, cfg, threads: int) -> None:
     """Each panel of 16 channels stores every output of its tiles, the last one narrower, with the
     residual and clamp, on one thread or two (blocks of panels, or of chunks of rows)."""
-    from omrt.kernels import parallel
-
-    parallel.get_pool()
-    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    kernel_pool(threads)
     monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
     spec, ins, want = _case(np.random.default_rng(13), *cfg, residual=True)
     assert phase_conv.phase_eligible(conv_geom(spec), np.float32, True)
@@ -121,13 +118,10 @@ def test_pointwise_tiles_of_sixteen_channels(monkeypatch, cfg, threads: int) -> 
 
 @pytest.mark.parametrize("cfg", [SHAPES[1], CHUNKED, POINTWISE[0], POINTWISE[2], SIXTEEN_ROWS[0]])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_output_in_the_residuals_bytes(monkeypatch, cfg, threads: int) -> None:
+def test_output_in_the_residuals_bytes(kernel_pool, monkeypatch, cfg, threads: int) -> None:
     """The compiler may give a phase conv with a residual and Relu the residual's bytes for its
     output: the kernel reads each residual element just before it writes the output there."""
-    from omrt.kernels import parallel
-
-    parallel.get_pool()
-    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    kernel_pool(threads)
     monkeypatch.setattr(phase_conv, "MIN_SPLIT_FLOPS", 0.0)
     spec, ins, want = _case(np.random.default_rng(5), *cfg, residual=True)
     assert _conv_overwrites(spec) == (3,)

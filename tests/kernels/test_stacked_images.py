@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import parallel, stacked_images
+from omrt.kernels import stacked_images
 from omrt.kernels.conv import _stacked
 from omrt.kernels.conv_common import conv_geom
 from tests.kernels.test_conv import make_spec, ort_run, run_in_view
@@ -24,12 +24,11 @@ def small_stacks(monkeypatch):
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("batch", [2, 5])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_stacked_blocks_match_onnxruntime(kernel_paths, small_stacks, monkeypatch, geometry, batch: int,
-                                          threads: int) -> None:
+def test_stacked_blocks_match_onnxruntime(kernel_paths, small_stacks, kernel_pool, monkeypatch, geometry,
+                                          batch: int, threads: int) -> None:
     """Every image of every block gets its own output, bias, residual and Relu."""
     k, s, pad, hw = geometry
-    parallel.get_pool()
-    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    kernel_pool(threads)
     monkeypatch.setattr(stacked_images, "MIN_PARALLEL_FLOPS", 0.0)
     rng = np.random.default_rng(40 + k + s)
     x = rng.standard_normal((batch, 16, hw, hw), dtype=np.float32)

@@ -73,14 +73,13 @@ def _winograd_relu_conv(seed: int, x_shape: tuple[int, ...]):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("batch,hw", [(5, (13, 10)), (1, (28, 22))])
-def test_runs_of_tile_bands_share_scratch(kernel_paths, small_winograd, monkeypatch, threads: int, batch: int,
-                                          hw) -> None:
+def test_runs_of_tile_bands_share_scratch(kernel_paths, small_winograd, kernel_pool, monkeypatch, threads: int,
+                                          batch: int, hw) -> None:
     """Many tile bands on one or two threads: each thread runs several bands in turn in the same
     scratch, and every band (uneven ones included) lands in its own part of the output."""
-    from omrt.kernels import parallel, winograd
+    from omrt.kernels import winograd
 
-    parallel.get_pool()
-    monkeypatch.setattr(parallel, "_pool", parallel.Pool(threads))
+    kernel_pool(threads)
     monkeypatch.setattr(winograd, "WINO_TASK_COLS", 4)
     monkeypatch.setattr(winograd, "MIN_PARALLEL_FLOPS", 0.0)
     spec, operands, want = _winograd_relu_conv(14, (batch, 32, *hw))
