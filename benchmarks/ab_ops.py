@@ -9,13 +9,13 @@ medians and the Conv shapes (and other op types) whose time moved most, B minus 
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import time
 
 import numpy as np
 
 from ab_models import parse
+from common import model_arguments
 from profile_model import bound_steps, shape_key
 
 from omrt.kernels.ufunc_buffer import kernel_ufunc_buffer
@@ -23,12 +23,8 @@ from tests.support.light_models import random_input, randomized
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
+    ap = model_arguments(repeats=30, top=15)
     ap.add_argument("variants", nargs=2)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args()
     onnx_model = randomized(args.model, batch=args.batch, expose_logits=False)
     feeds = random_input(onnx_model)

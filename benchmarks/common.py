@@ -1,6 +1,7 @@
 """Shared benchmark plumbing: a pinned-thread onnxruntime session and alternating timed runs."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -15,6 +16,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 THREADS = int(os.environ.get("OMRT_BENCH_THREADS", "2"))
+
+
+def model_arguments(repeats: int, top: int) -> argparse.ArgumentParser:
+    """The per-op scripts' options: a light model's name, --batch, --repeats (rounds timed) and
+    --top (rows printed), with each script's defaults."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=repeats)
+    ap.add_argument("--top", type=int, default=top)
+    return ap
 
 
 def conv_weight_shape(op) -> tuple[int, ...]:

@@ -13,7 +13,6 @@ plain run's median, as if its kernels took all of that run.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -50,12 +49,7 @@ def _ort_key(event: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--top", type=int, default=30)
-    args = ap.parse_args()
+    args = common.model_arguments(repeats=20, top=30).parse_args()
     plain = randomized(args.model, batch=args.batch, expose_logits=False)
     feeds = random_input(plain)
     session, lanes, ops, _buffers = bound_steps(plain, feeds)

@@ -10,13 +10,12 @@ medians"), which a one-off garbage collection or a VM hiccup in one repeat does 
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import time
 
 import numpy as np
 
-from common import kernel_constants, print_breakdown
+from common import kernel_constants, model_arguments, print_breakdown
 
 from omrt.compiler import compile_onnx
 from omrt.kernels.ufunc_buffer import kernel_ufunc_buffer
@@ -52,11 +51,7 @@ def bound_steps(onnx_model, feeds, constants: dict[str, float] | None = None):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--top", type=int, default=25)
+    ap = model_arguments(repeats=5, top=25)
     ap.add_argument("--median", action="store_true", help="sum each op's median instead of its mean")
     args = ap.parse_args()
     onnx_model = randomized(args.model, batch=args.batch, expose_logits=False)

@@ -9,7 +9,6 @@ ReorderInput / ReorderOutput nodes, and it may split a BatchNormalization into M
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -29,12 +28,7 @@ def node_key(event: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--top", type=int, default=25)
-    args = ap.parse_args()
+    args = common.model_arguments(repeats=10, top=25).parse_args()
     model = randomized(args.model, batch=args.batch)
     feed = random_input(model)
     with tempfile.TemporaryDirectory() as tmp:
