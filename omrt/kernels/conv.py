@@ -1,16 +1,17 @@
 """Conv: convolution as GEMM over planned scratch.
 
 Paths, chosen once at build time:
-  * 1x1, stride 1, no padding, group 1, over a batch: omrt.kernels.pixel_gemm (an IR micro-kernel
-    with vectors along the pixels, straight on the NCHW view, the epilogue as it stores, on
-    weights the compiler stored packed).
+  * 1x1, stride 1, no padding, group 1, over a batch and a deep reduction: omrt.kernels.pixel_gemm
+    (an IR micro-kernel with vectors along the pixels, straight on the NCHW view, the epilogue as
+    it stores, on weights the compiler stored packed).
   * 1x1, stride 1, no padding (any group): GEMMs straight on the NCHW view (no copy).
   * depthwise (one input channel per group, one output per group): omrt.kernels.depthwise_jit
     (compiled loops; 3x3 stride-1 "same" ones read in place), without them omrt.kernels.depthwise_cl
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
   * few input channels (image stems, narrow 3x3 and 5x5 convs) on wide enough rows:
     omrt.kernels.phase_conv, taps read from the padded image's stride phases by an IR micro-kernel;
-    there too 1x1 convs of one image the packed kernel does not take, read in place.
+    there too unpadded 1x1 convs the packed kernel and the pixel GEMM do not take, image by image,
+    read in place.
   * one image, small output map, deep reduction, and strided convs with taps over a deep
     reduction at any size and batch: omrt.kernels.packed_conv (weights the compiler stored packed
     for the packed GEMM micro-kernel, omrt.kernels.packed_gemm, which reads the columns of convs

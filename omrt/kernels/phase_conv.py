@@ -29,8 +29,9 @@ part-empty at its end), one thread: ResNet-50's stem 1.12 -> 1.04 ms, DenseNet-1
 Threads take blocks of output channels, or of chunks of output rows on large maps (work_split).
 
 A 1x1 unpadded conv is the same kernel with one tap per input channel: its one "phase" is the
-input itself (stride 1, read where it lies) or every stride-th pixel, sampled into scratch: at
-batch 1 it takes the 1x1 convs the packed kernel does not (POINTWISE_MAX_CHANNELS).
+input itself (stride 1, read where it lies) or every stride-th pixel, sampled into scratch: it
+takes the 1x1 convs the packed kernel does not (POINTWISE_MAX_CHANNELS), over a batch those the
+pixel GEMM does not either (omrt.kernels.pixel_gemm.MIN_INPUTS), image by image.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from omrt.kernels.conv_common import ConvGeom, finish, pad_phases, phase_pads, s
 from omrt.kernels.epilogue import Epilogue
 from omrt.kernels.packed_conv import packed_shape, strided_gather
 from omrt.kernels.parallel import Pool, split, task_blocks
+from omrt.kernels.pixel_gemm import pixel_shape
 
 # Input channels up to which a conv reads its taps from the phases. One thread against im2col +
 # GEMM: SqueezeNet's 16->64 3x3 on 55x55 0.34 -> 0.27 ms, Inception-v1's 16->32 5x5 on 28x28
@@ -383,16 +385,17 @@ def _phase_fills(g: ConvGeom, x: np.ndarray, phases: np.ndarray) -> list[Callabl
 def phase_shaped(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     """2-D group-1 convs with constant weights, float32 or float16 (computed in float32), on phase
     rows of MIN_PHASE_COLUMNS or more: kernels of 3x3 or more over at most MAX_CHANNELS inputs, and
-    unpadded 1x1 ones of one image (stride 1 read in place, strided ones from their sampled
-    pixels) over at most POINTWISE_MAX_CHANNELS inputs, where the packed kernel does not take
-    them. The shape alone decides the planned workspace, so it does not depend on whether the
-    micro-kernel runs where the model is compiled."""
+    unpadded 1x1 ones (stride 1 read in place, strided ones from their sampled pixels) over at
+    most POINTWISE_MAX_CHANNELS inputs, where the packed kernel does not take them, nor, over a
+    batch, the pixel GEMM. The shape alone decides the planned workspace, so it does not depend
+    on whether the micro-kernel runs where the model is compiled."""
     if len(g.kernel) != 2 or g.group != 1 or not const_weights or np.dtype(dtype) not in (np.float16, np.float32):
         return False
     if phase_shape(g)[4] < MIN_PHASE_COLUMNS:
         return False
     if _unpadded_1x1(g):
-        return g.n == 1 and g.c <= POINTWISE_MAX_CHANNELS and not packed_shape(g, dtype, const_weights)
+        return (g.c <= POINTWISE_MAX_CHANNELS and not packed_shape(g, dtype, const_weights)
+                and (g.n == 1 or not pixel_shape(g, dtype, const_weights)))
     deep_strided = strided_gather(g) and packed_shape(g, dtype, const_weights)   # the packed kernel's
     return g.c <= MAX_CHANNELS and min(g.kernel) >= 3 and not deep_strided
 

@@ -45,6 +45,15 @@ MIN_COLUMNS = 64
 # (ab_ops.py, MIN_IMAGES=1) the expanding convs lose (64->256 on 56x56 2.71 -> 2.98 ms, 128->512
 # on 28x28 2.39 -> 2.70, 256->1024 on 14x14 3.96 -> 4.15) and the reducing ones gain 0.1 ms or less.
 MIN_IMAGES = 2
+# Over a batch, 1x1 convs with fewer inputs run as phase convs image by image (omrt.kernels.
+# phase_conv: 16 output channels x one vector per tile, the whole reduction in registers), which
+# these lost to on their wider tiles and K chunks only where the reduction is deep. ResNet-50 at
+# batch 8, one thread, sums of per-op medians over both lanes (benchmarks/ab_ops.py, MIN_INPUTS=0
+# against 512): 672.0 -> 662.4 ms (256->1024 on 14x14 62.6 -> 59.0, 128->512 on 28x28 39.9 ->
+# 37.2, the strided 256->512 off BLAS 20.4 -> 19.2); every conv to the phases (MIN_INPUTS=100000
+# against 0, a slower moment): 512->128 on 28x28 29.9 -> 38.8, 512->256 18.9 -> 21.8, 1024->256 on
+# 14x14 57.9 -> 60.2.
+MIN_INPUTS = 512
 VECTORS = 3             # pixel vectors per tile
 K_CHUNK = 256           # reduction rows per chunk: a block of rows' weights for it stay in L1
 CHUNK_BYTES = 192 * 1024  # X bytes of one column chunk's K chunk (L2 on the hosts measured)
@@ -251,12 +260,12 @@ class PixelJob:
 
 def pixel_shape(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:
     """Group-1 float32 1x1 stride-1 unpadded convs over a batch, with constant weights, a multiple
-    of ROW_ALIGN outputs and at least MIN_COLUMNS pixels: the convs whose weights the compiler
-    stores packed for this kernel (conv._conv_prepack). The shape alone decides, so a model
-    compiled on one host runs on any."""
+    of ROW_ALIGN outputs, at least MIN_COLUMNS pixels and MIN_INPUTS inputs: the convs whose
+    weights the compiler stores packed for this kernel (conv._conv_prepack). The shape alone
+    decides, so a model compiled on one host runs on any."""
     return (bool(PIXEL_GEMM) and g.n >= MIN_IMAGES and g.direct_view and g.group == 1 and g.kernel == (1, 1)
             and const_weights and np.dtype(dtype) == np.float32 and g.m % ROW_ALIGN == 0
-            and g.p_size >= MIN_COLUMNS)
+            and g.p_size >= MIN_COLUMNS and g.c >= MIN_INPUTS)
 
 
 def pixel_eligible(g: ConvGeom, dtype: np.dtype, const_weights: bool) -> bool:

@@ -45,6 +45,12 @@ POINTWISE = [
     (1, 8, 10, (25, 40), (1, 1), {"strides": [3, 2]}),                         # sampled by numpy
     (1, 512, 24, (28, 28), (1, 1), {"strides": [2, 2]}),                       # ResNet's 512->1024 1x1/2
 ]
+# 1x1 unpadded over a batch, shallower than the pixel GEMM takes: image by image
+POINTWISE_BATCHES = [
+    (3, 64, 128, (14, 14), (1, 1), {}),                                        # 16-channel tiles
+    (2, 40, 20, (9, 30), (1, 1), {}),
+    (2, 24, 36, (19, 33), (1, 1), {"strides": [2, 2]}),                        # each image sampled in turn
+]
 
 
 def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.float32):
@@ -61,7 +67,7 @@ def _case(rng, n, c, m, hw, k, attrs, bias_const=True, residual=False, dtype=np.
     return make_spec("Conv", ins, [want.astype(dtype)], attrs, consts), ins, want
 
 
-@pytest.mark.parametrize("cfg", SHAPES + FLAT_SHAPES + [CHUNKED] + POINTWISE)
+@pytest.mark.parametrize("cfg", SHAPES + FLAT_SHAPES + [CHUNKED] + POINTWISE + POINTWISE_BATCHES)
 @pytest.mark.parametrize("bias_const", [True, False])
 def test_phase_conv_matches_onnxruntime(cfg, bias_const: bool) -> None:
     spec, ins, want = _case(np.random.default_rng(1), *cfg, bias_const=bias_const)
@@ -116,7 +122,7 @@ def test_pointwise_tiles_of_sixteen_channels(kernel_pool, monkeypatch, cfg, thre
     assert_sums_close(run_in_view(spec, ins), want)
 
 
-@pytest.mark.parametrize("cfg", [SHAPES[1], CHUNKED, POINTWISE[0], POINTWISE[2], SIXTEEN_ROWS[0]])
+@pytest.mark.parametrize("cfg", [SHAPES[1], CHUNKED, POINTWISE[0], POINTWISE[2], SIXTEEN_ROWS[0], *POINTWISE_BATCHES])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_output_in_the_residuals_bytes(kernel_pool, monkeypatch, cfg, threads: int) -> None:
     """The compiler may give a phase conv with a residual and Relu the residual's bytes for its
@@ -212,7 +218,8 @@ def test_tap_offsets_address_each_taps_pixel() -> None:
 @pytest.mark.parametrize("c,m,kernel,group,size,batch,eligible", [
     (3, 8, (7, 7), 1, 36, 1, True), (128, 8, (3, 3), 1, 30, 1, True), (129, 8, (3, 3), 1, 30, 1, False),
     (4, 8, (3, 3), 2, 30, 1, False), (16, 8, (5, 5), 1, 31, 1, True),   # 27 output columns: flat rows
-    (3, 8, (1, 1), 1, 30, 1, True), (3, 8, (1, 1), 1, 30, 2, False),    # 1x1: one image only
+    (3, 8, (1, 1), 1, 30, 1, True), (3, 8, (1, 1), 1, 30, 2, True),     # 1x1: image by image
+    (512, 64, (1, 1), 1, 28, 2, False),                                 # deep, over a batch: the pixel GEMM's
     (384, 64, (1, 1), 1, 13, 1, True),                                  # deep but small
     (256, 64, (1, 1), 1, 56, 1, True),                                  # deep and large
     (4096, 64, (1, 1), 1, 56, 1, False),                                # past POINTWISE_MAX_CHANNELS: BLAS

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omrt.kernels import build_kernel, packed_gemm, pixel_gemm
+from omrt.kernels import build_kernel, packed_gemm, phase_conv, pixel_gemm
 from omrt.kernels.conv import _conv_overwrites
 from omrt.kernels.conv_common import conv_geom
 from omrt.kernels.parallel import get_pool
@@ -17,6 +17,14 @@ from tests.kernels.test_conv import (
 )
 
 pytestmark = pytest.mark.skipif(not pixel_gemm.available(), reason="pixel micro-kernel not available here")
+MIN_INPUTS = pixel_gemm.MIN_INPUTS
+
+
+@pytest.fixture(autouse=True)
+def shallow_convs_too(monkeypatch) -> None:
+    """The kernel on shallow convs, which are quick to check: which depths it takes in a model is
+    test_depth_decides_between_this_kernel_and_the_phase_conv's."""
+    monkeypatch.setattr(pixel_gemm, "MIN_INPUTS", 1)
 
 # (rows, depth, pixels, images, row blocks)
 JOBS = [
@@ -126,6 +134,20 @@ def test_not_taken_off_its_shapes() -> None:
     strided = make_spec("Conv", [x, w], [np.empty((2, 24, 10, 10), np.float32)],
                         {"kernel_shape": [1, 1], "strides": [2, 2]}, {1: w})
     assert not pixel_gemm.pixel_eligible(conv_geom(strided), np.float32, True)
+
+
+def test_depth_decides_between_this_kernel_and_the_phase_conv(monkeypatch) -> None:
+    """Over a batch, a 1x1 conv with MIN_INPUTS inputs or more runs here, a shallower one on the
+    phase conv image by image (its weights then stored plain); both give onnxruntime's numbers."""
+    monkeypatch.setattr(pixel_gemm, "MIN_INPUTS", MIN_INPUTS)
+    rng = np.random.default_rng(9)
+    for c, here in ((MIN_INPUTS, True), (MIN_INPUTS // 2, False)):
+        spec, ins, want = _conv_case(rng, 2, c, 64, (14, 14), residual=True, activation="Relu")
+        g = conv_geom(spec)
+        assert pixel_gemm.pixel_eligible(g, np.float32, True) is here
+        assert bool(spec.attrs.get("_packed")) is here
+        assert phase_conv.phase_eligible(g, np.float32, True) is not here
+        assert_sums_close(run_in_view(spec, ins), want)
 
 
 def test_stored_panels_run_without_the_kernel(kernel_paths) -> None:
