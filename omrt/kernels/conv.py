@@ -10,8 +10,8 @@ Paths, chosen once at build time:
     (channels-last taps) over a batch or a small image, else omrt.kernels.depthwise.
   * few input channels (image stems, narrow 3x3 and 5x5 convs) on wide enough rows:
     omrt.kernels.phase_conv, taps read from the padded image's stride phases by an IR micro-kernel;
-    there too unpadded 1x1 convs the packed kernel and the pixel GEMM do not take, image by image,
-    read in place.
+    there too unpadded 1x1 convs the packed kernel and the pixel GEMM do not take, image by image
+    (stride 1 read in place).
   * one image, small output map, deep reduction, and strided convs with taps over a deep
     reduction at any size and batch: omrt.kernels.packed_conv (weights the compiler stored packed
     for the packed GEMM micro-kernel, omrt.kernels.packed_gemm, which reads the columns of convs

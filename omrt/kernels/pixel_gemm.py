@@ -13,7 +13,8 @@ K chunk, and otherwise starts the first chunk's sums, so it is read before that 
 (at the end rather than the start, its loads off the first FMAs' path; one thread, the kernel
 alone: ResNet-50's 64->256 on 56x56 over four images 6.43 -> 6.30 ms, eight 15.2 -> 14.6,
 128->512 on 28x28 over four 5.19 -> 5.04). The phase conv (omrt.kernels.phase_conv) runs the
-same kind of tile over one image and keeps batch 1 (MIN_IMAGES).
+same kind of tile over one image and keeps batch 1 (MIN_IMAGES) and, over a batch, the shallow
+convs (MIN_INPUTS).
 
 Four images on one thread (a batch lane), against BLAS (benchmarks/ab_conv.py --batch 4, one
 thread, Zen 4 VM): ResNet-50's 64->256 on 56x56 5.16 -> 4.67 ms, 256->1024 on 14x14 4.89 ->
@@ -46,13 +47,13 @@ MIN_COLUMNS = 64
 # on 28x28 2.39 -> 2.70, 256->1024 on 14x14 3.96 -> 4.15) and the reducing ones gain 0.1 ms or less.
 MIN_IMAGES = 2
 # Over a batch, 1x1 convs with fewer inputs run as phase convs image by image (omrt.kernels.
-# phase_conv: 16 output channels x one vector per tile, the whole reduction in registers), which
-# these lost to on their wider tiles and K chunks only where the reduction is deep. ResNet-50 at
-# batch 8, one thread, sums of per-op medians over both lanes (benchmarks/ab_ops.py, MIN_INPUTS=0
-# against 512): 672.0 -> 662.4 ms (256->1024 on 14x14 62.6 -> 59.0, 128->512 on 28x28 39.9 ->
-# 37.2, the strided 256->512 off BLAS 20.4 -> 19.2); every conv to the phases (MIN_INPUTS=100000
-# against 0, a slower moment): 512->128 on 28x28 29.9 -> 38.8, 512->256 18.9 -> 21.8, 1024->256 on
-# 14x14 57.9 -> 60.2.
+# phase_conv: 16 output channels x one vector per tile, the whole reduction in registers); this
+# kernel's K chunks win only where the reduction is deep. ResNet-50 at batch 8, one thread, sums
+# of per-op medians over both lanes (benchmarks/ab_ops.py, MIN_INPUTS=0 against 512): 672.0 ->
+# 662.4 ms (256->1024 on 14x14 62.6 -> 59.0, 128->512 on 28x28 39.9 -> 37.2; the strided 256->512,
+# which over a batch ran on BLAS before the phase conv took them, 20.4 -> 19.2); every conv to the
+# phases (MIN_INPUTS=100000 against 0, a slower moment): 512->128 on 28x28 29.9 -> 38.8, 512->256
+# 18.9 -> 21.8, 1024->256 on 14x14 57.9 -> 60.2.
 MIN_INPUTS = 512
 VECTORS = 3             # pixel vectors per tile
 K_CHUNK = 256           # reduction rows per chunk: a block of rows' weights for it stay in L1
