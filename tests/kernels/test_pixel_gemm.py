@@ -150,6 +150,17 @@ def test_depth_decides_between_this_kernel_and_the_phase_conv(monkeypatch) -> No
         assert_sums_close(run_in_view(spec, ins), want)
 
 
+def test_panels_stored_for_a_shallow_conv_still_run(monkeypatch) -> None:
+    """A model compiled when this kernel took shallow convs too holds their weights as panels: the
+    conv unpacks them and runs on another path with the same results."""
+    spec, ins, want = _conv_case(np.random.default_rng(10), 2, MIN_INPUTS // 2, 64, (14, 14), residual=True,
+                                 activation="Relu")
+    assert spec.attrs["_packed"]
+    monkeypatch.setattr(pixel_gemm, "MIN_INPUTS", MIN_INPUTS)
+    assert not pixel_gemm.pixel_eligible(conv_geom(spec), np.float32, True)
+    assert_sums_close(run_in_view(spec, ins), want)
+
+
 def test_stored_panels_run_without_the_kernel(kernel_paths) -> None:
     """The compiler stores these convs' weights packed whatever the host; with the compiled
     kernels off, the conv unpacks a copy and runs on BLAS with the same results."""
