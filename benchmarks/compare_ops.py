@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import common
-from profile_model import bound_steps
+from profile_model import bound_steps, time_steps
 
 from omrt.kernels.ufunc_buffer import kernel_ufunc_buffer
 from tests.support.light_models import random_input, randomized
@@ -67,10 +67,7 @@ def main() -> None:
                 for kernel, ins, outs, scratch in steps:
                     kernel(ins, outs, scratch)
             for r in range(args.repeats):
-                for i, (kernel, ins, outs, scratch) in enumerate(steps):
-                    start = time.perf_counter()
-                    kernel(ins, outs, scratch)
-                    ours[r, i] = time.perf_counter() - start
+                time_steps(steps, ours[r])
                 ort.run(None, feeds)
                 start = time.perf_counter()
                 ort_plain.run(None, feeds)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from common import model_arguments
-from profile_model import bound_steps, shape_key
+from profile_model import bound_steps, shape_key, time_steps
 
 from omrt.kernels import parallel
 from omrt.kernels.ufunc_buffer import kernel_ufunc_buffer
@@ -40,10 +40,7 @@ def main() -> None:
     walls: dict[str, list[float]] = {"alone": [], "together": []}
 
     def run_lane(mode: str, round_: int, lane: int) -> None:
-        for i, (kernel, ins, outs, scratch) in enumerate(lanes[lane].steps):
-            start = time.perf_counter()
-            kernel(ins, outs, scratch)
-            op_times[mode][round_, lane, i] = time.perf_counter() - start
+        time_steps(lanes[lane].steps, op_times[mode][round_, lane])
 
     with kernel_ufunc_buffer():  # as the executor runs them
         for k in range(args.repeats + WARMUP):

@@ -50,6 +50,15 @@ def bound_steps(onnx_model, feeds, constants: dict[str, float] | None = None):
     return session, getattr(graph, "lanes", [graph]), ops, (inputs, outputs)
 
 
+def time_steps(steps, seconds: np.ndarray) -> None:
+    """Run each bound step (kernel, inputs, outputs, scratch) once, in order, its wall time in
+    seconds[i]."""
+    for i, (kernel, ins, outs, scratch) in enumerate(steps):
+        start = time.perf_counter()
+        kernel(ins, outs, scratch)
+        seconds[i] = time.perf_counter() - start
+
+
 def main() -> None:
     ap = model_arguments(repeats=5, top=25)
     ap.add_argument("--median", action="store_true", help="sum each op's median instead of its mean")
@@ -59,11 +68,7 @@ def main() -> None:
     times = np.zeros((args.repeats, len(bound), len(ops)))
     with kernel_ufunc_buffer():  # as the executor runs them
         for k in range(args.repeats * len(bound)):
-            lane = bound[k % len(bound)]
-            for i, (kernel, ins, outs, scratch) in enumerate(lane.steps):
-                start = time.perf_counter()
-                kernel(ins, outs, scratch)
-                times[k // len(bound), k % len(bound), i] = time.perf_counter() - start
+            time_steps(bound[k % len(bound)].steps, times[k // len(bound), k % len(bound)])
     per_op = (np.median(times, axis=0) if args.median else times.mean(axis=0)).sum(axis=0)
     by_type: dict[str, float] = collections.defaultdict(float)
     by_shape: dict[str, float] = collections.defaultdict(float)
