@@ -2,7 +2,8 @@
 numpy at row tails, K chunks, column chunks, several images, a residual in Y's own bytes and both
 vector widths; the conv through build_kernel against onnxruntime, with run-time bias, other
 activations, two threads, the output over the residual or in a channel range of a larger tensor,
-and the stored panels on a host without the kernel."""
+and the stored panels on a host without the kernel; which depths it takes from the phase conv,
+and panels an earlier compile stored for a conv now too shallow for it."""
 from __future__ import annotations
 
 import numpy as np
